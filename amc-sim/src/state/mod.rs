@@ -1,0 +1,290 @@
+//! The simulator's in-memory state behind one mutex, and the operations routes call.
+
+mod run;
+mod timeline;
+mod tokens;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub use run::{Run, Status};
+pub use timeline::Instance;
+pub use tokens::{LwaError, TokenRequest, Tokens};
+
+use crate::clock::Clock;
+use crate::config::SimConfig;
+use crate::validate::CreateSpec;
+
+/// Settings that the admin API may change at run time.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub run_duration: Duration,
+    pub token_ttl: Duration,
+    pub max_running: usize,
+    pub expired_token_status: u16,
+    pub unavailable_status: u16,
+}
+
+/// Everything mutable.
+#[derive(Debug, Default)]
+pub struct SimState {
+    pub instances: HashMap<String, Instance>,
+    /// Execution id → (instance id, index in that instance's runs).
+    pub index: HashMap<Uuid, (String, usize)>,
+    /// Every execution id in creation order.
+    pub order: Vec<Uuid>,
+    pub tokens: Tokens,
+    pub unknown_instances: HashSet<String>,
+    pub token_exchanges: u64,
+    pub creates: u64,
+    pub cancels: u64,
+    pub hold_next_create: bool,
+    pub held: Vec<oneshot::Sender<()>>,
+    /// Attempts per (route, key), for deterministic fault draws.
+    pub attempts: HashMap<(crate::faults::FaultRoute, String), u64>,
+}
+
+/// Why a cancel was refused.
+#[derive(Debug)]
+pub enum CancelError {
+    NotFound,
+    Terminal(Status),
+}
+
+/// The shared simulator: fixed configuration, clock, and the locked state.
+#[derive(Debug)]
+pub struct Sim {
+    pub cfg: SimConfig,
+    pub clock: Arc<dyn Clock>,
+    pub base_url: String,
+    settings: Mutex<Settings>,
+    state: Mutex<SimState>,
+}
+
+impl Sim {
+    /// A fresh simulator serving at `base_url`.
+    pub fn new(cfg: SimConfig, clock: Arc<dyn Clock>, base_url: String) -> Self {
+        let settings = Settings {
+            run_duration: cfg.run_duration,
+            token_ttl: cfg.token_ttl,
+            max_running: cfg.max_running,
+            expired_token_status: cfg.expired_token_status,
+            unavailable_status: cfg.unavailable_status,
+        };
+        Self {
+            cfg,
+            clock,
+            base_url,
+            settings: Mutex::new(settings),
+            state: Mutex::new(SimState::default()),
+        }
+    }
+
+    /// The current run-time settings.
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes settings after playing every timeline up to now under the old ones.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        let mut st = self.lock();
+        self.advance_all(&mut st);
+        change(&mut self.settings.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Locks the state (a poisoned lock is recovered: the state stays usable).
+    pub fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exchanges a refresh token; counts every attempt.
+    pub fn exchange(&self, req: &TokenRequest) -> Result<(String, String, u64), LwaError> {
+        let now = self.clock.now();
+        let ttl = self.settings().token_ttl;
+        let expires_at = chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut st = self.lock();
+        st.token_exchanges += 1;
+        let (a, r) = st.tokens.exchange(
+            req,
+            &self.cfg.client_id,
+            &self.cfg.client_secret,
+            now,
+            expires_at,
+        )?;
+        Ok((a, r, ttl.as_secs()))
+    }
+
+    /// True when the bearer token is currently accepted.
+    pub fn bearer_ok(&self, bearer: &str) -> bool {
+        self.lock().tokens.is_valid(bearer, self.clock.now())
+    }
+
+    /// Creates a PENDING run; returns its JSON and, when the answer must be held, a receiver
+    /// that completes on release.
+    pub fn create(
+        &self,
+        instance: &str,
+        spec: CreateSpec,
+    ) -> (Value, Option<oneshot::Receiver<()>>) {
+        let now = self.clock.now();
+        let s = self.settings();
+        let mut st = self.lock();
+        let run = Run::new(instance, spec, now);
+        let id = run.id;
+        let inst = st.instances.entry(instance.to_owned()).or_default();
+        inst.advance(now, s.max_running, s.run_duration);
+        let idx = inst.push(run);
+        // The answer says PENDING; a free slot is taken at the same instant, just after.
+        let body = inst.runs[idx].to_json(false);
+        inst.advance(now, s.max_running, s.run_duration);
+        st.index.insert(id, (instance.to_owned(), idx));
+        st.order.push(id);
+        st.creates += 1;
+        let hold = std::mem::take(&mut st.hold_next_create).then(|| {
+            let (tx, rx) = oneshot::channel();
+            st.held.push(tx);
+            rx
+        });
+        (body, hold)
+    }
+
+    /// Runs `f` on execution `id` of `instance` after advancing that instance to now.
+    pub fn with_run<T>(&self, instance: &str, id: &str, f: impl FnOnce(&Run) -> T) -> Option<T> {
+        let id = Uuid::parse_str(id).ok()?;
+        let s = self.settings();
+        let mut st = self.lock();
+        let (inst_id, idx) = st.index.get(&id).cloned()?;
+        if inst_id != instance {
+            return None;
+        }
+        let inst = st.instances.get_mut(&inst_id)?;
+        inst.advance(self.clock.now(), s.max_running, s.run_duration);
+        inst.runs.get(idx).map(f)
+    }
+
+    /// The runs of `instance` (advanced to now) passed to `f`.
+    pub fn with_instance<T>(&self, instance: &str, f: impl FnOnce(&[Run]) -> T) -> T {
+        let s = self.settings();
+        let mut st = self.lock();
+        match st.instances.get_mut(instance) {
+            Some(inst) => {
+                inst.advance(self.clock.now(), s.max_running, s.run_duration);
+                f(&inst.runs)
+            }
+            None => f(&[]),
+        }
+    }
+
+    /// Cancels an active run.
+    pub fn cancel(&self, instance: &str, id: &str) -> Result<(), CancelError> {
+        let uuid = Uuid::parse_str(id).map_err(|_| CancelError::NotFound)?;
+        let now = self.clock.now();
+        let s = self.settings();
+        let mut st = self.lock();
+        let (inst_id, idx) = st.index.get(&uuid).cloned().ok_or(CancelError::NotFound)?;
+        if inst_id != instance {
+            return Err(CancelError::NotFound);
+        }
+        let inst = st
+            .instances
+            .get_mut(&inst_id)
+            .ok_or(CancelError::NotFound)?;
+        inst.advance(now, s.max_running, s.run_duration);
+        inst.cancel(idx, now, s.max_running, s.run_duration)
+            .map_err(CancelError::Terminal)?;
+        st.cancels += 1;
+        Ok(())
+    }
+
+    /// The SQL of execution `id` on any instance (for result downloads).
+    pub fn result_sql(&self, id: &str) -> Option<String> {
+        let id = Uuid::parse_str(id).ok()?;
+        let st = self.lock();
+        let (inst, idx) = st.index.get(&id)?;
+        st.instances
+            .get(inst)?
+            .runs
+            .get(*idx)
+            .map(|r| r.spec.sql.clone())
+    }
+
+    /// Next attempt number of `route` on `key` (0-based).
+    pub fn next_attempt(&self, route: crate::faults::FaultRoute, key: &str) -> u64 {
+        let mut st = self.lock();
+        let n = st.attempts.entry((route, key.to_owned())).or_insert(0);
+        let attempt = *n;
+        *n += 1;
+        attempt
+    }
+
+    /// Counters, peaks and every run, as the admin `stats` JSON.
+    pub fn stats(&self) -> Value {
+        let mut st = self.lock();
+        self.advance_all(&mut st);
+        let peak: serde_json::Map<String, Value> = st
+            .instances
+            .iter()
+            .map(|(k, i)| (k.clone(), json!(i.peak_active)))
+            .collect();
+        let runs: Vec<Value> = st
+            .order
+            .iter()
+            .filter_map(|id| {
+                let (inst, idx) = st.index.get(id)?;
+                let r = st.instances.get(inst)?.runs.get(*idx)?;
+                Some(json!({
+                    "instance_id": r.instance_id,
+                    "workflow_execution_id": r.id.to_string(),
+                    "sql_query": r.spec.sql,
+                    "time_window_start": r.spec.start_original,
+                    "time_window_end": r.spec.end_original,
+                    "time_zone": r.spec.time_zone,
+                    "status": r.status.as_str(),
+                    "created_at": r.created_at.to_rfc3339(),
+                }))
+            })
+            .collect();
+        json!({
+            "token_exchanges": st.token_exchanges,
+            "creates": st.creates,
+            "cancels": st.cancels,
+            "peak_active": peak,
+            "runs": runs,
+        })
+    }
+
+    /// Releases every held create answer; returns how many were waiting.
+    pub fn release_held(&self) -> usize {
+        let held = std::mem::take(&mut self.lock().held);
+        let n = held.iter().filter(|tx| !tx.is_closed()).count();
+        for tx in held {
+            let _ = tx.send(());
+        }
+        n
+    }
+
+    /// Create answers currently held.
+    pub fn held_count(&self) -> usize {
+        self.lock().held.iter().filter(|tx| !tx.is_closed()).count()
+    }
+
+    fn advance_all(&self, st: &mut SimState) {
+        let now = self.clock.now();
+        let s = self.settings();
+        for inst in st.instances.values_mut() {
+            inst.advance(now, s.max_running, s.run_duration);
+        }
+    }
+}

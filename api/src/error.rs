@@ -1,0 +1,323 @@
+//! The one error type of the API, answered as RFC 9457 `application/problem+json`.
+//!
+//! Handlers return `Result<_, ApiError>`; [`problem_layer`] turns every other error
+//! response (poem's own parse, auth, routing and size failures) into the same shape.
+
+use common::repo::RepoError;
+use poem::http::{StatusCode, header};
+use poem::{Endpoint, Request, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Object};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The problem+json media type.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Object)]
+pub struct FieldError {
+    /// The field's name, as in the request body (e.g. `region`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct Problem {
+    /// A URI naming the problem type (`about:blank`: the title is the HTTP status phrase).
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short summary: the HTTP status phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this request.
+    pub detail: String,
+    /// The invalid fields (422 only).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl Problem {
+    /// A problem for `status` with this detail.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            type_: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: None,
+        }
+    }
+
+    /// The HTTP response carrying this problem.
+    pub fn into_http(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let mut resp = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, PROBLEM_JSON)
+            .body(body);
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// Every failure a handler can answer. Build one with the helper constructors
+/// (`ApiError::not_found("workflow")`, `ApiError::field("region", "…")`, …) or `?` on a
+/// [`RepoError`] (not found → 404, unique key → 409, other → 500).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 422: the request is well-formed but invalid; `errors` names the fields.
+    #[error("{detail}")]
+    Unprocessable {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: logged with its whole cause chain, answered with a generic detail.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// 404 `"<what> not found"`.
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    /// 409 with this detail.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError::Conflict(detail.into())
+    }
+
+    /// 422 naming one invalid field: detail `"<field>: <message>"`.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::Unprocessable {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError {
+                field: field.into(),
+                message,
+            }],
+        }
+    }
+
+    /// 422 with a detail of its own (e.g. an upstream service's words) and no field list.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 401 with this detail.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        ApiError::Unauthorized(detail.into())
+    }
+
+    /// 500 from any error (kept as the cause, logged once when answered).
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem body of this error (a 5xx is logged here, with its cause chain).
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        match self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                Problem::new(status, "an internal error occurred; it has been logged")
+            }
+            ApiError::Unprocessable { detail, errors } => Problem {
+                errors: (!errors.is_empty()).then(|| errors.clone()),
+                ..Problem::new(status, detail.clone())
+            },
+            other => Problem::new(status, other.to_string()),
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => ApiError::NotFound("not found".into()),
+            RepoError::Conflict(m) => ApiError::Conflict(m),
+            RepoError::Db(e) => ApiError::Internal(anyhow::Error::new(e).context("database query")),
+        }
+    }
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        self.to_problem().into_http()
+    }
+}
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        let content = || {
+            vec![MetaMediaType {
+                content_type: PROBLEM_JSON,
+                schema: Problem::schema_ref(),
+            }]
+        };
+        let responses = [
+            (400, "Malformed request"),
+            (401, "Missing, invalid or expired credentials"),
+            (404, "Not found (or owned by another user)"),
+            (409, "Conflicts with the current state"),
+            (422, "Invalid field values"),
+            (500, "Internal error"),
+        ]
+        .into_iter()
+        .map(|(status, description)| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: content(),
+            headers: vec![],
+        })
+        .collect();
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+/// Middleware body: every error response that is not already problem+json becomes one
+/// (poem's own 400 parse errors, 401 auth errors, 404/405 routing, 413, 5xx).
+pub async fn problem_layer<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let resp = ep.get_response(req).await;
+    Ok(to_problem(resp).await)
+}
+
+/// Converts a non-problem error response into problem+json; other responses pass.
+pub async fn to_problem(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return resp;
+    }
+    let body = resp.into_body().into_string().await.unwrap_or_default();
+    let detail = match status {
+        StatusCode::UNAUTHORIZED => "missing or invalid bearer token".to_string(),
+        StatusCode::NOT_FOUND if body.trim().is_empty() || body.trim() == "not found" => {
+            "no such resource".to_string()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this resource".to_string(),
+        s if s.is_server_error() => {
+            if !body.is_empty() {
+                tracing::error!(status = s.as_u16(), error = %body, "request failed");
+            }
+            "an internal error occurred; it has been logged".to_string()
+        }
+        s if body.trim().is_empty() => s.canonical_reason().unwrap_or("error").to_string(),
+        _ => body.trim().to_string(),
+    };
+    Problem::new(status, detail).into_http()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let p = ApiError::field("region", "expected NA, EU or FE").to_problem();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.detail, "region: expected NA, EU or FE");
+        let errors = p.errors.expect("errors");
+        assert_eq!(errors[0].field, "region");
+        let json = serde_json::to_value(Problem::new(StatusCode::NOT_FOUND, "x")).expect("json");
+        assert_eq!(json["type"], "about:blank");
+        assert_eq!(json["title"], "Not Found");
+        assert!(json.get("errors").is_none());
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = ApiError::internal(anyhow::anyhow!("password=hunter2 leaked"));
+        let p = e.to_problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_become_problems() {
+        let resp = Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body("parse request payload error: expected value at line 1");
+        let resp = to_problem(resp).await;
+        assert_eq!(
+            resp.headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some(PROBLEM_JSON)
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(&resp.into_body().into_string().await.expect("body"))
+                .expect("json");
+        assert_eq!(body["status"], 400);
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("expected value")
+        );
+    }
+}

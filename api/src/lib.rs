@@ -1,0 +1,174 @@
+//! The RecomAMP Engine HTTP API (poem + poem-openapi): auth, the Amazon connection,
+//! accounts, instances, workflows and executions under `/api/v1`, with the spec at
+//! `/openapi.json`, Swagger UI at `/docs`, and `/healthz`, `/readyz`, `/metrics`.
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use anyhow::Context;
+use common::config::{Config, Env};
+use poem::endpoint::BoxEndpoint;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{EndpointExt, Response, Route, Server, get};
+use poem_openapi::OpenApiService;
+use routes::accounts::AccountsApi;
+use routes::auth::AuthApi;
+use routes::connection::ConnectionApi;
+use routes::executions::ExecutionsApi;
+use routes::instances::InstancesApi;
+use routes::workflows::WorkflowsApi;
+use state::AppState;
+use std::future::Future;
+use std::sync::Arc;
+
+/// The API's spec service over every resource.
+pub type ApiService = OpenApiService<
+    (
+        AuthApi,
+        ConnectionApi,
+        AccountsApi,
+        InstancesApi,
+        WorkflowsApi,
+        ExecutionsApi,
+    ),
+    (),
+>;
+
+/// The OpenAPI service of every `/api/v1` resource.
+pub fn api_service(state: &Arc<AppState>) -> ApiService {
+    let apis = (
+        AuthApi {
+            state: state.clone(),
+        },
+        ConnectionApi {
+            state: state.clone(),
+        },
+        AccountsApi {
+            state: state.clone(),
+        },
+        InstancesApi {
+            state: state.clone(),
+        },
+        WorkflowsApi {
+            state: state.clone(),
+        },
+        ExecutionsApi {
+            state: state.clone(),
+        },
+    );
+    OpenApiService::new(apis, "RecomAMP Engine", env!("CARGO_PKG_VERSION")).server("/api/v1")
+}
+
+/// The whole route tree with its middleware (problem+json errors, body limit, security
+/// headers, metrics), ready to serve.
+pub fn routes(state: Arc<AppState>) -> BoxEndpoint<'static, Response> {
+    let api = api_service(&state);
+    let metrics = state.metrics.clone();
+    Route::new()
+        .at("/openapi.json", api.spec_endpoint())
+        .nest("/docs", api.swagger_ui())
+        .at("/metrics", get(routes::health::metrics))
+        .at("/healthz", get(routes::health::healthz))
+        .at("/readyz", get(routes::health::readyz))
+        .at("/api/v1/healthz", get(routes::health::healthz))
+        .at("/api/v1/readyz", get(routes::health::readyz))
+        .nest("/api/v1", api)
+        .around(middleware::body_limit_layer)
+        .around(error::problem_layer)
+        .with(middleware::security_headers(
+            state.config.env == Env::Production,
+        ))
+        .data(state)
+        .with(poem::middleware::Tracing)
+        .around(move |ep, req| metrics::metrics_layer(ep, req, metrics.clone()))
+        .boxed()
+}
+
+/// A built, bound, not yet running API server.
+pub struct Application {
+    port: u16,
+    acceptor: TcpAcceptor,
+    endpoint: BoxEndpoint<'static, Response>,
+    state: Arc<AppState>,
+}
+
+/// Connects Postgres and Redis, builds the state and routes, and binds
+/// `config.api_addr` (port 0 picks a free port).
+pub async fn build(config: Arc<Config>) -> anyhow::Result<Application> {
+    let state = Arc::new(build_state(config.clone()).await?);
+    let acceptor = TcpListener::bind(config.api_addr)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("binding the API to {}", config.api_addr))?;
+    let port = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+        .context("the API listener has no socket address")?;
+    Ok(Application {
+        port,
+        acceptor,
+        endpoint: routes(state.clone()),
+        state,
+    })
+}
+
+/// The shared state: database pool, queue producer, cipher, LWA client, JWT keys.
+pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
+    let db = common::db::connect(&config.database_url, 10)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let producer = queue::Producer::connect(queue::QueueConfig::new(
+        config.redis_url.clone(),
+        config.redis_prefix.clone(),
+    ))
+    .await
+    .context("connecting the queue producer to Redis")?;
+    let redis_client =
+        redis::Client::open(config.redis_url.as_str()).context("parsing the Redis URL")?;
+    let redis = redis::aio::ConnectionManager::new(redis_client)
+        .await
+        .context("connecting to Redis")?;
+    let cipher = common::crypto::Cipher::from_base64_key(config.encryption_key.expose())
+        .context("reading AMP_ENCRYPTION_KEY")?;
+    let lwa = common::amc::LwaClient::new(common::amc::AmcConfig::from_config(&config))
+        .context("building the LWA client")?;
+    let jwt = auth::JwtKeys::new(config.jwt_secret.expose(), config.access_token_ttl);
+    Ok(AppState {
+        config,
+        db,
+        producer,
+        cipher,
+        lwa,
+        jwt,
+        metrics: Arc::new(metrics::Metrics::default()),
+        redis,
+    })
+}
+
+impl Application {
+    /// The port the API listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests use its database and producer).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish within
+    /// `config.shutdown_timeout`.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let timeout = self.state.config.shutdown_timeout;
+        tracing::info!(port = self.port, "API listening");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(timeout))
+            .await
+            .context("serving the API")
+    }
+}

@@ -1,0 +1,146 @@
+//! `/accounts`: the user's AMC accounts (advertiser entity, marketplace, region).
+
+use super::{ApiTags, positive, required};
+use crate::auth::BearerAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use common::ids::{AccountId, Region};
+use common::repo::RepoError;
+use common::repo::accounts::{self, Account, NewAccount};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A new account.
+#[derive(Debug, Object)]
+pub struct CreateAccount {
+    pub name: String,
+    /// The advertiser's entity id (`Amazon-Advertising-API-AdvertiserId`).
+    pub entity_id: String,
+    /// e.g. `ATVPDKIKX0DER`.
+    pub marketplace_id: String,
+    /// `NA`, `EU` or `FE`.
+    pub region: String,
+    /// Executions of this account running at AMC at once (default 200).
+    pub max_concurrent_executions: Option<i32>,
+}
+
+/// An account.
+#[derive(Debug, Object)]
+pub struct AccountBody {
+    pub id: Uuid,
+    pub name: String,
+    pub entity_id: String,
+    pub marketplace_id: String,
+    pub region: String,
+    pub max_concurrent_executions: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Account> for AccountBody {
+    fn from(a: Account) -> Self {
+        Self {
+            id: a.id,
+            name: a.name,
+            entity_id: a.entity_id,
+            marketplace_id: a.marketplace_id,
+            region: a.region,
+            max_concurrent_executions: a.max_concurrent_executions,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum CreateAccountResponse {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<AccountBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum AccountResponse {
+    /// The account.
+    #[oai(status = 200)]
+    Ok(Json<AccountBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum AccountListResponse {
+    /// The user's accounts, newest first.
+    #[oai(status = 200)]
+    Ok(Json<Vec<AccountBody>>),
+}
+
+/// Account endpoints.
+pub struct AccountsApi {
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Accounts")]
+impl AccountsApi {
+    /// Add an AMC account.
+    #[oai(path = "/accounts", method = "post", operation_id = "createAccount")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: Json<CreateAccount>,
+    ) -> Result<CreateAccountResponse, ApiError> {
+        let b = body.0;
+        let region: Region = b
+            .region
+            .trim()
+            .parse()
+            .map_err(|m: String| ApiError::field("region", m))?;
+        let new = NewAccount {
+            name: required("name", &b.name, 200)?,
+            entity_id: required("entity_id", &b.entity_id, 100)?,
+            marketplace_id: required("marketplace_id", &b.marketplace_id, 100)?,
+            region: region.as_str().to_string(),
+            max_concurrent_executions: b
+                .max_concurrent_executions
+                .map(|v| positive("max_concurrent_executions", v))
+                .transpose()?,
+        };
+        let account = accounts::create_account(&self.state.db, auth.0.user_id, new)
+            .await
+            .map_err(|e| match e {
+                RepoError::Conflict(_) => ApiError::conflict(
+                    "an account with this entity_id and marketplace_id already exists",
+                ),
+                other => other.into(),
+            })?;
+        Ok(CreateAccountResponse::Created(Json(account.into())))
+    }
+
+    /// The user's accounts.
+    #[oai(path = "/accounts", method = "get", operation_id = "listAccounts")]
+    async fn list(&self, auth: BearerAuth) -> Result<AccountListResponse, ApiError> {
+        let rows = accounts::list_accounts(&self.state.db, auth.0.user_id).await?;
+        Ok(AccountListResponse::Ok(Json(
+            rows.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// One account.
+    #[oai(path = "/accounts/:id", method = "get", operation_id = "getAccount")]
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<AccountResponse, ApiError> {
+        let account = accounts::get_account(&self.state.db, auth.0.user_id, AccountId(id.0))
+            .await
+            .map_err(|e| not_found(e, "account"))?;
+        Ok(AccountResponse::Ok(Json(account.into())))
+    }
+}
+
+/// A repository error with a not-found naming the resource.
+pub(crate) fn not_found(e: RepoError, what: &str) -> ApiError {
+    match e {
+        RepoError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,124 @@
+//! `/amazon/connection`: the user's Login-with-Amazon refresh token, exchanged with LWA
+//! before it is stored (encrypted). Tokens are never returned or logged.
+
+use super::ApiTags;
+use crate::auth::BearerAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use common::amc::LwaError;
+use common::ids::Region;
+use common::repo::connections::{self, ConnectionStatus, EncryptedTokens};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+
+/// `{refresh_token}`: an LWA refresh token (`Atzr|…`).
+#[derive(Object)]
+pub struct ConnectRequest {
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectRequest { refresh_token: *** }")
+    }
+}
+
+/// The connection's state (never its tokens).
+#[derive(Debug, Object)]
+pub struct ConnectionBody {
+    /// `active` or `reauth_required`.
+    pub status: String,
+    /// Why re-authorisation is required, if it is.
+    pub last_error: Option<String>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ConnectionStatus> for ConnectionBody {
+    fn from(c: ConnectionStatus) -> Self {
+        Self {
+            status: c.status,
+            last_error: c.last_error,
+            access_token_expires_at: c.access_token_expires_at,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum ConnectionResponse {
+    /// The connection.
+    #[oai(status = 200)]
+    Ok(Json<ConnectionBody>),
+}
+
+/// Amazon connection endpoints.
+pub struct ConnectionApi {
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Amazon")]
+impl ConnectionApi {
+    /// Connect (or reconnect) Amazon with an LWA refresh token; LWA must accept it first.
+    #[oai(
+        path = "/amazon/connection",
+        method = "put",
+        operation_id = "putAmazonConnection"
+    )]
+    async fn put(
+        &self,
+        auth: BearerAuth,
+        body: Json<ConnectRequest>,
+    ) -> Result<ConnectionResponse, ApiError> {
+        let refresh_token = body.0.refresh_token.trim().to_string();
+        if refresh_token.is_empty() {
+            return Err(ApiError::field("refresh_token", "must not be empty"));
+        }
+        let grant = self
+            .state
+            .lwa
+            .refresh(Region::NA, &refresh_token)
+            .await
+            .map_err(lwa_error)?;
+        let expires_in =
+            chrono::Duration::from_std(grant.expires_in).map_err(ApiError::internal)?;
+        let stored_refresh = grant.refresh_token.as_deref().unwrap_or(&refresh_token);
+        let tokens = EncryptedTokens {
+            refresh_token_enc: self.state.cipher.encrypt(stored_refresh.as_bytes()),
+            access_token_enc: self.state.cipher.encrypt(grant.access_token.as_bytes()),
+            access_token_expires_at: Utc::now() + expires_in,
+        };
+        let conn = connections::upsert_connection(&self.state.db, auth.0.user_id, tokens).await?;
+        tracing::info!(user.id = %auth.0.user_id, "amazon connection stored");
+        Ok(ConnectionResponse::Ok(Json(conn.into())))
+    }
+
+    /// The Amazon connection's status.
+    #[oai(
+        path = "/amazon/connection",
+        method = "get",
+        operation_id = "getAmazonConnection"
+    )]
+    async fn get(&self, auth: BearerAuth) -> Result<ConnectionResponse, ApiError> {
+        let conn = connections::find_connection(&self.state.db, auth.0.user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("amazon connection"))?;
+        Ok(ConnectionResponse::Ok(Json(conn.into())))
+    }
+}
+
+/// LWA's rejection of the token → 422 with its words; our own problems → 5xx.
+fn lwa_error(e: LwaError) -> ApiError {
+    match e {
+        LwaError::InvalidGrant(description) => ApiError::unprocessable(description),
+        LwaError::Transient(m) => {
+            tracing::warn!(error = %m, "login with amazon unavailable");
+            ApiError::Unavailable("Login with Amazon is unavailable; try again later".into())
+        }
+        other => ApiError::internal(anyhow::anyhow!("login with amazon token exchange: {other}")),
+    }
+}

@@ -1,0 +1,309 @@
+//! Runs of workflows: create (record + enqueue, never waiting for AMC), read with the
+//! audit trail, results as JSON pages or streamed CSV, and cancel.
+
+use super::ApiTags;
+use crate::auth::BearerAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use common::execution::{self, CancelOutcome, Created, ExecutionRow, NewExecution, TriggeredBy};
+use common::ids::{ExecutionId, WorkflowId};
+use common::jobs::{EXECUTION_CANCEL, EXECUTION_SUBMIT, StepJobV1};
+use common::repo::workflows;
+use common::results::ResultStore;
+use common::sql::RenderError;
+use common::time_window::TimeWindow;
+use poem::Body;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The AMC time window of a run: local times read in `time_zone`.
+#[derive(Debug, Clone, Object)]
+pub struct TimeWindowBody {
+    /// `yyyy-MM-ddTHH:mm:ss`, no offset.
+    pub start: String,
+    /// `yyyy-MM-ddTHH:mm:ss`, no offset; after `start`.
+    pub end: String,
+    /// IANA time zone name (default `UTC`).
+    pub time_zone: Option<String>,
+}
+
+/// A request to run a workflow.
+#[derive(Debug, Object)]
+pub struct CreateExecutionBody {
+    /// Values of the workflow's `{{placeholders}}`; defaults fill the rest.
+    #[oai(default)]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    pub time_window: TimeWindowBody,
+}
+
+/// An error recorded on a run, with AMC's or LWA's words verbatim.
+#[derive(Debug, Object)]
+pub struct ExecutionErrorBody {
+    pub code: String,
+    pub message: Option<String>,
+}
+
+/// One state change of a run.
+#[derive(Debug, Object)]
+pub struct TransitionBody {
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A run of a workflow.
+#[derive(Debug, Object)]
+pub struct ExecutionBody {
+    pub id: Uuid,
+    pub workflow_id: Uuid,
+    pub instance_id: Uuid,
+    /// `queued`, `submitting`, `running`, `fetching`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub amc_execution_id: Option<String>,
+    pub row_count: Option<i64>,
+    pub columns: Option<Vec<String>>,
+    pub error: Option<ExecutionErrorBody>,
+    pub parameters: serde_json::Value,
+    pub sql_query: String,
+    pub time_window: TimeWindowBody,
+    /// `api`, `schedule` or `collection`.
+    pub triggered_by: String,
+    /// Consecutive transient failures of the current step.
+    pub attempt: i32,
+    pub next_check_at: Option<DateTime<Utc>>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The audit trail (on `GET /executions/{id}` only).
+    #[oai(skip_serializing_if_is_none)]
+    pub transitions: Option<Vec<TransitionBody>>,
+}
+
+impl From<ExecutionRow> for ExecutionBody {
+    fn from(r: ExecutionRow) -> Self {
+        let columns = r
+            .result_columns
+            .as_ref()
+            .and_then(|c| c.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+        Self {
+            id: r.id,
+            workflow_id: r.workflow_id,
+            instance_id: r.instance_id,
+            error: r.error_code.map(|code| ExecutionErrorBody { code, message: r.error_message }),
+            time_window: TimeWindowBody {
+                start: r.time_window_start.format(common::time_window::AMC_FORMAT).to_string(),
+                end: r.time_window_end.format(common::time_window::AMC_FORMAT).to_string(),
+                time_zone: Some(r.time_zone),
+            },
+            status: r.status,
+            amc_execution_id: r.amc_execution_id,
+            row_count: r.row_count,
+            columns,
+            parameters: r.parameters,
+            sql_query: r.sql_query,
+            triggered_by: r.triggered_by,
+            attempt: r.attempt,
+            next_check_at: r.next_check_at,
+            cancel_requested_at: r.cancel_requested_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            completed_at: r.completed_at,
+            transitions: None,
+        }
+    }
+}
+
+/// One page of a run's result rows.
+#[derive(Debug, Object)]
+pub struct ResultsPage {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreateExecutionResponse {
+    /// Recorded and queued (or, for a repeated `Idempotency-Key`, the earlier run).
+    #[oai(status = 202)]
+    Accepted(Json<ExecutionBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum ExecutionResponse {
+    /// The run.
+    #[oai(status = 200)]
+    Ok(Json<ExecutionBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum ResultsResponse {
+    /// A page of rows.
+    #[oai(status = 200)]
+    Page(Json<ResultsPage>),
+    /// The whole result as CSV, streamed.
+    #[oai(status = 200, content_type = "text/csv")]
+    Csv(Binary<Body>),
+}
+
+/// Execution endpoints.
+pub struct ExecutionsApi {
+    pub state: Arc<AppState>,
+}
+
+fn render_error(e: RenderError) -> ApiError {
+    let msg = e.to_string();
+    match &e {
+        RenderError::Missing(name) | RenderError::Unknown(name) | RenderError::InvalidValue { name, .. } => {
+            ApiError::field(&format!("parameters.{name}"), msg)
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Executions")]
+impl ExecutionsApi {
+    /// Run a workflow: validates and renders its parameters, records the run `queued`
+    /// and enqueues it. Answers at once; poll `GET /executions/{id}` or use webhooks.
+    #[oai(path = "/workflows/:id/executions", method = "post", operation_id = "createExecution")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<CreateExecutionBody>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+    ) -> Result<CreateExecutionResponse, ApiError> {
+        let user = auth.0.user_id;
+        let tw = &body.0.time_window;
+        let window = TimeWindow::parse(&tw.start, &tw.end, tw.time_zone.as_deref()).map_err(|e| ApiError::field(e.field, e.message))?;
+        let workflow = workflows::get_workflow(&self.state.db, user, WorkflowId(id.0))
+            .await
+            .map_err(|e| super::accounts::not_found(e, "workflow"))?;
+        let given: serde_json::Map<String, serde_json::Value> = body.0.parameters.into_iter().collect();
+        let rendered = execution::render_run(&workflow.sql_query, &workflow.parameters, &given).map_err(render_error)?;
+        let idempotency = match idempotency_key.0.map(|k| k.trim().to_string()) {
+            Some(k) if k.is_empty() || k.len() > 255 => {
+                return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 characters"));
+            }
+            Some(k) => Some((k, execution::request_hash(workflow.id, &given, &window))),
+            None => None,
+        };
+        let new = NewExecution {
+            user_id: user,
+            workflow_id: WorkflowId(workflow.id),
+            instance_id: common::ids::InstanceId(workflow.instance_id),
+            sql_query: rendered.sql_query,
+            parameters: rendered.parameters,
+            window,
+            triggered_by: TriggeredBy::Api,
+            idempotency,
+        };
+        let created = execution::create(&self.state.db, &new).await.map_err(|e| match e {
+            execution::CreateError::IdempotencyMismatch => ApiError::field("Idempotency-Key", e.to_string()),
+            execution::CreateError::Db(e) => ApiError::internal(e),
+        })?;
+        if let Created::New(row) = &created {
+            // If this push is lost, the reconciler admits the queued run anyway.
+            let job = StepJobV1 { execution_id: row.execution_id(), due: None };
+            if let Err(e) = self.state.producer.push(EXECUTION_SUBMIT, &job).await {
+                tracing::warn!(execution.id = %row.id, error = %e, "could not enqueue; the reconciler will pick the run up");
+            }
+        }
+        let row = match created {
+            Created::New(r) | Created::Existing(r) => r,
+        };
+        Ok(CreateExecutionResponse::Accepted(Json(row.into())))
+    }
+
+    /// One run, with its audit trail.
+    #[oai(path = "/executions/:id", method = "get", operation_id = "getExecution")]
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<ExecutionResponse, ApiError> {
+        let id = ExecutionId(id.0);
+        let row = execution::find_for_user(&self.state.db, auth.0.user_id, id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found("execution"))?;
+        let trail = execution::transitions(&self.state.db, id).await.map_err(ApiError::internal)?;
+        let mut body = ExecutionBody::from(row);
+        body.transitions = Some(
+            trail
+                .into_iter()
+                .map(|t| TransitionBody { from_status: t.from_status, to_status: t.to_status, reason: t.reason, at: t.created_at })
+                .collect(),
+        );
+        Ok(ExecutionResponse::Ok(Json(body)))
+    }
+
+    /// The result of a succeeded run: JSON pages (`cursor`, `limit` ≤ 10,000, default
+    /// 1,000), or `?format=csv` for the whole result as streamed CSV.
+    #[oai(path = "/executions/:id/results", method = "get", operation_id = "getExecutionResults")]
+    async fn results(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+        format: Query<Option<String>>,
+    ) -> Result<ResultsResponse, ApiError> {
+        let row = execution::find_for_user(&self.state.db, auth.0.user_id, ExecutionId(id.0))
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found("execution"))?;
+        let Some(location) = row.result_location.filter(|_| row.status == "succeeded") else {
+            return Err(ApiError::conflict(format!("the execution is {}; results exist once it has succeeded", row.status)));
+        };
+        let store = ResultStore::from_url(&self.state.config.results_url).map_err(ApiError::internal)?;
+        match format.0.as_deref() {
+            Some("csv") => {
+                let file = store.open(&location).await.map_err(ApiError::internal)?;
+                return Ok(ResultsResponse::Csv(Binary(Body::from_async_read(file))));
+            }
+            None | Some("json") => {}
+            Some(other) => return Err(ApiError::field("format", format!("`{other}` is not `json` or `csv`"))),
+        }
+        let limit = limit.0.unwrap_or(1_000);
+        if !(1..=10_000).contains(&limit) {
+            return Err(ApiError::field("limit", "must be between 1 and 10000"));
+        }
+        let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(c.parse::<u64>().map_err(|_| ApiError::field("cursor", "is not a cursor returned by this endpoint"))?),
+        };
+        let page = store.page(&location, cursor, limit as usize).await.map_err(|e| match e {
+            common::results::ResultsError::BadCursor => ApiError::field("cursor", "is not a cursor returned by this endpoint"),
+            other => ApiError::internal(other),
+        })?;
+        Ok(ResultsResponse::Page(Json(ResultsPage {
+            columns: page.columns,
+            rows: page.rows,
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        })))
+    }
+
+    /// Cancel a run: a queued run ends `cancelled` at once; a run at AMC keeps its status
+    /// with `cancel_requested_at` set until AMC confirms; an ended run → 409.
+    #[oai(path = "/executions/:id/cancel", method = "post", operation_id = "cancelExecution")]
+    async fn cancel(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<ExecutionResponse, ApiError> {
+        let outcome = execution::request_cancel(&self.state.db, auth.0.user_id, ExecutionId(id.0))
+            .await
+            .map_err(ApiError::internal)?;
+        let row = match outcome {
+            CancelOutcome::NotFound => return Err(ApiError::not_found("execution")),
+            CancelOutcome::Terminal(r) => return Err(ApiError::conflict(format!("the execution has already ended ({})", r.status))),
+            CancelOutcome::Cancelled(r) => r,
+            CancelOutcome::Requested(r) => {
+                let job = StepJobV1 { execution_id: r.execution_id(), due: None };
+                self.state.producer.push(EXECUTION_CANCEL, &job).await.map_err(ApiError::internal)?;
+                r
+            }
+        };
+        Ok(ExecutionResponse::Ok(Json(row.into())))
+    }
+}

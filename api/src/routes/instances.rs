@@ -1,0 +1,187 @@
+//! `/instances`: AMC instances under the user's accounts, with their caps.
+
+use super::accounts::not_found;
+use super::{ApiTags, positive, required, time_zone};
+use crate::auth::BearerAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use common::ids::{AccountId, InstanceId};
+use common::repo::RepoError;
+use common::repo::instances::{self, Instance, InstanceCaps, NewInstance};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A new instance.
+#[derive(Debug, Object)]
+pub struct CreateInstance {
+    pub name: String,
+    /// One of the user's accounts.
+    pub account_id: Uuid,
+    /// AMC's instance id (e.g. `amcabc123`).
+    pub amc_instance_id: String,
+    /// Executions of this instance at AMC at once (default 10).
+    pub max_concurrent_executions: Option<i32>,
+    /// Executions started per local day of `time_zone` (none: unlimited).
+    pub daily_execution_quota: Option<i32>,
+    /// IANA zone of the daily quota's day (default `UTC`).
+    pub time_zone: Option<String>,
+}
+
+/// A change of caps; an omitted field stays, `daily_execution_quota: null` removes the quota.
+#[derive(Debug, Object)]
+pub struct UpdateInstance {
+    pub max_concurrent_executions: Option<i32>,
+    pub daily_execution_quota: MaybeUndefined<i32>,
+    pub time_zone: Option<String>,
+}
+
+/// An instance.
+#[derive(Debug, Object)]
+pub struct InstanceBody {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+    pub amc_instance_id: String,
+    pub max_concurrent_executions: i32,
+    pub daily_execution_quota: Option<i32>,
+    pub time_zone: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Instance> for InstanceBody {
+    fn from(i: Instance) -> Self {
+        Self {
+            id: i.id,
+            account_id: i.account_id,
+            name: i.name,
+            amc_instance_id: i.amc_instance_id,
+            max_concurrent_executions: i.max_concurrent_executions,
+            daily_execution_quota: i.daily_execution_quota,
+            time_zone: i.time_zone,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum CreateInstanceResponse {
+    /// The instance was created.
+    #[oai(status = 201)]
+    Created(Json<InstanceBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum InstanceResponse {
+    /// The instance.
+    #[oai(status = 200)]
+    Ok(Json<InstanceBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum InstanceListResponse {
+    /// The user's instances, newest first.
+    #[oai(status = 200)]
+    Ok(Json<Vec<InstanceBody>>),
+}
+
+/// Instance endpoints.
+pub struct InstancesApi {
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Instances")]
+impl InstancesApi {
+    /// Add an AMC instance to one of the user's accounts.
+    #[oai(path = "/instances", method = "post", operation_id = "createInstance")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: Json<CreateInstance>,
+    ) -> Result<CreateInstanceResponse, ApiError> {
+        let b = body.0;
+        let new = NewInstance {
+            account_id: AccountId(b.account_id),
+            name: required("name", &b.name, 200)?,
+            amc_instance_id: required("amc_instance_id", &b.amc_instance_id, 100)?,
+            max_concurrent_executions: positive(
+                "max_concurrent_executions",
+                b.max_concurrent_executions.unwrap_or(10),
+            )?,
+            daily_execution_quota: b
+                .daily_execution_quota
+                .map(|q| positive("daily_execution_quota", q))
+                .transpose()?,
+            time_zone: time_zone("time_zone", b.time_zone.as_deref().unwrap_or("UTC"))?,
+        };
+        let instance = instances::create_instance(&self.state.db, auth.0.user_id, new)
+            .await
+            .map_err(|e| match e {
+                RepoError::Conflict(_) => ApiError::conflict(
+                    "this account already has an instance with this amc_instance_id",
+                ),
+                other => not_found(other, "account"),
+            })?;
+        Ok(CreateInstanceResponse::Created(Json(instance.into())))
+    }
+
+    /// The user's instances.
+    #[oai(path = "/instances", method = "get", operation_id = "listInstances")]
+    async fn list(&self, auth: BearerAuth) -> Result<InstanceListResponse, ApiError> {
+        let rows = instances::list_instances(&self.state.db, auth.0.user_id).await?;
+        Ok(InstanceListResponse::Ok(Json(
+            rows.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// One instance.
+    #[oai(path = "/instances/:id", method = "get", operation_id = "getInstance")]
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<InstanceResponse, ApiError> {
+        let instance = instances::get_instance(&self.state.db, auth.0.user_id, InstanceId(id.0))
+            .await
+            .map_err(|e| not_found(e, "instance"))?;
+        Ok(InstanceResponse::Ok(Json(instance.into())))
+    }
+
+    /// Change an instance's caps (concurrency, daily quota, quota time zone).
+    #[oai(
+        path = "/instances/:id",
+        method = "patch",
+        operation_id = "updateInstance"
+    )]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<UpdateInstance>,
+    ) -> Result<InstanceResponse, ApiError> {
+        let b = body.0;
+        let caps = InstanceCaps {
+            max_concurrent_executions: b
+                .max_concurrent_executions
+                .map(|v| positive("max_concurrent_executions", v))
+                .transpose()?,
+            daily_execution_quota: match b.daily_execution_quota {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(q) => Some(Some(positive("daily_execution_quota", q)?)),
+            },
+            time_zone: b
+                .time_zone
+                .as_deref()
+                .map(|tz| time_zone("time_zone", tz))
+                .transpose()?,
+        };
+        let instance =
+            instances::update_instance_caps(&self.state.db, auth.0.user_id, InstanceId(id.0), caps)
+                .await
+                .map_err(|e| not_found(e, "instance"))?;
+        Ok(InstanceResponse::Ok(Json(instance.into())))
+    }
+}

@@ -1,0 +1,24 @@
+//! Shared state of every handler: config, database, queue producer, token cipher, the
+//! LWA client and the JWT keys. Held as `Arc<AppState>` by each `#[OpenApi]` struct and
+//! attached to the route with `.data(..)` for the security checker.
+
+use crate::auth::JwtKeys;
+use crate::metrics::Metrics;
+use common::amc::LwaClient;
+use common::config::Config;
+use common::crypto::Cipher;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub producer: queue::Producer,
+    pub cipher: Cipher,
+    pub lwa: LwaClient,
+    pub jwt: JwtKeys,
+    pub metrics: Arc<Metrics>,
+    /// A Redis connection for readiness probes (reconnects by itself).
+    pub redis: redis::aio::ConnectionManager,
+}

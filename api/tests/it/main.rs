@@ -1,0 +1,8 @@
+//! The API's integration tests: one binary, each test with its own database, Redis
+//! prefix, in-process amc-sim and API server on port 0.
+
+mod auth;
+mod connection;
+mod helpers;
+mod ops;
+mod resources;

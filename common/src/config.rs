@@ -1,0 +1,320 @@
+//! Typed configuration, read once from the environment (`AMP_*`, CONTRACT.md).
+//!
+//! A missing or malformed value stops the process with a message naming the variable.
+//! In development the secrets fall back to fixed, public development values (with a
+//! warning) so that every process agrees; production refuses them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The fixed, public development JWT key. Never valid in production.
+pub const DEV_JWT_SECRET: &str = "recomamp-development-jwt-secret-not-for-production";
+/// The fixed, public development encryption key (32 bytes, base64). Never valid in production.
+pub const DEV_ENCRYPTION_KEY: &str = "ZGV2LWVuY3J5cHRpb24ta2V5LW5vdC1mb3ItcHJvZCE=";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Env {
+    Development,
+    Production,
+}
+
+/// A configuration error: always names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Every setting of every process. Each process uses the part it needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: Env,
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub api_addr: SocketAddr,
+    pub sim_addr: SocketAddr,
+    pub jwt_secret: Secret,
+    pub encryption_key: Secret,
+    /// `None` in production: each account's region picks Amazon's host.
+    pub amc_base_url: Option<String>,
+    pub lwa_token_url: Option<String>,
+    pub lwa_client_id: String,
+    pub lwa_client_secret: Secret,
+    pub results_url: String,
+    pub worker_concurrency: usize,
+    pub worker_health_addr: Option<SocketAddr>,
+    pub poll_min: Duration,
+    pub poll_max: Duration,
+    pub reconcile_interval: Duration,
+    pub shutdown_timeout: Duration,
+    /// How long a queue consumer's unacknowledged job may sit before another worker takes it.
+    pub claim_idle: Duration,
+    pub max_attempts: u32,
+    /// Timeout of one AMC or LWA request. A step's lease on its row is longer than this,
+    /// so a crashed step's request is over before another worker takes the row.
+    pub amc_timeout: Duration,
+    pub access_token_ttl: Duration,
+    pub otel_endpoint: Option<String>,
+    /// Names of secrets that fell back to their development values.
+    pub dev_fallbacks: Vec<&'static str>,
+}
+
+/// Parses a human duration: `250ms`, `15s`, `5m`, `1h`, or combinations like `1m30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use forms like 250ms, 15s, 5m, 1h"))
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Reads configuration from a map (the environment, or a test's own values).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let env = match get("AMP_ENV").as_deref() {
+            None | Some("development") => Env::Development,
+            Some("production") => Env::Production,
+            Some(other) => {
+                return Err(err(
+                    "AMP_ENV",
+                    format!("`{other}` is not `development` or `production`"),
+                ));
+            }
+        };
+        let prod = env == Env::Production;
+        let dur = |k: &'static str, dev: &str, production: &str| -> Result<Duration, ConfigError> {
+            match get(k) {
+                Some(v) => parse_duration(&v).map_err(|m| err(k, m)),
+                None => parse_duration(if prod { production } else { dev }).map_err(|m| err(k, m)),
+            }
+        };
+        let addr = |k: &'static str, dev: &str| -> Result<SocketAddr, ConfigError> {
+            let v = get(k).unwrap_or_else(|| dev.to_string());
+            v.parse().map_err(|_| {
+                err(
+                    k,
+                    format!("`{v}` is not a socket address like 127.0.0.1:8080"),
+                )
+            })
+        };
+        let mut dev_fallbacks = Vec::new();
+        let mut secret = |k: &'static str, dev: &str| -> Result<Secret, ConfigError> {
+            match get(k) {
+                Some(v) if prod && v == dev => Err(err(
+                    k,
+                    "is still the public development value; production needs a real secret",
+                )),
+                Some(v) => Ok(Secret(v)),
+                None if prod => Err(err(k, "must be set in production")),
+                None => {
+                    dev_fallbacks.push(k);
+                    Ok(Secret(dev.to_string()))
+                }
+            }
+        };
+        let jwt_secret = secret("AMP_JWT_SECRET", DEV_JWT_SECRET)?;
+        if jwt_secret.expose().len() < 32 {
+            return Err(err("AMP_JWT_SECRET", "must be at least 32 characters"));
+        }
+        let encryption_key = secret("AMP_ENCRYPTION_KEY", DEV_ENCRYPTION_KEY)?;
+        crate::crypto::Cipher::from_base64_key(encryption_key.expose())
+            .map_err(|e| err("AMP_ENCRYPTION_KEY", e.to_string()))?;
+        let lwa_client_secret = secret("AMP_LWA_CLIENT_SECRET", "dev-secret")?;
+        let lwa_client_id = match get("AMP_LWA_CLIENT_ID") {
+            Some(v) => v,
+            None if prod => return Err(err("AMP_LWA_CLIENT_ID", "must be set in production")),
+            None => "dev-client".to_string(),
+        };
+        let url_var = |k: &'static str, dev: &str| -> Result<Option<String>, ConfigError> {
+            let v = match get(k) {
+                Some(v) => v,
+                None if prod => return Ok(None),
+                None => dev.to_string(),
+            };
+            url::Url::parse(&v).map_err(|e| err(k, format!("`{v}` is not a URL ({e})")))?;
+            Ok(Some(v.trim_end_matches('/').to_string()))
+        };
+        let amc_base_url = url_var("AMP_AMC_BASE_URL", "http://127.0.0.1:8090")?;
+        let lwa_token_url = url_var("AMP_LWA_TOKEN_URL", "http://127.0.0.1:8090/auth/o2/token")?;
+        let database_url = get("AMP_DATABASE_URL")
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/amp".into());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(err("AMP_DATABASE_URL", "must be a postgres:// URL"));
+        }
+        let redis_url = get("AMP_REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+            return Err(err("AMP_REDIS_URL", "must be a redis:// or rediss:// URL"));
+        }
+        let redis_prefix = get("AMP_REDIS_PREFIX").unwrap_or_else(|| "amp".into());
+        if redis_prefix.contains(char::is_whitespace) {
+            return Err(err("AMP_REDIS_PREFIX", "must not contain white space"));
+        }
+        let positive = |k: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(err(k, format!("`{v}` is not a positive whole number"))),
+                },
+            }
+        };
+        let poll_min = dur("AMP_POLL_MIN", "1s", "15s")?;
+        let poll_max = dur("AMP_POLL_MAX", "10s", "5m")?;
+        if poll_max < poll_min {
+            return Err(err("AMP_POLL_MAX", "must not be shorter than AMP_POLL_MIN"));
+        }
+        let worker_health_addr = match get("AMP_WORKER_HEALTH_ADDR") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                err(
+                    "AMP_WORKER_HEALTH_ADDR",
+                    format!("`{v}` is not a socket address"),
+                )
+            })?),
+        };
+        Ok(Config {
+            env,
+            database_url,
+            redis_url,
+            redis_prefix,
+            api_addr: addr("AMP_API_ADDR", "127.0.0.1:8080")?,
+            sim_addr: addr("AMP_SIM_ADDR", "127.0.0.1:8090")?,
+            jwt_secret,
+            encryption_key,
+            amc_base_url,
+            lwa_token_url,
+            lwa_client_id,
+            lwa_client_secret,
+            results_url: get("AMP_RESULTS_URL").unwrap_or_else(|| "./data/results".into()),
+            worker_concurrency: positive("AMP_WORKER_CONCURRENCY", 64)? as usize,
+            worker_health_addr,
+            poll_min,
+            poll_max,
+            reconcile_interval: dur("AMP_RECONCILE_INTERVAL", "5s", "5s")?,
+            shutdown_timeout: dur("AMP_SHUTDOWN_TIMEOUT", "30s", "30s")?,
+            claim_idle: dur("AMP_CLAIM_IDLE", "5s", "15s")?,
+            max_attempts: positive("AMP_MAX_ATTEMPTS", 8)? as u32,
+            amc_timeout: dur("AMP_AMC_TIMEOUT", "30s", "30s")?,
+            access_token_ttl: dur("AMP_ACCESS_TOKEN_TTL", "15m", "15m")?,
+            otel_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            dev_fallbacks,
+        })
+    }
+
+    /// Logs a warning for every secret that fell back to its public development value.
+    pub fn warn_dev_fallbacks(&self) {
+        for var in &self.dev_fallbacks {
+            tracing::warn!(
+                variable = var,
+                "using the public development value; set it before going to production"
+            );
+        }
+    }
+
+    /// Loads the config or exits the process with a message naming the variable.
+    pub fn load_or_exit() -> Self {
+        match Self::from_env() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("configuration error: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn development_defaults_fall_back_with_names() {
+        let c = Config::from_map(&vars(&[])).expect("dev config");
+        assert_eq!(c.env, Env::Development);
+        assert_eq!(c.poll_min, Duration::from_secs(1));
+        assert_eq!(c.redis_prefix, "amp");
+        assert!(c.dev_fallbacks.contains(&"AMP_JWT_SECRET"));
+        assert!(c.dev_fallbacks.contains(&"AMP_ENCRYPTION_KEY"));
+    }
+
+    #[test]
+    fn production_refuses_missing_and_development_secrets() {
+        let e = Config::from_map(&vars(&[("AMP_ENV", "production")])).unwrap_err();
+        assert_eq!(e.var, "AMP_JWT_SECRET");
+        let e = Config::from_map(&vars(&[
+            ("AMP_ENV", "production"),
+            ("AMP_JWT_SECRET", DEV_JWT_SECRET),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "AMP_JWT_SECRET");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (k, v) in [
+            ("AMP_POLL_MIN", "soon"),
+            ("AMP_API_ADDR", "nowhere"),
+            ("AMP_WORKER_CONCURRENCY", "0"),
+            ("AMP_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("AMP_JWT_SECRET", "short"),
+            ("AMP_DATABASE_URL", "mysql://x"),
+            ("AMP_ENV", "staging"),
+        ] {
+            let e = Config::from_map(&vars(&[(k, v)])).unwrap_err();
+            assert_eq!(e.var, k, "{k}={v}");
+            assert!(e.to_string().starts_with(k));
+        }
+    }
+
+    #[test]
+    fn durations_accept_the_human_form() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

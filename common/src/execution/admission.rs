@@ -1,0 +1,124 @@
+//! Capacity admitted in Postgres (DESIGN inv. 4): per-instance cap, per-account cap and
+//! the optional per-instance daily quota, all under the account row's lock, so any
+//! number of workers admit correctly and queued runs start oldest first.
+
+use super::{Change, Status, now_micros, transition_in};
+use crate::ids::{AccountId, ExecutionId, InstanceId};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The account an instance belongs to.
+pub async fn account_of_instance<C: ConnectionTrait>(
+    conn: &C,
+    instance: InstanceId,
+) -> Result<Option<AccountId>, DbErr> {
+    let r = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT account_id FROM amc_instances WHERE id = $1",
+            [instance.0.into()],
+        ))
+        .await?;
+    r.map(|r| r.try_get::<Uuid>("", "account_id").map(AccountId))
+        .transpose()
+}
+
+struct InstanceCaps {
+    cap: i64,
+    active: i64,
+    quota_left: Option<i64>,
+}
+
+/// Moves as many of the account's oldest queued runs to `submitting` as its caps allow.
+/// Returns the admitted runs with the `due` their submit job must carry.
+pub async fn admit_account(
+    db: &DatabaseConnection,
+    account: AccountId,
+) -> Result<Vec<(ExecutionId, DateTime<Utc>)>, DbErr> {
+    let txn = db.begin().await?;
+    let Some(acc) = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT max_concurrent_executions FROM amc_accounts WHERE id = $1 FOR UPDATE",
+            [account.0.into()],
+        ))
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let account_cap: i32 = acc.try_get("", "max_concurrent_executions")?;
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT i.id, i.max_concurrent_executions AS cap, i.daily_execution_quota AS quota, \
+               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active, \
+               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
+                  (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) AS used_today \
+             FROM amc_instances i WHERE i.account_id = $1",
+            [account.0.into()],
+        ))
+        .await?;
+    let mut caps: HashMap<Uuid, InstanceCaps> = HashMap::new();
+    let mut account_active = 0i64;
+    for r in rows {
+        let active: i64 = r.try_get("", "active")?;
+        let quota: Option<i32> = r.try_get("", "quota")?;
+        let used: i64 = r.try_get("", "used_today")?;
+        account_active += active;
+        caps.insert(
+            r.try_get("", "id")?,
+            InstanceCaps {
+                cap: i64::from(r.try_get::<i32>("", "cap")?),
+                active,
+                quota_left: quota.map(|q| i64::from(q) - used),
+            },
+        );
+    }
+    let mut account_free = i64::from(account_cap) - account_active;
+    let mut admitted = Vec::new();
+    if account_free <= 0 {
+        txn.commit().await?;
+        return Ok(admitted);
+    }
+    let candidates = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT e.id, e.instance_id FROM executions e JOIN amc_instances i ON i.id = e.instance_id \
+             WHERE i.account_id = $1 AND e.status = 'queued' \
+             ORDER BY e.created_at, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
+            [account.0.into(), (account_free * 4 + 100).into()],
+        ))
+        .await?;
+    for c in candidates {
+        if account_free <= 0 {
+            break;
+        }
+        let id: Uuid = c.try_get("", "id")?;
+        let instance: Uuid = c.try_get("", "instance_id")?;
+        let Some(ic) = caps.get_mut(&instance) else {
+            continue;
+        };
+        if ic.active >= ic.cap || ic.quota_left.is_some_and(|q| q <= 0) {
+            continue;
+        }
+        let due = now_micros();
+        let change = Change::from(&[Status::Queued])
+            .set("next_check_at", due)
+            .reason("admitted: a slot is free");
+        if transition_in(&txn, ExecutionId(id), Status::Submitting, &change)
+            .await?
+            .is_some()
+        {
+            ic.active += 1;
+            if let Some(q) = ic.quota_left.as_mut() {
+                *q -= 1;
+            }
+            account_free -= 1;
+            admitted.push((ExecutionId(id), due));
+        }
+    }
+    txn.commit().await?;
+    Ok(admitted)
+}

@@ -1,0 +1,97 @@
+//! An execution row as read by the state machine, the workers and the API.
+
+use super::Status;
+use crate::ids::{ExecutionId, InstanceId, UserId, WorkflowId};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sea_orm::FromQueryResult;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ExecutionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub workflow_id: Uuid,
+    pub instance_id: Uuid,
+    pub status: String,
+    pub sql_query: String,
+    pub parameters: Value,
+    pub time_window_start: NaiveDateTime,
+    pub time_window_end: NaiveDateTime,
+    pub time_zone: String,
+    pub amc_execution_id: Option<String>,
+    pub attempt: i32,
+    pub next_check_at: Option<DateTime<Utc>>,
+    pub submit_started_at: Option<DateTime<Utc>>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub result_location: Option<String>,
+    pub result_columns: Option<Value>,
+    pub row_count: Option<i64>,
+    pub triggered_by: String,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub submitting_at: Option<DateTime<Utc>>,
+    pub running_at: Option<DateTime<Utc>>,
+    pub fetching_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl ExecutionRow {
+    pub fn execution_id(&self) -> ExecutionId {
+        ExecutionId(self.id)
+    }
+    pub fn user(&self) -> UserId {
+        UserId(self.user_id)
+    }
+    pub fn workflow(&self) -> WorkflowId {
+        WorkflowId(self.workflow_id)
+    }
+    pub fn instance(&self) -> InstanceId {
+        InstanceId(self.instance_id)
+    }
+
+    /// The status; an unknown text (never written by this code) reads as `failed`.
+    pub fn status(&self) -> Status {
+        self.status.parse().unwrap_or(Status::Failed)
+    }
+
+    /// The execution as clients and webhook consumers see it (CONTRACT step 8).
+    pub fn public_json(&self) -> Value {
+        let error = self
+            .error_code
+            .as_ref()
+            .map(|code| json!({"code": code, "message": self.error_message}));
+        json!({
+            "id": self.id,
+            "workflow_id": self.workflow_id,
+            "instance_id": self.instance_id,
+            "status": self.status,
+            "amc_execution_id": self.amc_execution_id,
+            "row_count": self.row_count,
+            "error": error,
+            "parameters": self.parameters,
+            "time_window": {
+                "start": self.time_window_start.format(crate::time_window::AMC_FORMAT).to_string(),
+                "end": self.time_window_end.format(crate::time_window::AMC_FORMAT).to_string(),
+                "time_zone": self.time_zone,
+            },
+            "triggered_by": self.triggered_by,
+            "attempt": self.attempt,
+            "cancel_requested_at": self.cancel_requested_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "completed_at": self.completed_at,
+        })
+    }
+}
+
+/// Every column, in the order of [`ExecutionRow`], for `RETURNING` and `SELECT` lists.
+pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
+    time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
+    submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
+    row_count, triggered_by, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
+    running_at, fetching_at, completed_at";

@@ -1,0 +1,250 @@
+//! Compare-and-set moves of execution rows, each with its audit row and event.
+
+use super::row::COLUMNS;
+use super::{ExecutionRow, Status};
+use crate::ids::{ExecutionId, UserId};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
+    TransactionTrait, Value,
+};
+
+/// A compare-and-set change of one execution row.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// Only act when the row is in one of these states.
+    pub from: Vec<Status>,
+    /// Only act when `next_check_at` still equals this (a step job's `due`).
+    pub due: Option<DateTime<Utc>>,
+    /// Extra guard, written verbatim (static SQL only, never user input).
+    pub guard: Option<&'static str>,
+    /// Columns to set (static names) and their values.
+    pub set: Vec<(&'static str, Value)>,
+    /// Why, for the audit row.
+    pub reason: Option<String>,
+}
+
+impl Change {
+    pub fn from(states: &[Status]) -> Self {
+        Self {
+            from: states.to_vec(),
+            ..Default::default()
+        }
+    }
+    pub fn due(mut self, due: Option<DateTime<Utc>>) -> Self {
+        self.due = due;
+        self
+    }
+    pub fn guard(mut self, guard: &'static str) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+    pub fn set(mut self, col: &'static str, v: impl Into<Value>) -> Self {
+        self.set.push((col, v.into()));
+        self
+    }
+    pub fn reason(mut self, r: impl Into<String>) -> Self {
+        self.reason = Some(r.into());
+        self
+    }
+}
+
+fn build_update(id: ExecutionId, to: Option<Status>, c: &Change) -> Statement {
+    let mut sets = vec!["updated_at = now()".to_string()];
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(to) = to {
+        values.push(to.as_str().into());
+        sets.push(format!("status = ${}", values.len()));
+        sets.push(format!(
+            "{} = coalesce({}, now())",
+            to.timestamp_column(),
+            to.timestamp_column()
+        ));
+    }
+    for (col, v) in &c.set {
+        values.push(v.clone());
+        sets.push(format!("{col} = ${}", values.len()));
+    }
+    values.push(id.0.into());
+    let mut wheres = vec![format!("id = ${}", values.len())];
+    if !c.from.is_empty() {
+        let list: Vec<String> = c.from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        wheres.push(format!("status IN ({})", list.join(", ")));
+    }
+    if let Some(due) = c.due {
+        values.push(due.into());
+        wheres.push(format!("next_check_at = ${}", values.len()));
+    }
+    if let Some(g) = c.guard {
+        wheres.push(format!("({g})"));
+    }
+    let sql = format!(
+        "UPDATE executions SET {} WHERE {} RETURNING {COLUMNS}",
+        sets.join(", "),
+        wheres.join(" AND ")
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Moves the row to `to` inside `txn` if the change's guards hold; writes the audit row
+/// and the event. `None` when the row had already moved (the caller does nothing).
+pub async fn transition_in<C: ConnectionTrait>(
+    txn: &C,
+    id: ExecutionId,
+    to: Status,
+    change: &Change,
+) -> Result<Option<ExecutionRow>, DbErr> {
+    let before: Option<String> = if change.from.len() == 1 {
+        Some(change.from[0].as_str().to_string())
+    } else {
+        None
+    };
+    let Some(row) = ExecutionRow::find_by_statement(build_update(id, Some(to), change))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let from_status = match before {
+        Some(b) => Some(b),
+        None => previous_status(txn, id).await?,
+    };
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO execution_transitions (execution_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)",
+        [id.0.into(), from_status.into(), to.as_str().into(), change.reason.clone().into()],
+    ))
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO events (id, user_id, event_type, subject_id, payload) VALUES ($1, $2, $3, $4, $5)",
+        [
+            uuid::Uuid::now_v7().into(),
+            row.user_id.into(),
+            format!("execution.{}", to.as_str()).into(),
+            row.id.into(),
+            row.public_json().into(),
+        ],
+    ))
+    .await?;
+    Ok(Some(row))
+}
+
+async fn previous_status<C: ConnectionTrait>(
+    txn: &C,
+    id: ExecutionId,
+) -> Result<Option<String>, DbErr> {
+    let r = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT to_status FROM execution_transitions WHERE execution_id = $1 ORDER BY id DESC LIMIT 1",
+            [id.0.into()],
+        ))
+        .await?;
+    r.map(|r| r.try_get::<String>("", "to_status")).transpose()
+}
+
+/// [`transition_in`] in a transaction of its own.
+pub async fn transition(
+    db: &DatabaseConnection,
+    id: ExecutionId,
+    to: Status,
+    change: &Change,
+) -> Result<Option<ExecutionRow>, DbErr> {
+    let txn = db.begin().await?;
+    let row = transition_in(&txn, id, to, change).await?;
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// A compare-and-set change without a state change (no audit row, no event): the
+/// retry bookkeeping, `next_check_at`, the AMC id.
+pub async fn touch<C: ConnectionTrait>(
+    conn: &C,
+    id: ExecutionId,
+    change: &Change,
+) -> Result<Option<ExecutionRow>, DbErr> {
+    ExecutionRow::find_by_statement(build_update(id, None, change))
+        .one(conn)
+        .await
+}
+
+/// One execution by id.
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    id: ExecutionId,
+) -> Result<Option<ExecutionRow>, DbErr> {
+    ExecutionRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("SELECT {COLUMNS} FROM executions WHERE id = $1"),
+        [id.0.into()],
+    ))
+    .one(conn)
+    .await
+}
+
+/// One execution of this user (tenancy: another user's id reads as missing).
+pub async fn find_for_user<C: ConnectionTrait>(
+    conn: &C,
+    user: UserId,
+    id: ExecutionId,
+) -> Result<Option<ExecutionRow>, DbErr> {
+    ExecutionRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("SELECT {COLUMNS} FROM executions WHERE id = $1 AND user_id = $2"),
+        [id.0.into(), user.0.into()],
+    ))
+    .one(conn)
+    .await
+}
+
+/// Executions whose next step is overdue by more than `grace` (their job was lost, e.g.
+/// Redis was flushed, or its worker died mid-step): `(id, status, next_check_at)`.
+pub async fn overdue_steps<C: ConnectionTrait>(
+    conn: &C,
+    grace: std::time::Duration,
+    limit: u64,
+) -> Result<Vec<(ExecutionId, String, DateTime<Utc>)>, DbErr> {
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, status, next_check_at FROM executions \
+             WHERE status IN ('submitting', 'running', 'fetching') \
+               AND next_check_at < now() - make_interval(secs => $1) \
+             ORDER BY next_check_at LIMIT $2",
+            [grace.as_secs_f64().into(), (limit as i64).into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                ExecutionId(r.try_get("", "id")?),
+                r.try_get("", "status")?,
+                r.try_get("", "next_check_at")?,
+            ))
+        })
+        .collect()
+}
+
+/// One audit row.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct TransitionRow {
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The audit trail of one execution, oldest first.
+pub async fn transitions<C: ConnectionTrait>(
+    conn: &C,
+    id: ExecutionId,
+) -> Result<Vec<TransitionRow>, DbErr> {
+    TransitionRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT from_status, to_status, reason, created_at FROM execution_transitions WHERE execution_id = $1 ORDER BY id",
+        [id.0.into()],
+    ))
+    .all(conn)
+    .await
+}

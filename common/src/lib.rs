@@ -1,0 +1,17 @@
+//! Shared library of every RecomAMP Engine process: configuration, telemetry, database
+//! entities and queries, domain types and state machines, job payloads, the AMC + LWA
+//! client, crypto and SQL parameter rendering.
+
+pub mod amc;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod execution;
+pub mod ids;
+pub mod jobs;
+pub mod repo;
+pub mod results;
+pub mod shutdown;
+pub mod sql;
+pub mod telemetry;
+pub mod time_window;

@@ -1,0 +1,83 @@
+//! AMC accounts (advertiser entity + marketplace + region) of a user.
+
+use super::{RepoError, stmt};
+use crate::ids::{AccountId, UserId};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, FromQueryResult};
+use uuid::Uuid;
+
+/// An account row.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Account {
+    pub id: Uuid,
+    pub name: String,
+    pub entity_id: String,
+    pub marketplace_id: String,
+    pub region: String,
+    pub max_concurrent_executions: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a new account needs (validated by the caller).
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub name: String,
+    pub entity_id: String,
+    pub marketplace_id: String,
+    pub region: String,
+    pub max_concurrent_executions: Option<i32>,
+}
+
+const COLUMNS: &str = "id, name, entity_id, marketplace_id, region, max_concurrent_executions, created_at, updated_at";
+
+/// Creates an account; the same (entity, marketplace) twice for one user → [`RepoError::Conflict`].
+pub async fn create_account(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    new: NewAccount,
+) -> Result<Account, RepoError> {
+    let sql = format!(
+        "INSERT INTO amc_accounts (id, user_id, name, entity_id, marketplace_id, region, max_concurrent_executions)
+         VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, 200)) RETURNING {COLUMNS}"
+    );
+    let values = [
+        AccountId::new().0.into(),
+        user_id.0.into(),
+        new.name.into(),
+        new.entity_id.into(),
+        new.marketplace_id.into(),
+        new.region.into(),
+        new.max_concurrent_executions.into(),
+    ];
+    Account::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .ok_or(RepoError::NotFound)
+}
+
+/// The user's accounts, newest first.
+pub async fn list_accounts(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+) -> Result<Vec<Account>, RepoError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM amc_accounts WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+    );
+    Ok(Account::find_by_statement(stmt(&sql, [user_id.0.into()]))
+        .all(db)
+        .await?)
+}
+
+/// One of the user's accounts.
+pub async fn get_account(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    id: AccountId,
+) -> Result<Account, RepoError> {
+    let sql = format!("SELECT {COLUMNS} FROM amc_accounts WHERE id = $1 AND user_id = $2");
+    Account::find_by_statement(stmt(&sql, [id.0.into(), user_id.0.into()]))
+        .one(db)
+        .await?
+        .ok_or(RepoError::NotFound)
+}

@@ -1,0 +1,130 @@
+//! AMC instances of a user's accounts, with their concurrency caps and daily quota.
+
+use super::{RepoError, stmt};
+use crate::ids::{AccountId, InstanceId, UserId};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, FromQueryResult};
+use uuid::Uuid;
+
+/// An instance row.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Instance {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+    pub amc_instance_id: String,
+    pub max_concurrent_executions: i32,
+    pub daily_execution_quota: Option<i32>,
+    pub time_zone: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a new instance needs (validated by the caller).
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub account_id: AccountId,
+    pub name: String,
+    pub amc_instance_id: String,
+    pub max_concurrent_executions: i32,
+    pub daily_execution_quota: Option<i32>,
+    pub time_zone: String,
+}
+
+/// A change of caps; `None` leaves a field as it is. `daily_execution_quota:
+/// Some(None)` removes the quota.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceCaps {
+    pub max_concurrent_executions: Option<i32>,
+    pub daily_execution_quota: Option<Option<i32>>,
+    pub time_zone: Option<String>,
+}
+
+const COLUMNS: &str = "id, account_id, name, amc_instance_id, max_concurrent_executions, daily_execution_quota, time_zone, created_at, updated_at";
+
+/// Creates an instance under one of the user's accounts; an account of another user (or
+/// none) → [`RepoError::NotFound`]; the same AMC instance twice in an account → conflict.
+pub async fn create_instance(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    new: NewInstance,
+) -> Result<Instance, RepoError> {
+    let sql = format!(
+        "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id, max_concurrent_executions, daily_execution_quota, time_zone)
+         SELECT $1, a.user_id, a.id, $4, $5, $6, $7, $8 FROM amc_accounts a WHERE a.id = $3 AND a.user_id = $2
+         RETURNING {COLUMNS}"
+    );
+    let values = [
+        InstanceId::new().0.into(),
+        user_id.0.into(),
+        new.account_id.0.into(),
+        new.name.into(),
+        new.amc_instance_id.into(),
+        new.max_concurrent_executions.into(),
+        new.daily_execution_quota.into(),
+        new.time_zone.into(),
+    ];
+    Instance::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .ok_or(RepoError::NotFound)
+}
+
+/// The user's instances, newest first.
+pub async fn list_instances(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+) -> Result<Vec<Instance>, RepoError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM amc_instances WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+    );
+    Ok(Instance::find_by_statement(stmt(&sql, [user_id.0.into()]))
+        .all(db)
+        .await?)
+}
+
+/// One of the user's instances.
+pub async fn get_instance(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    id: InstanceId,
+) -> Result<Instance, RepoError> {
+    let sql = format!("SELECT {COLUMNS} FROM amc_instances WHERE id = $1 AND user_id = $2");
+    Instance::find_by_statement(stmt(&sql, [id.0.into(), user_id.0.into()]))
+        .one(db)
+        .await?
+        .ok_or(RepoError::NotFound)
+}
+
+/// Changes the caps of one of the user's instances.
+pub async fn update_instance_caps(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    id: InstanceId,
+    caps: InstanceCaps,
+) -> Result<Instance, RepoError> {
+    let (set_quota, quota) = match caps.daily_execution_quota {
+        Some(q) => (true, q),
+        None => (false, None),
+    };
+    let sql = format!(
+        "UPDATE amc_instances SET
+           max_concurrent_executions = COALESCE($3, max_concurrent_executions),
+           daily_execution_quota = CASE WHEN $4 THEN $5 ELSE daily_execution_quota END,
+           time_zone = COALESCE($6, time_zone),
+           updated_at = now()
+         WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
+    );
+    let values = [
+        id.0.into(),
+        user_id.0.into(),
+        caps.max_concurrent_executions.into(),
+        set_quota.into(),
+        quota.into(),
+        caps.time_zone.into(),
+    ];
+    Instance::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .ok_or(RepoError::NotFound)
+}

@@ -1,0 +1,86 @@
+//! Saved workflows: SQL with `{{name}}` placeholders and their default values.
+
+use super::{RepoError, stmt};
+use crate::ids::{InstanceId, UserId, WorkflowId};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, FromQueryResult};
+use uuid::Uuid;
+
+/// A workflow row.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Workflow {
+    pub id: Uuid,
+    pub instance_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub sql_query: String,
+    pub parameters: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a new workflow needs (validated by the caller).
+#[derive(Debug, Clone)]
+pub struct NewWorkflow {
+    pub instance_id: InstanceId,
+    pub name: String,
+    pub description: Option<String>,
+    pub sql_query: String,
+    pub parameters: serde_json::Value,
+}
+
+const COLUMNS: &str =
+    "id, instance_id, name, description, sql_query, parameters, created_at, updated_at";
+
+/// Creates a workflow on one of the user's instances; an instance of another user (or
+/// none) → [`RepoError::NotFound`].
+pub async fn create_workflow(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    new: NewWorkflow,
+) -> Result<Workflow, RepoError> {
+    let sql = format!(
+        "INSERT INTO workflows (id, user_id, instance_id, name, description, sql_query, parameters)
+         SELECT $1, i.user_id, i.id, $4, $5, $6, $7 FROM amc_instances i WHERE i.id = $3 AND i.user_id = $2
+         RETURNING {COLUMNS}"
+    );
+    let values = [
+        WorkflowId::new().0.into(),
+        user_id.0.into(),
+        new.instance_id.0.into(),
+        new.name.into(),
+        new.description.into(),
+        new.sql_query.into(),
+        new.parameters.into(),
+    ];
+    Workflow::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .ok_or(RepoError::NotFound)
+}
+
+/// The user's workflows, newest first.
+pub async fn list_workflows(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+) -> Result<Vec<Workflow>, RepoError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM workflows WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+    );
+    Ok(Workflow::find_by_statement(stmt(&sql, [user_id.0.into()]))
+        .all(db)
+        .await?)
+}
+
+/// One of the user's workflows.
+pub async fn get_workflow(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    id: WorkflowId,
+) -> Result<Workflow, RepoError> {
+    let sql = format!("SELECT {COLUMNS} FROM workflows WHERE id = $1 AND user_id = $2");
+    Workflow::find_by_statement(stmt(&sql, [id.0.into(), user_id.0.into()]))
+        .one(db)
+        .await?
+        .ok_or(RepoError::NotFound)
+}

@@ -1,0 +1,254 @@
+//! `migrate_up` and the `migrate` binary against the real PostgreSQL server.
+
+mod support;
+
+use migrations::{Migrator, MigratorTrait, database_name, migrate_up, migrate_up_applied};
+use sea_orm::Database;
+use std::process::Command;
+use support::*;
+
+const TABLES: &[&str] = &[
+    "amazon_connections",
+    "amc_accounts",
+    "amc_instances",
+    "api_keys",
+    "collection_weeks",
+    "collections",
+    "dead_jobs",
+    "events",
+    "execution_transitions",
+    "executions",
+    "query_templates",
+    "refresh_tokens",
+    "schedules",
+    "users",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "workers",
+    "workflows",
+];
+
+/// A user, account, instance and workflow with fixed ids.
+const SEED: &[&str] = &[
+    "INSERT INTO users (id, email) VALUES ('00000000-0000-7000-8000-000000000001', 'a@example.com')",
+    "INSERT INTO amc_accounts (id, user_id, name, entity_id, marketplace_id, region) VALUES \
+     ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001', 'acc', 'ENT1', 'ATVPDKIKX0DER', 'NA')",
+    "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
+     ('00000000-0000-7000-8000-000000000003', '00000000-0000-7000-8000-000000000001', \
+      '00000000-0000-7000-8000-000000000002', 'inst', 'amcabc123')",
+    "INSERT INTO workflows (id, user_id, instance_id, name, sql_query) VALUES \
+     ('00000000-0000-7000-8000-000000000004', '00000000-0000-7000-8000-000000000001', \
+      '00000000-0000-7000-8000-000000000003', 'wf', 'SELECT 1')",
+];
+
+fn execution_insert(id_suffix: u32, extra_cols: &str, extra_vals: &str) -> String {
+    format!(
+        "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
+         time_window_start, time_window_end{extra_cols}) VALUES \
+         ('00000000-0000-7000-9000-{id_suffix:012}', '00000000-0000-7000-8000-000000000001', \
+          '00000000-0000-7000-8000-000000000004', '00000000-0000-7000-8000-000000000003', 'queued', \
+          'SELECT 1', '{{}}', '2026-01-01 00:00:00', '2026-01-08 00:00:00'{extra_vals})"
+    )
+}
+
+#[tokio::test]
+async fn migrate_up_creates_database_and_whole_schema() {
+    let url = fresh_database_url("mig");
+    let name = database_name(&url).expect("name");
+    let guard = DropGuard(url.clone());
+    assert!(!database_exists(&name).await);
+
+    let applied = migrate_up_applied(&url).await.expect("first migrate_up");
+    assert_eq!(applied, vec!["m20260101_000001_initial".to_owned()]);
+    assert!(database_exists(&name).await);
+    // Twice is fine and applies nothing.
+    assert!(migrate_up_applied(&url).await.expect("second").is_empty());
+    migrate_up(&url).await.expect("third");
+
+    let db = Database::connect(&url).await.expect("connect");
+    let tables = table_names(&db).await;
+    for t in TABLES {
+        assert!(
+            tables.iter().any(|x| x == t),
+            "table {t} missing: {tables:?}"
+        );
+    }
+    assert_eq!(
+        Migrator::get_pending_migrations(&db)
+            .await
+            .expect("pending")
+            .len(),
+        0
+    );
+    assert_eq!(
+        Migrator::get_applied_migrations(&db)
+            .await
+            .expect("applied")
+            .len(),
+        1
+    );
+
+    let exec_unique = unique_indexes(&db, "executions").await;
+    for idx in [
+        "executions_idempotency_key_idx",
+        "executions_amc_execution_id_idx",
+        "executions_schedule_fire_key",
+    ] {
+        assert!(
+            exec_unique.iter().any(|x| x == idx),
+            "{idx}: {exec_unique:?}"
+        );
+    }
+    assert!(
+        unique_indexes(&db, "users")
+            .await
+            .iter()
+            .any(|x| x == "users_email_key")
+    );
+    assert!(
+        unique_indexes(&db, "amazon_connections")
+            .await
+            .iter()
+            .any(|x| x == "amazon_connections_user_id_key")
+    );
+
+    for sql in SEED {
+        exec(&db, sql).await;
+    }
+    // Same (user, idempotency_key) → unique violation; a null key never conflicts.
+    exec(&db, &execution_insert(1, ", idempotency_key", ", 'k1'")).await;
+    let code = exec_err(&db, &execution_insert(2, ", idempotency_key", ", 'k1'")).await;
+    assert_eq!(code, "23505");
+    exec(&db, &execution_insert(3, "", "")).await;
+    exec(&db, &execution_insert(4, "", "")).await;
+    // Same AMC execution id on one instance → unique violation.
+    exec(&db, &execution_insert(5, ", amc_execution_id", ", 'amc-1'")).await;
+    let code = exec_err(&db, &execution_insert(6, ", amc_execution_id", ", 'amc-1'")).await;
+    assert_eq!(code, "23505");
+    // Unknown status and an empty time window violate checks.
+    let bad_status = execution_insert(7, "", "").replace("'queued'", "'paused'");
+    assert_eq!(exec_err(&db, &bad_status).await, "23514");
+    let bad_window =
+        execution_insert(8, "", "").replace("'2026-01-08 00:00:00'", "'2026-01-01 00:00:00'");
+    assert_eq!(exec_err(&db, &bad_window).await, "23514");
+    // Email is unique, role is checked.
+    assert_eq!(
+        exec_err(
+            &db,
+            "INSERT INTO users (id, email) VALUES (gen_random_uuid(), 'a@example.com')"
+        )
+        .await,
+        "23505"
+    );
+    assert_eq!(
+        exec_err(&db, "INSERT INTO users (id, email, role) VALUES (gen_random_uuid(), 'b@example.com', 'root')").await,
+        "23514"
+    );
+    // Schedules fire once per (schedule, scheduled_for).
+    exec(
+        &db,
+        "INSERT INTO schedules (id, user_id, workflow_id, name, cron, time_window_rule) VALUES \
+         ('00000000-0000-7000-8000-000000000005', '00000000-0000-7000-8000-000000000001', \
+          '00000000-0000-7000-8000-000000000004', 's', '0 6 * * *', '{\"kind\":\"last_days\"}')",
+    )
+    .await;
+    let fire = |n| {
+        execution_insert(
+            n,
+            ", triggered_by, schedule_id, scheduled_for",
+            ", 'schedule', '00000000-0000-7000-8000-000000000005', '2026-02-01T06:00:00Z'",
+        )
+    };
+    exec(&db, &fire(9)).await;
+    assert_eq!(exec_err(&db, &fire(10)).await, "23505");
+    // Deleting the schedule keeps its execution (set null); deleting the user cascades.
+    exec(&db, "DELETE FROM schedules").await;
+    exec(&db, "DELETE FROM users").await;
+    let left = sea_orm::ConnectionTrait::query_one_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT (SELECT count(*) FROM executions) + (SELECT count(*) FROM workflows) \
+             + (SELECT count(*) FROM amc_accounts) AS n",
+        ),
+    )
+    .await
+    .expect("count")
+    .expect("row");
+    assert_eq!(left.try_get::<i64>("", "n").expect("n"), 0);
+    db.close().await.expect("close");
+
+    drop(guard);
+    assert!(!database_exists(&name).await, "database not dropped");
+}
+
+#[tokio::test]
+async fn concurrent_migrate_up_applies_once() {
+    let url = fresh_database_url("migc");
+    let _guard = DropGuard(url.clone());
+    let (a, b, c) = tokio::join!(
+        migrate_up_applied(&url),
+        migrate_up_applied(&url),
+        migrate_up_applied(&url)
+    );
+    let applied: usize = [a, b, c]
+        .into_iter()
+        .map(|r| r.expect("concurrent migrate_up").len())
+        .sum();
+    assert_eq!(applied, 1);
+}
+
+#[tokio::test]
+async fn drop_database_of_missing_database_is_ok() {
+    let url = fresh_database_url("migd");
+    migrations::drop_database(&url).await.expect("drop missing");
+}
+
+#[test]
+fn migrate_binary_up_twice_status_and_usage() {
+    let url = fresh_database_url("migbin");
+    let _guard = DropGuard(url.clone());
+    let bin = env!("CARGO_BIN_EXE_migrate");
+    for round in 0..2 {
+        let out = Command::new(bin)
+            .arg("up")
+            .env("AMP_DATABASE_URL", &url)
+            .output()
+            .expect("run migrate up");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "round {round}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if round == 0 {
+            assert!(
+                stdout.contains("applied m20260101_000001_initial"),
+                "{stdout}"
+            );
+        } else {
+            assert!(stdout.contains("up to date"), "{stdout}");
+        }
+    }
+    let out = Command::new(bin)
+        .arg("status")
+        .env("AMP_DATABASE_URL", &url)
+        .output()
+        .expect("run migrate status");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("applied  m20260101_000001_initial"),
+        "{stdout}"
+    );
+
+    for args in [&["bogus"][..], &[][..], &["up", "extra"][..]] {
+        let out = Command::new(bin)
+            .args(args)
+            .env("AMP_DATABASE_URL", &url)
+            .output()
+            .expect("run migrate");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage: migrate"));
+    }
+}

@@ -1,0 +1,17 @@
+//! `scheduler`: the reconciler and periodic system duties. Run one or more replicas.
+
+use common::config::Config;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config = Arc::new(Config::load_or_exit());
+    common::telemetry::init(&config, "scheduler");
+    config.warn_dev_fallbacks();
+    let scheduler = scheduler::Scheduler::build(config).await?;
+    scheduler
+        .run_until_stopped(common::shutdown::signal())
+        .await;
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! System tests: the real `api`, `worker` and `scheduler` binaries against real Postgres,
+//! real Redis and amc-sim. Run `cargo build --workspace --bins` first (`ops/test` does).
+
+mod capacity;
+mod faults;
+mod first_run;
+mod requests;
+
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The SQL every test workflow runs: unique per `n`, so amc-sim's runs map to executions.
+pub const SQL: &str = "SELECT campaign, SUM(impressions) AS impressions FROM dsp_impressions WHERE run_no = {{n}} GROUP BY campaign";
+
+/// The rendered SQL of run `n` of workflow [`SQL`] (as AMC receives it).
+pub fn rendered(n: u64) -> String {
+    SQL.replace("{{n}}", &n.to_string())
+}
+
+/// How many runs amc-sim holds per distinct SQL.
+pub fn runs_per_sql(stats: &Value) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for r in stats["runs"].as_array().into_iter().flatten() {
+        *m.entry(r["sql_query"].as_str().unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+    }
+    m
+}
+
+/// Asserts every run succeeded with the row count amc-sim serves for its SQL.
+pub fn assert_all_succeeded(runs: &[Value]) {
+    for e in runs {
+        assert_eq!(e["status"], "succeeded", "execution did not succeed: {e}");
+        let sql = e["sql_query"].as_str().expect("sql");
+        assert_eq!(
+            e["row_count"].as_u64(),
+            Some(amc_sim::expected_rows(sql)),
+            "row count of {e}"
+        );
+    }
+}

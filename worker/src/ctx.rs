@@ -1,0 +1,34 @@
+//! What every job handler shares: config, database, producer, AMC client, cipher, results.
+
+use common::amc::AmcClient;
+use common::config::Config;
+use common::crypto::Cipher;
+use common::results::ResultStore;
+use queue::Producer;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub producer: Producer,
+    pub amc: AmcClient,
+    pub lwa: common::amc::LwaClient,
+    pub cipher: Arc<Cipher>,
+    pub results: ResultStore,
+}
+
+impl Ctx {
+    /// How long a step holds its row: longer than one AMC request can take, so a crashed
+    /// step's request is over before the reconciler hands the row to another worker.
+    pub fn step_lease(&self) -> Duration {
+        self.config.amc_timeout + Duration::from_secs(5)
+    }
+
+    /// A longer lease for fetching, which streams whole results.
+    pub fn fetch_lease(&self) -> Duration {
+        (self.config.amc_timeout * 4).max(Duration::from_secs(120))
+    }
+}

@@ -1,0 +1,202 @@
+//! Fresh LWA access tokens for a connection: cached encrypted with their expiry, refreshed
+//! ahead of expiry by a margin that scales with their lifetime, under the connection row's
+//! lock, so a hundred concurrent submits cause one refresh.
+
+use crate::ctx::Ctx;
+use chrono::{DateTime, Utc};
+use common::amc::LwaError;
+use common::ids::Region;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the Amazon connection needs to be authorised again: {0}")]
+    ReauthRequired(String),
+    #[error("no Amazon connection: connect one with PUT /api/v1/amazon/connection")]
+    NoConnection,
+    #[error("Login with Amazon is unavailable: {0}")]
+    Transient(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+struct Cached {
+    status: String,
+    last_error: Option<String>,
+    access: Option<Vec<u8>>,
+    expires_at: Option<DateTime<Utc>>,
+    issued_at: DateTime<Utc>,
+}
+
+async fn read<C: ConnectionTrait>(conn: &C, id: Uuid, lock: bool) -> Result<Option<Cached>, DbErr> {
+    let sql = format!(
+        "SELECT status, last_error, access_token_enc, access_token_expires_at, updated_at FROM amazon_connections WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let Some(r) = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [id.into()],
+        ))
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Cached {
+        status: r.try_get("", "status")?,
+        last_error: r.try_get("", "last_error")?,
+        access: r.try_get("", "access_token_enc")?,
+        expires_at: r.try_get("", "access_token_expires_at")?,
+        issued_at: r.try_get("", "updated_at")?,
+    }))
+}
+
+/// How long before expiry a token counts as stale: a twelfth of its lifetime, between one
+/// second and five minutes (five minutes of an hour-long token, ~2.5 s of a 30 s one).
+pub fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 12).clamp(Duration::from_secs(1), Duration::from_secs(300))
+}
+
+impl Cached {
+    fn fresh_token(&self, ctx: &Ctx) -> Option<String> {
+        let (enc, exp) = (self.access.as_ref()?, self.expires_at?);
+        let lifetime = (exp - self.issued_at).to_std().unwrap_or_default();
+        let margin = chrono::Duration::from_std(refresh_margin(lifetime)).unwrap_or_default();
+        if exp - margin <= Utc::now() {
+            return None;
+        }
+        ctx.cipher.decrypt_str(enc).ok()
+    }
+}
+
+/// A usable access token. `stale` is a token AMC just refused: refresh unless another
+/// worker already replaced it.
+pub async fn access_token(
+    ctx: &Ctx,
+    connection: Uuid,
+    stale: Option<&str>,
+) -> Result<String, TokenError> {
+    let cached = read(&ctx.db, connection, false)
+        .await?
+        .ok_or(TokenError::NoConnection)?;
+    if cached.status == "reauth_required" {
+        return Err(TokenError::ReauthRequired(
+            cached.last_error.unwrap_or_default(),
+        ));
+    }
+    if let Some(t) = cached
+        .fresh_token(ctx)
+        .filter(|t| Some(t.as_str()) != stale)
+    {
+        return Ok(t);
+    }
+    let txn = ctx.db.begin().await?;
+    let locked = read(&txn, connection, true)
+        .await?
+        .ok_or(TokenError::NoConnection)?;
+    if locked.status == "reauth_required" {
+        return Err(TokenError::ReauthRequired(
+            locked.last_error.unwrap_or_default(),
+        ));
+    }
+    if let Some(t) = locked
+        .fresh_token(ctx)
+        .filter(|t| Some(t.as_str()) != stale)
+    {
+        return Ok(t);
+    }
+    let refresh_enc: Vec<u8> = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT refresh_token_enc FROM amazon_connections WHERE id = $1",
+            [connection.into()],
+        ))
+        .await?
+        .ok_or(TokenError::NoConnection)?
+        .try_get("", "refresh_token_enc")?;
+    let refresh = ctx
+        .cipher
+        .decrypt_str(&refresh_enc)
+        .map_err(|e| TokenError::ReauthRequired(format!("stored refresh token unreadable: {e}")))?;
+    match ctx.lwa.refresh(Region::NA, &refresh).await {
+        Ok(grant) => {
+            let expires_at =
+                Utc::now() + chrono::Duration::from_std(grant.expires_in).unwrap_or_default();
+            let new_refresh = grant
+                .refresh_token
+                .as_deref()
+                .map(|r| ctx.cipher.encrypt_str(r));
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE amazon_connections SET access_token_enc = $2, access_token_expires_at = $3, \
+                   refresh_token_enc = coalesce($4, refresh_token_enc), last_error = NULL, updated_at = now() WHERE id = $1",
+                [connection.into(), ctx.cipher.encrypt_str(&grant.access_token).into(), expires_at.into(), new_refresh.into()],
+            ))
+            .await?;
+            txn.commit().await?;
+            tracing::info!(connection.id = %connection, expires_in_s = grant.expires_in.as_secs(), "refreshed the LWA access token");
+            Ok(grant.access_token)
+        }
+        Err(LwaError::InvalidGrant(reason)) => {
+            mark_reauth_required(&txn, connection, &reason).await?;
+            txn.commit().await?;
+            Err(TokenError::ReauthRequired(reason))
+        }
+        Err(e) => Err(TokenError::Transient(e.to_string())),
+    }
+}
+
+async fn mark_reauth_required<C: ConnectionTrait>(
+    txn: &C,
+    connection: Uuid,
+    reason: &str,
+) -> Result<(), DbErr> {
+    let r = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE amazon_connections SET status = 'reauth_required', last_error = $2, access_token_enc = NULL, \
+               access_token_expires_at = NULL, updated_at = now() WHERE id = $1 AND status = 'active' RETURNING user_id",
+            [connection.into(), reason.into()],
+        ))
+        .await?;
+    if let Some(r) = r {
+        let user: Uuid = r.try_get("", "user_id")?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO events (id, user_id, event_type, subject_id, payload) VALUES ($1, $2, 'connection.reauth_required', $3, $4)",
+            [
+                Uuid::now_v7().into(),
+                user.into(),
+                connection.into(),
+                serde_json::json!({"connection_id": connection, "status": "reauth_required", "reason": reason}).into(),
+            ],
+        ))
+        .await?;
+        tracing::warn!(connection.id = %connection, reason, "LWA refused the refresh token; the connection needs to be authorised again");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margin_scales_with_lifetime() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(3600)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(30)),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(5)),
+            Duration::from_secs(1)
+        );
+    }
+}
