@@ -89,11 +89,12 @@ pub async fn metrics_layer<E: Endpoint>(
     let method = match req.method().as_str() {
         m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
         _ => "OTHER",
-    };
+    }
+    .to_string();
     let start = Instant::now();
     let resp = ep.get_response(req).await.into_response();
     metrics.record(
-        method,
+        &method,
         resp.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );

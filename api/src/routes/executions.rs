@@ -92,15 +92,28 @@ impl From<ExecutionRow> for ExecutionBody {
             .result_columns
             .as_ref()
             .and_then(|c| c.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            });
         Self {
             id: r.id,
             workflow_id: r.workflow_id,
             instance_id: r.instance_id,
-            error: r.error_code.map(|code| ExecutionErrorBody { code, message: r.error_message }),
+            error: r.error_code.map(|code| ExecutionErrorBody {
+                code,
+                message: r.error_message,
+            }),
             time_window: TimeWindowBody {
-                start: r.time_window_start.format(common::time_window::AMC_FORMAT).to_string(),
-                end: r.time_window_end.format(common::time_window::AMC_FORMAT).to_string(),
+                start: r
+                    .time_window_start
+                    .format(common::time_window::AMC_FORMAT)
+                    .to_string(),
+                end: r
+                    .time_window_end
+                    .format(common::time_window::AMC_FORMAT)
+                    .to_string(),
                 time_zone: Some(r.time_zone),
             },
             status: r.status,
@@ -162,7 +175,9 @@ pub struct ExecutionsApi {
 fn render_error(e: RenderError) -> ApiError {
     let msg = e.to_string();
     match &e {
-        RenderError::Missing(name) | RenderError::Unknown(name) | RenderError::InvalidValue { name, .. } => {
+        RenderError::Missing(name)
+        | RenderError::Unknown(name)
+        | RenderError::InvalidValue { name, .. } => {
             ApiError::field(&format!("parameters.{name}"), msg)
         }
     }
@@ -172,7 +187,11 @@ fn render_error(e: RenderError) -> ApiError {
 impl ExecutionsApi {
     /// Run a workflow: validates and renders its parameters, records the run `queued`
     /// and enqueues it. Answers at once; poll `GET /executions/{id}` or use webhooks.
-    #[oai(path = "/workflows/:id/executions", method = "post", operation_id = "createExecution")]
+    #[oai(
+        path = "/workflows/:id/executions",
+        method = "post",
+        operation_id = "createExecution"
+    )]
     async fn create(
         &self,
         auth: BearerAuth,
@@ -182,15 +201,21 @@ impl ExecutionsApi {
     ) -> Result<CreateExecutionResponse, ApiError> {
         let user = auth.0.user_id;
         let tw = &body.0.time_window;
-        let window = TimeWindow::parse(&tw.start, &tw.end, tw.time_zone.as_deref()).map_err(|e| ApiError::field(e.field, e.message))?;
+        let window = TimeWindow::parse(&tw.start, &tw.end, tw.time_zone.as_deref())
+            .map_err(|e| ApiError::field(e.field, e.message))?;
         let workflow = workflows::get_workflow(&self.state.db, user, WorkflowId(id.0))
             .await
             .map_err(|e| super::accounts::not_found(e, "workflow"))?;
-        let given: serde_json::Map<String, serde_json::Value> = body.0.parameters.into_iter().collect();
-        let rendered = execution::render_run(&workflow.sql_query, &workflow.parameters, &given).map_err(render_error)?;
+        let given: serde_json::Map<String, serde_json::Value> =
+            body.0.parameters.into_iter().collect();
+        let rendered = execution::render_run(&workflow.sql_query, &workflow.parameters, &given)
+            .map_err(render_error)?;
         let idempotency = match idempotency_key.0.map(|k| k.trim().to_string()) {
             Some(k) if k.is_empty() || k.len() > 255 => {
-                return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 characters"));
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "must be 1 to 255 characters",
+                ));
             }
             Some(k) => Some((k, execution::request_hash(workflow.id, &given, &window))),
             None => None,
@@ -205,13 +230,20 @@ impl ExecutionsApi {
             triggered_by: TriggeredBy::Api,
             idempotency,
         };
-        let created = execution::create(&self.state.db, &new).await.map_err(|e| match e {
-            execution::CreateError::IdempotencyMismatch => ApiError::field("Idempotency-Key", e.to_string()),
-            execution::CreateError::Db(e) => ApiError::internal(e),
-        })?;
+        let created = execution::create(&self.state.db, &new)
+            .await
+            .map_err(|e| match e {
+                execution::CreateError::IdempotencyMismatch => {
+                    ApiError::field("Idempotency-Key", e.to_string())
+                }
+                execution::CreateError::Db(e) => ApiError::internal(e),
+            })?;
         if let Created::New(row) = &created {
             // If this push is lost, the reconciler admits the queued run anyway.
-            let job = StepJobV1 { execution_id: row.execution_id(), due: None };
+            let job = StepJobV1 {
+                execution_id: row.execution_id(),
+                due: None,
+            };
             if let Err(e) = self.state.producer.push(EXECUTION_SUBMIT, &job).await {
                 tracing::warn!(execution.id = %row.id, error = %e, "could not enqueue; the reconciler will pick the run up");
             }
@@ -223,19 +255,30 @@ impl ExecutionsApi {
     }
 
     /// One run, with its audit trail.
-    #[oai(path = "/executions/:id", method = "get", operation_id = "getExecution")]
+    #[oai(
+        path = "/executions/:id",
+        method = "get",
+        operation_id = "getExecution"
+    )]
     async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<ExecutionResponse, ApiError> {
         let id = ExecutionId(id.0);
         let row = execution::find_for_user(&self.state.db, auth.0.user_id, id)
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("execution"))?;
-        let trail = execution::transitions(&self.state.db, id).await.map_err(ApiError::internal)?;
+        let trail = execution::transitions(&self.state.db, id)
+            .await
+            .map_err(ApiError::internal)?;
         let mut body = ExecutionBody::from(row);
         body.transitions = Some(
             trail
                 .into_iter()
-                .map(|t| TransitionBody { from_status: t.from_status, to_status: t.to_status, reason: t.reason, at: t.created_at })
+                .map(|t| TransitionBody {
+                    from_status: t.from_status,
+                    to_status: t.to_status,
+                    reason: t.reason,
+                    at: t.created_at,
+                })
                 .collect(),
         );
         Ok(ExecutionResponse::Ok(Json(body)))
@@ -243,7 +286,11 @@ impl ExecutionsApi {
 
     /// The result of a succeeded run: JSON pages (`cursor`, `limit` ≤ 10,000, default
     /// 1,000), or `?format=csv` for the whole result as streamed CSV.
-    #[oai(path = "/executions/:id/results", method = "get", operation_id = "getExecutionResults")]
+    #[oai(
+        path = "/executions/:id/results",
+        method = "get",
+        operation_id = "getExecutionResults"
+    )]
     async fn results(
         &self,
         auth: BearerAuth,
@@ -257,16 +304,25 @@ impl ExecutionsApi {
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("execution"))?;
         let Some(location) = row.result_location.filter(|_| row.status == "succeeded") else {
-            return Err(ApiError::conflict(format!("the execution is {}; results exist once it has succeeded", row.status)));
+            return Err(ApiError::conflict(format!(
+                "the execution is {}; results exist once it has succeeded",
+                row.status
+            )));
         };
-        let store = ResultStore::from_url(&self.state.config.results_url).map_err(ApiError::internal)?;
+        let store =
+            ResultStore::from_url(&self.state.config.results_url).map_err(ApiError::internal)?;
         match format.0.as_deref() {
             Some("csv") => {
                 let file = store.open(&location).await.map_err(ApiError::internal)?;
                 return Ok(ResultsResponse::Csv(Binary(Body::from_async_read(file))));
             }
             None | Some("json") => {}
-            Some(other) => return Err(ApiError::field("format", format!("`{other}` is not `json` or `csv`"))),
+            Some(other) => {
+                return Err(ApiError::field(
+                    "format",
+                    format!("`{other}` is not `json` or `csv`"),
+                ));
+            }
         }
         let limit = limit.0.unwrap_or(1_000);
         if !(1..=10_000).contains(&limit) {
@@ -274,12 +330,19 @@ impl ExecutionsApi {
         }
         let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
             None => None,
-            Some(c) => Some(c.parse::<u64>().map_err(|_| ApiError::field("cursor", "is not a cursor returned by this endpoint"))?),
+            Some(c) => Some(c.parse::<u64>().map_err(|_| {
+                ApiError::field("cursor", "is not a cursor returned by this endpoint")
+            })?),
         };
-        let page = store.page(&location, cursor, limit as usize).await.map_err(|e| match e {
-            common::results::ResultsError::BadCursor => ApiError::field("cursor", "is not a cursor returned by this endpoint"),
-            other => ApiError::internal(other),
-        })?;
+        let page = store
+            .page(&location, cursor, limit as usize)
+            .await
+            .map_err(|e| match e {
+                common::results::ResultsError::BadCursor => {
+                    ApiError::field("cursor", "is not a cursor returned by this endpoint")
+                }
+                other => ApiError::internal(other),
+            })?;
         Ok(ResultsResponse::Page(Json(ResultsPage {
             columns: page.columns,
             rows: page.rows,
@@ -289,18 +352,38 @@ impl ExecutionsApi {
 
     /// Cancel a run: a queued run ends `cancelled` at once; a run at AMC keeps its status
     /// with `cancel_requested_at` set until AMC confirms; an ended run → 409.
-    #[oai(path = "/executions/:id/cancel", method = "post", operation_id = "cancelExecution")]
-    async fn cancel(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<ExecutionResponse, ApiError> {
+    #[oai(
+        path = "/executions/:id/cancel",
+        method = "post",
+        operation_id = "cancelExecution"
+    )]
+    async fn cancel(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<ExecutionResponse, ApiError> {
         let outcome = execution::request_cancel(&self.state.db, auth.0.user_id, ExecutionId(id.0))
             .await
             .map_err(ApiError::internal)?;
         let row = match outcome {
             CancelOutcome::NotFound => return Err(ApiError::not_found("execution")),
-            CancelOutcome::Terminal(r) => return Err(ApiError::conflict(format!("the execution has already ended ({})", r.status))),
+            CancelOutcome::Terminal(r) => {
+                return Err(ApiError::conflict(format!(
+                    "the execution has already ended ({})",
+                    r.status
+                )));
+            }
             CancelOutcome::Cancelled(r) => r,
             CancelOutcome::Requested(r) => {
-                let job = StepJobV1 { execution_id: r.execution_id(), due: None };
-                self.state.producer.push(EXECUTION_CANCEL, &job).await.map_err(ApiError::internal)?;
+                let job = StepJobV1 {
+                    execution_id: r.execution_id(),
+                    due: None,
+                };
+                self.state
+                    .producer
+                    .push(EXECUTION_CANCEL, &job)
+                    .await
+                    .map_err(ApiError::internal)?;
                 r
             }
         };

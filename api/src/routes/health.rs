@@ -59,7 +59,8 @@ async fn check_postgres(state: &AppState) -> Result<(), String> {
 
 async fn check_redis(state: &AppState) -> Result<(), String> {
     let mut conn = state.redis.clone();
-    let probe = redis::cmd("PING").query_async::<String>(&mut conn);
+    let cmd = redis::cmd("PING");
+    let probe = cmd.query_async::<String>(&mut conn);
     match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),

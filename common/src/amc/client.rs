@@ -2,68 +2,19 @@
 //! `{base}/amc/reporting/{instanceId}/…` on the account's regional host (or on
 //! `AMP_AMC_BASE_URL` when set).
 
-use super::error::{AmcError, ErrorClass, classify};
-use super::model::{CreateExecution, WorkflowExecution};
+use super::error::{AmcError, ErrorClass};
+use super::lwa::LwaClient;
+use super::model::{AMC_TIME_FORMAT, CreateExecution, WorkflowExecution};
+use super::{AmcConfig, http_client};
 use crate::ids::{AmcExecutionId, AmcInstanceId, EntityId, MarketplaceId, Region};
 use chrono::NaiveDateTime;
 use reqwest::{Method, RequestBuilder, Response};
-use std::time::Duration;
 
-/// Where AMC and LWA are, and the app's LWA credentials.
-#[derive(Debug, Clone)]
-pub struct AmcConfig {
-    /// `None`: each account's region picks Amazon's host.
-    pub base_url: Option<String>,
-    /// `None`: the region's LWA token endpoint.
-    pub lwa_token_url: Option<String>,
-    pub client_id: String,
-    pub client_secret: String,
-    pub request_timeout: Duration,
-    pub connect_timeout: Duration,
-}
+/// A guard against a `nextToken` that never ends.
+const MAX_PAGES: usize = 1_000;
 
-impl Default for AmcConfig {
-    fn default() -> Self {
-        Self {
-            base_url: None,
-            lwa_token_url: None,
-            client_id: String::new(),
-            client_secret: String::new(),
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-impl AmcConfig {
-    /// The AMC/LWA settings of the process configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            base_url: config.amc_base_url.clone(),
-            lwa_token_url: config.lwa_token_url.clone(),
-            client_id: config.lwa_client_id.clone(),
-            client_secret: config.lwa_client_secret.expose().to_string(),
-            request_timeout: config.amc_timeout,
-            ..Self::default()
-        }
-    }
-
-    pub(crate) fn http(&self) -> Result<reqwest::Client, AmcError> {
-        reqwest::Client::builder()
-            .timeout(self.request_timeout)
-            .connect_timeout(self.connect_timeout)
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| AmcError {
-                class: ErrorClass::Permanent,
-                status: None,
-                message: format!("building the HTTP client: {e}"),
-            })
-    }
-}
-
-/// Which instance, as whom.
-#[derive(Debug, Clone, Copy)]
+/// Which instance, as whom. `Debug` hides the token.
+#[derive(Clone, Copy)]
 pub struct AmcTarget<'a> {
     pub region: Region,
     pub entity_id: &'a EntityId,
@@ -72,78 +23,116 @@ pub struct AmcTarget<'a> {
     pub access_token: &'a str,
 }
 
+impl std::fmt::Debug for AmcTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmcTarget")
+            .field("region", &self.region)
+            .field("entity_id", self.entity_id)
+            .field("marketplace_id", self.marketplace_id)
+            .field("instance_id", self.instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The AMC reporting client (one pooled HTTP client; Clone is cheap).
 #[derive(Debug, Clone)]
 pub struct AmcClient {
     http: reqwest::Client,
     config: AmcConfig,
+    lwa: LwaClient,
 }
 
-/// A transport failure (timeout, connection) as a transient AMC error.
-pub(crate) fn transport(e: reqwest::Error) -> AmcError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    AmcError::transient(format!("{what}: {e}"))
-}
-
-fn retry_after(resp: &Response) -> Option<Duration> {
-    let v = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
-    if let Ok(secs) = v.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+fn transport(e: reqwest::Error) -> AmcError {
+    AmcError::from_reqwest(&e)
 }
 
 /// Turns an unsuccessful answer into a classified error.
-pub(crate) async fn check(resp: Response) -> Result<Response, AmcError> {
+async fn check(resp: Response) -> Result<Response, AmcError> {
     if resp.status().is_success() {
         return Ok(resp);
     }
     let status = resp.status().as_u16();
-    let ra = retry_after(&resp);
-    let body = resp.text().await.unwrap_or_default();
-    Err(classify(status, &body, ra))
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.text().await.map_err(transport)?;
+    Err(AmcError::from_response(
+        status,
+        retry_after.as_deref(),
+        &body,
+    ))
 }
 
 async fn json(resp: Response) -> Result<serde_json::Value, AmcError> {
-    resp.json()
-        .await
-        .map_err(|e| AmcError::transient(format!("unreadable AMC answer: {e}")))
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(transport)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| AmcError::permanent(Some(status), format!("unreadable AMC answer: {e}")))
 }
 
 impl AmcClient {
     pub fn new(config: AmcConfig) -> Result<Self, AmcError> {
-        Ok(Self {
-            http: config.http()?,
-            config,
-        })
+        if let Some(base) = &config.base_url {
+            url::Url::parse(base).map_err(|e| {
+                AmcError::permanent(None, format!("invalid AMC base URL `{base}`: {e}"))
+            })?;
+        }
+        let http = http_client(&config)?;
+        let lwa = LwaClient::with_http(http.clone(), config.clone());
+        Ok(Self { http, config, lwa })
     }
 
-    fn request(&self, method: Method, t: &AmcTarget<'_>, path: &str) -> RequestBuilder {
+    /// The LWA client sharing this client's connection pool and credentials.
+    pub fn lwa(&self) -> &LwaClient {
+        &self.lwa
+    }
+
+    /// `{base}/amc/reporting/{instance}/{segments…}`, each segment percent-encoded.
+    fn url(&self, t: &AmcTarget<'_>, segments: &[&str]) -> Result<url::Url, AmcError> {
         let base = self
             .config
             .base_url
             .as_deref()
             .unwrap_or(t.region.ads_api_base());
-        let url = format!(
-            "{}/amc/reporting/{}{}",
-            base.trim_end_matches('/'),
-            t.instance_id.as_str(),
-            path
-        );
-        self.http
+        let mut url = url::Url::parse(base).map_err(|e| {
+            AmcError::permanent(None, format!("invalid AMC base URL `{base}`: {e}"))
+        })?;
+        url.path_segments_mut()
+            .map_err(|()| {
+                AmcError::permanent(None, format!("AMC base URL `{base}` cannot have a path"))
+            })?
+            .pop_if_empty()
+            .extend(["amc", "reporting", t.instance_id.as_str()])
+            .extend(segments);
+        Ok(url)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        t: &AmcTarget<'_>,
+        segments: &[&str],
+    ) -> Result<RequestBuilder, AmcError> {
+        self.request_query(method, t, segments, &[])
+    }
+
+    fn request_query(
+        &self,
+        method: Method,
+        t: &AmcTarget<'_>,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<RequestBuilder, AmcError> {
+        let mut url = self.url(t, segments)?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(self
+            .http
             .request(method, url)
+            .timeout(self.config.request_timeout)
             .bearer_auth(t.access_token)
             .header("Amazon-Advertising-API-ClientId", &self.config.client_id)
             .header("Amazon-Advertising-API-AdvertiserId", t.entity_id.as_str())
@@ -151,7 +140,7 @@ impl AmcClient {
                 "Amazon-Advertising-API-MarketplaceId",
                 t.marketplace_id.as_str(),
             )
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/json"))
     }
 
     async fn send(&self, req: RequestBuilder) -> Result<Response, AmcError> {
@@ -166,8 +155,8 @@ impl AmcClient {
     ) -> Result<WorkflowExecution, AmcError> {
         let resp = self
             .send(
-                self.request(Method::POST, t, "/workflowExecutions")
-                    .json(&req.body()),
+                self.request(Method::POST, t, &["workflowExecutions"])?
+                    .json(&req.to_body()),
             )
             .await?;
         parse(json(resp).await?)
@@ -180,11 +169,7 @@ impl AmcClient {
         id: &AmcExecutionId,
     ) -> Result<WorkflowExecution, AmcError> {
         let resp = self
-            .send(self.request(
-                Method::GET,
-                t,
-                &format!("/workflowExecutions/{}", id.as_str()),
-            ))
+            .send(self.request(Method::GET, t, &["workflowExecutions", id.as_str()])?)
             .await?;
         parse(json(resp).await?)
     }
@@ -196,29 +181,23 @@ impl AmcClient {
         min_creation_time: NaiveDateTime,
         include_workflow: bool,
     ) -> Result<Vec<WorkflowExecution>, AmcError> {
-        let min = min_creation_time
-            .format(crate::time_window::AMC_FORMAT)
-            .to_string();
+        let min = min_creation_time.format(AMC_TIME_FORMAT).to_string();
         let mut out = Vec::new();
         let mut next: Option<String> = None;
-        for _ in 0..1_000 {
-            let mut q: Vec<(&str, String)> = vec![
-                ("minCreationTime", min.clone()),
-                ("includeWorkflow", include_workflow.to_string()),
-                ("includeCancelled", "true".into()),
-                ("limit", "100".into()),
+        for _ in 0..MAX_PAGES {
+            let include = if include_workflow { "true" } else { "false" };
+            let mut q = vec![
+                ("minCreationTime", min.as_str()),
+                ("includeWorkflow", include),
+                // A run cancelled while its submission was in doubt must still be found.
+                ("includeCancelled", "true"),
+                ("limit", "100"),
             ];
             if let Some(n) = &next {
-                q.push(("nextToken", n.clone()));
+                q.push(("nextToken", n.as_str()));
             }
-            let v = json(
-                self.send(
-                    self.request(Method::GET, t, "/workflowExecutions")
-                        .query(&q),
-                )
-                .await?,
-            )
-            .await?;
+            let req = self.request_query(Method::GET, t, &["workflowExecutions"], &q)?;
+            let v = json(self.send(req).await?).await?;
             for e in v
                 .get("executions")
                 .and_then(|e| e.as_array())
@@ -231,12 +210,15 @@ impl AmcClient {
                 .get("nextToken")
                 .and_then(|n| n.as_str())
                 .filter(|n| !n.is_empty())
-                .map(str::to_string);
+                .map(str::to_owned);
             if next.is_none() {
-                break;
+                return Ok(out);
             }
         }
-        Ok(out)
+        Err(AmcError::permanent(
+            None,
+            format!("listing executions did not end after {MAX_PAGES} pages"),
+        ))
     }
 
     /// Cancels a PENDING or RUNNING execution.
@@ -246,11 +228,7 @@ impl AmcClient {
         id: &AmcExecutionId,
     ) -> Result<(), AmcError> {
         let req = self
-            .request(
-                Method::PUT,
-                t,
-                &format!("/workflowExecutions/{}", id.as_str()),
-            )
+            .request(Method::PUT, t, &["workflowExecutions", id.as_str()])?
             .json(&serde_json::json!({"status": "CANCELLED"}));
         self.send(req).await.map(|_| ())
     }
@@ -261,8 +239,8 @@ impl AmcClient {
         t: &AmcTarget<'_>,
         id: &AmcExecutionId,
     ) -> Result<Vec<String>, AmcError> {
-        let path = format!("/workflowExecutions/{}/downloadUrls", id.as_str());
-        let v = json(self.send(self.request(Method::GET, t, &path)).await?).await?;
+        let segments = ["workflowExecutions", id.as_str(), "downloadUrls"];
+        let v = json(self.send(self.request(Method::GET, t, &segments)?).await?).await?;
         Ok(v.get("downloadUrls")
             .and_then(|u| u.as_array())
             .map(|a| {
@@ -275,11 +253,17 @@ impl AmcClient {
 
     /// Starts downloading one presigned URL (no AMC headers); stream the response body.
     pub async fn download(&self, url: &str) -> Result<Response, AmcError> {
-        check(self.http.get(url).send().await.map_err(transport)?).await
+        let resp = self.http.get(url).send().await.map_err(transport)?;
+        match check(resp).await {
+            Err(e) if e.status == Some(403) => {
+                Err(AmcError::new(ErrorClass::UrlExpired, e.status, e.message))
+            }
+            other => other,
+        }
     }
 }
 
 fn parse(v: serde_json::Value) -> Result<WorkflowExecution, AmcError> {
     WorkflowExecution::from_value(v)
-        .map_err(|e| AmcError::transient(format!("unexpected AMC answer: {e}")))
+        .map_err(|e| AmcError::permanent(None, format!("unexpected AMC execution: {e}")))
 }

@@ -4,7 +4,7 @@
 use super::{RepoError, stmt};
 use crate::ids::UserId;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult, TransactionSession, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
 use uuid::Uuid;
 
 /// What presenting a refresh token led to.
@@ -48,7 +48,7 @@ pub async fn insert_refresh_token(
 /// by `new_hash`; a revoked one revokes its whole family. Runs in one transaction with the
 /// old row locked, so two concurrent rotations of one token cannot both succeed.
 pub async fn rotate_refresh_token(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    db: &DatabaseConnection,
     old_hash: &str,
     new_hash: &str,
     new_expires_at: DateTime<Utc>,

@@ -104,14 +104,18 @@ async fn download(
             let body = resp.bytes_stream().boxed();
             if let Err(e) = writer.add_part(body).await {
                 writer.discard_last().await;
-                return Ok(Outcome::Failed(CallError::Amc(AmcError::transient(
+                return Ok(Outcome::Failed(CallError::Amc(AmcError::new(
+                    ErrorClass::Transient,
+                    None,
                     e.to_string(),
                 ))));
             }
         }
         return Ok(Outcome::Done(writer.finish().await?));
     }
-    Ok(Outcome::Failed(CallError::Amc(AmcError::transient(
-        "download URLs kept expiring".into(),
+    Ok(Outcome::Failed(CallError::Amc(AmcError::new(
+        ErrorClass::Transient,
+        None,
+        "download URLs kept expiring",
     ))))
 }
