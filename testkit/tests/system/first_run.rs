@@ -1,6 +1,7 @@
 //! CONTRACT's first run, end to end over HTTP.
 
 use crate::{SQL, rendered};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use std::time::Duration;
 use testkit::{System, SystemOptions};
@@ -97,6 +98,39 @@ async fn the_contract_walk_through_reaches_succeeded_and_returns_the_rows() {
         .collect();
     assert_eq!(csv_rows, json_rows);
 
+    // The refresh token's plaintext is nowhere in the database, in any table.
+    let db = sys.db.connect().await.unwrap();
+    let tables = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        ))
+        .await
+        .unwrap();
+    assert!(tables.len() > 10);
+    for t in tables {
+        let table: String = t.try_get("", "table_name").unwrap();
+        let sql = format!(
+            "SELECT count(*) AS n FROM \"{table}\" x WHERE strpos(row_to_json(x)::text, $1) > 0 OR strpos(encode(convert_to(row_to_json(x)::text, 'UTF8'), 'hex'), $2) > 0"
+        );
+        let hit = db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                [
+                    "test-refresh-token".into(),
+                    hex::encode("test-refresh-token").into(),
+                ],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            hit.try_get::<i64>("", "n").unwrap(),
+            0,
+            "refresh token plaintext found in {table}"
+        );
+    }
     let stats = sys.sim_stats().await.unwrap();
     assert_eq!(
         stats["token_exchanges"].as_u64(),

@@ -5,6 +5,7 @@ mod capacity;
 mod faults;
 mod first_run;
 mod requests;
+mod retries;
 
 use serde_json::Value;
 use std::collections::HashMap;
