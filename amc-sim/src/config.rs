@@ -42,7 +42,8 @@ pub struct SimConfig {
     pub expired_token_status: u16,
     /// Status for "unavailable for download": 404 (default) or 400.
     pub unavailable_status: u16,
-    /// Fault injection (all off by default).
+    /// Fault injection (all off by default; `AMP_SIM_FAULTS`, JSON as in
+    /// [`crate::faults::doc`]).
     pub faults: FaultPlan,
 }
 
@@ -115,6 +116,18 @@ impl SimConfig {
                 .trim()
                 .parse()
                 .map_err(|e| invalid("AMP_SIM_SEED", &v, e))?;
+        }
+        if let Some(v) = lookup("AMP_SIM_FAULTS") {
+            let doc = crate::faults::FaultsDoc::parse(v.as_bytes())
+                .map_err(|e| invalid("AMP_SIM_FAULTS", &v, e))?;
+            cfg.faults = doc.plan;
+            if let Some(status) = doc.expired_token_status {
+                cfg.expired_token_status = status;
+            }
+            // AMP_SIM_SEED, when set, wins over a seed inside AMP_SIM_FAULTS.
+            if let (Some(seed), None) = (doc.seed, lookup("AMP_SIM_SEED")) {
+                cfg.seed = seed;
+            }
         }
         if let Some(v) = lookup("AMP_SIM_DOWNLOAD_URL_TTL") {
             cfg.download_url_ttl = duration("AMP_SIM_DOWNLOAD_URL_TTL", &v)?;
@@ -191,6 +204,18 @@ mod tests {
     }
 
     #[test]
+    fn faults_from_env() {
+        let doc = r#"{"seed": 5, "expired_token_status": 403, "rules": [
+            {"route": "run", "probability": 0.2, "fault": {"kind": "failed"}}]}"#;
+        let cfg = load(&[("AMP_SIM_FAULTS", doc)]).expect("valid");
+        assert_eq!(cfg.seed, 5);
+        assert_eq!(cfg.expired_token_status, 403);
+        assert_eq!(cfg.faults.rules.len(), 1);
+        let cfg = load(&[("AMP_SIM_FAULTS", doc), ("AMP_SIM_SEED", "8")]).expect("valid");
+        assert_eq!(cfg.seed, 8);
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("AMP_SIM_ADDR", "nowhere"),
@@ -198,6 +223,11 @@ mod tests {
             ("AMP_SIM_MAX_RUNNING", "0"),
             ("AMP_SIM_SEED", "-1"),
             ("AMP_LWA_CLIENT_ID", " "),
+            ("AMP_SIM_FAULTS", "{\"rules\": 3}"),
+            (
+                "AMP_SIM_FAULTS",
+                "[{\"route\":\"get\",\"probability\":2,\"fault\":{\"kind\":\"gateway_timeout\"}}]",
+            ),
         ] {
             let err = load(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var);

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{QueueConfig, consumer_name, validate_queue};
 use crate::consumer::{AckCmd, Shared};
 use crate::error::{QueueError, Result};
+use crate::handback::HandBack;
 use crate::health::ConsumerHealth;
 use crate::middleware::{AckLayer, JobMeta};
 use crate::producer::manager_config;
@@ -39,6 +40,8 @@ pub struct RedisBackend<T> {
     worker: Option<WorkerContext>,
     running: Option<Running>,
     closing: Option<BoxFuture<'static, ()>>,
+    /// Cancelled on drop: ends the claim and ack loops even if closing never finished.
+    close: CancellationToken,
     closed: bool,
     _marker: PhantomData<fn() -> T>,
 }
@@ -57,6 +60,7 @@ struct Running {
     stop: CancellationToken,
     ack_stop: CancellationToken,
     handles: Vec<JoinHandle<()>>,
+    claimer: JoinHandle<()>,
     acker: JoinHandle<()>,
     timer: Arc<TimerGuard>,
 }
@@ -69,6 +73,7 @@ impl Running {
         }
         drop(self.timer);
         self.ack_stop.cancel();
+        let _ = self.claimer.await;
         let _ = self.acker.await;
     }
 }
@@ -77,10 +82,24 @@ impl<T> RedisBackend<T> {
     /// A backend for `queue` (concurrency 1 until [`RedisBackend::with_concurrency`] or
     /// the builder's `.concurrency(n)`).
     pub fn new(config: QueueConfig, queue: &str) -> Result<Self> {
+        Self::new_named(config, queue, consumer_name())
+    }
+
+    /// Like [`RedisBackend::new`] with a chosen consumer name (unique per process: a
+    /// worker may use one name for all its queues, since each queue has its own group).
+    pub fn new_named(
+        config: QueueConfig,
+        queue: &str,
+        consumer: impl Into<String>,
+    ) -> Result<Self> {
         validate_queue(queue)?;
+        let consumer = consumer.into();
+        if consumer.is_empty() {
+            return Err(QueueError::Config("consumer name must not be empty".into()));
+        }
         let client = config.client()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Shared::new(Arc::new(config), queue.to_owned(), consumer_name(), tx);
+        let shared = Shared::new(Arc::new(config), queue.to_owned(), consumer, tx);
         Ok(Self {
             shared: Arc::new(shared),
             client,
@@ -88,6 +107,7 @@ impl<T> RedisBackend<T> {
             worker: None,
             running: None,
             closing: None,
+            close: CancellationToken::new(),
             closed: false,
             _marker: PhantomData,
         })
@@ -102,6 +122,11 @@ impl<T> RedisBackend<T> {
     /// Health handle of this consumer (for `/healthz`).
     pub fn health(&self) -> ConsumerHealth {
         self.shared.health.clone()
+    }
+
+    /// Handle to hand back this consumer's held jobs (see [`HandBack`]).
+    pub fn hand_back_handle(&self) -> HandBack {
+        HandBack::new(self.shared.clone(), self.client.clone())
     }
 
     /// The consumer name in the group (`{hostname}-{pid}-{random}`).
@@ -121,7 +146,7 @@ impl<T> RedisBackend<T> {
         };
         let mgr = ConnectionManager::new_lazy_with_config(self.client.clone(), manager_config())?;
         let stop = CancellationToken::new();
-        let ack_stop = CancellationToken::new();
+        let ack_stop = self.close.child_token();
         let worker = self.worker.clone().unwrap_or_else(|| worker.clone());
         let timer = timer::acquire(
             &self.shared.config.redis_url,
@@ -136,13 +161,14 @@ impl<T> RedisBackend<T> {
                 stop.clone(),
                 Some(worker.clone()),
             )),
-            tokio::spawn(tasks::run_claimer(
-                self.shared.clone(),
-                mgr.clone(),
-                stop.clone(),
-            )),
             tokio::spawn(tasks::run_watcher(worker, stop.clone())),
         ];
+        let claimer = tokio::spawn(tasks::run_claimer(
+            self.shared.clone(),
+            mgr.clone(),
+            stop.clone(),
+            ack_stop.clone(),
+        ));
         let acker = tokio::spawn(tasks::run_acker(
             self.shared.clone(),
             mgr,
@@ -153,6 +179,7 @@ impl<T> RedisBackend<T> {
             stop,
             ack_stop,
             handles,
+            claimer,
             acker,
             timer,
         });
@@ -166,6 +193,7 @@ impl<T> Drop for RedisBackend<T> {
             r.stop.cancel();
             r.ack_stop.cancel();
         }
+        self.close.cancel();
     }
 }
 

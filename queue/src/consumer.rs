@@ -1,6 +1,6 @@
 //! Consumer state shared by the backend, its middleware and its background tasks.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -74,7 +74,7 @@ pub(crate) struct Shared {
     pub(crate) concurrency: AtomicUsize,
     buffer: Mutex<VecDeque<Delivery>>,
     in_flight: AtomicUsize,
-    held: Mutex<HashSet<String>>,
+    held: Mutex<HashMap<String, Arc<Envelope>>>,
     pub(crate) waker: AtomicWaker,
     pub(crate) demand: Notify,
     acks: mpsc::UnboundedSender<AckCmd>,
@@ -102,7 +102,7 @@ impl Shared {
             concurrency: AtomicUsize::new(1),
             buffer: Mutex::new(VecDeque::new()),
             in_flight: AtomicUsize::new(0),
-            held: Mutex::new(HashSet::new()),
+            held: Mutex::new(HashMap::new()),
             waker: AtomicWaker::new(),
             demand: Notify::new(),
             acks,
@@ -133,7 +133,7 @@ impl Shared {
         {
             let mut held = lock(&self.held);
             for d in &ds {
-                held.insert(d.stream_id.clone());
+                held.insert(d.stream_id.clone(), d.env.clone());
             }
         }
         lock(&self.buffer).extend(ds);
@@ -154,11 +154,19 @@ impl Shared {
     }
 
     pub(crate) fn is_held(&self, stream_id: &str) -> bool {
-        lock(&self.held).contains(stream_id)
+        lock(&self.held).contains_key(stream_id)
     }
 
     pub(crate) fn held_ids(&self) -> Vec<String> {
-        lock(&self.held).iter().cloned().collect()
+        lock(&self.held).keys().cloned().collect()
+    }
+
+    /// Every entry this consumer holds (buffered or running) with its envelope.
+    pub(crate) fn held_entries(&self) -> Vec<(String, Arc<Envelope>)> {
+        lock(&self.held)
+            .iter()
+            .map(|(id, env)| (id.clone(), env.clone()))
+            .collect()
     }
 
     pub(crate) fn release<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {

@@ -5,6 +5,7 @@
 //! - [`RedisBackend`] is an apalis-core `Backend`: blocking XREADGROUP pickup, FIFO per
 //!   queue, XACK + XDEL on success, delayed retries with exponential back-off, a dead list,
 //!   reclaiming of crashed consumers' jobs, reconnection, graceful hand-back on stop.
+//! - [`HandBack`] re-queues a stopping consumer's running jobs at once (hard stop).
 //! - [`RedisWorkerExt::concurrency`] sets the worker's concurrency on the builder.
 //!
 //! Redis layout (all under `{prefix}`): `{prefix}:q:{queue}` (stream, group `workers`,
@@ -16,6 +17,7 @@ mod config;
 mod consumer;
 mod envelope;
 mod error;
+mod handback;
 mod health;
 mod middleware;
 mod producer;
@@ -27,6 +29,7 @@ pub use backend::{RedisBackend, RedisWorkerExt};
 pub use config::{DEAD_CAP, GROUP, QueueConfig, QueueKeys, consumer_name};
 pub use envelope::{Envelope, now_ms, retry_delay};
 pub use error::{QueueError, Result};
+pub use handback::{HandBack, HeldJob};
 pub use health::ConsumerHealth;
 pub use middleware::{AckLayer, AckService, HandlerPanic, JobMeta};
 pub use producer::{DeadJob, JobId, Producer, QueueStats, remove_prefix_keys};

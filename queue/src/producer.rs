@@ -55,6 +55,15 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+fn dead_job(e: &redis::streams::StreamId) -> DeadJob {
+    DeadJob {
+        id: e.get("id").unwrap_or_default(),
+        payload: e.get("p").or_else(|| e.get("raw")).unwrap_or_default(),
+        attempt: e.get("a").unwrap_or(0),
+        error: e.get("e").unwrap_or_default(),
+    }
+}
+
 const PIPELINE_CHUNK: usize = 10_000;
 
 pub(crate) async fn connection_manager(config: &QueueConfig) -> Result<ConnectionManager> {
@@ -210,16 +219,43 @@ impl Producer {
             .arg(count)
             .query_async(&mut conn)
             .await?;
+        Ok(reply.ids.iter().map(dead_job).collect())
+    }
+
+    /// Up to `count` oldest entries of a queue's dead list with their entry ids, for
+    /// moving them to durable storage (then [`Producer::remove_dead`]).
+    pub async fn oldest_dead(&self, queue: &str, count: usize) -> Result<Vec<(String, DeadJob)>> {
+        validate_queue(queue)?;
+        let keys = self.config.keys(queue);
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&keys.dead)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
         Ok(reply
             .ids
             .iter()
-            .map(|e| DeadJob {
-                id: e.get("id").unwrap_or_default(),
-                payload: e.get("p").or_else(|| e.get("raw")).unwrap_or_default(),
-                attempt: e.get("a").unwrap_or(0),
-                error: e.get("e").unwrap_or_default(),
-            })
+            .map(|e| (e.id.clone(), dead_job(e)))
             .collect())
+    }
+
+    /// Deletes the given entries from a queue's dead list. Returns how many were removed.
+    pub async fn remove_dead(&self, queue: &str, entry_ids: &[String]) -> Result<u64> {
+        validate_queue(queue)?;
+        if entry_ids.is_empty() {
+            return Ok(0);
+        }
+        let keys = self.config.keys(queue);
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("XDEL")
+            .arg(&keys.dead)
+            .arg(entry_ids)
+            .query_async(&mut conn)
+            .await?)
     }
 
     /// Deletes every key under this producer's prefix (SCAN MATCH + UNLINK). Returns the count.

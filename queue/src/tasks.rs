@@ -227,11 +227,14 @@ pub(crate) async fn hand_back(shared: &Shared, mgr: &mut ConnectionManager) {
 }
 
 /// The claim loop: refresh own pending entries, take over dead consumers' entries,
-/// and remove long-idle empty consumers from the group.
+/// and remove long-idle empty consumers from the group. After `stop` (the worker is
+/// shutting down) it only keeps refreshing the entries still running, until `close`, so
+/// no other consumer takes them over while they finish (or are handed back).
 pub(crate) async fn run_claimer(
     shared: Arc<Shared>,
     mut mgr: ConnectionManager,
     stop: CancellationToken,
+    close: CancellationToken,
 ) {
     let interval = shared.config.claim_interval;
     let mut tick = tokio::time::interval(interval);
@@ -242,7 +245,13 @@ pub(crate) async fn run_claimer(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
+            _ = close.cancelled() => return,
+        }
+        if stop.is_cancelled() {
+            if let Err(e) = refresh_held(&shared, &mut mgr).await {
+                tracing::debug!(queue = %shared.queue, error = %e, "refreshing running entries failed");
+            }
+            continue;
         }
         if let Err(e) = claim_round(&shared, &mut mgr).await {
             tracing::debug!(queue = %shared.queue, error = %e, "claim round failed");
@@ -256,7 +265,8 @@ pub(crate) async fn run_claimer(
     }
 }
 
-async fn claim_round(shared: &Shared, mgr: &mut ConnectionManager) -> Result<()> {
+/// Resets the idle time of every entry this consumer holds (XCLAIM to itself).
+async fn refresh_held(shared: &Shared, mgr: &mut ConnectionManager) -> Result<()> {
     let held = shared.held_ids();
     for chunk in held.chunks(500) {
         let _: redis::Value = redis::cmd("XCLAIM")
@@ -269,6 +279,11 @@ async fn claim_round(shared: &Shared, mgr: &mut ConnectionManager) -> Result<()>
             .query_async(mgr)
             .await?;
     }
+    Ok(())
+}
+
+async fn claim_round(shared: &Shared, mgr: &mut ConnectionManager) -> Result<()> {
+    refresh_held(shared, mgr).await?;
     let mut free = shared.free();
     let mut cursor = "0-0".to_owned();
     for _ in 0..10 {

@@ -2,9 +2,12 @@
 //! from Postgres, so that losing Redis, or a worker dying mid-step, loses nothing.
 
 pub mod reconcile;
+pub mod tokens;
 
 use anyhow::Context;
+use common::amc::{AmcConfig, LwaClient};
 use common::config::Config;
+use common::crypto::Cipher;
 use queue::{Producer, QueueConfig};
 use sea_orm::DatabaseConnection;
 use std::future::Future;
@@ -14,6 +17,9 @@ pub struct Scheduler {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub producer: Producer,
+    pub lwa: LwaClient,
+    pub cipher: Cipher,
+    pub token_refresh: tokens::TokenRefresh,
 }
 
 /// The queue settings every process derives from the config.
@@ -31,10 +37,18 @@ impl Scheduler {
         let producer = Producer::connect(queue_config(&config))
             .await
             .context("connecting to Redis (AMP_REDIS_URL)")?;
+        let lwa =
+            LwaClient::new(AmcConfig::from_config(&config)).context("building the LWA client")?;
+        let cipher = Cipher::from_base64_key(config.encryption_key.expose())
+            .context("AMP_ENCRYPTION_KEY")?;
+        let token_refresh = tokens::TokenRefresh::from_env()?;
         Ok(Self {
             config,
             db,
             producer,
+            lwa,
+            cipher,
+            token_refresh,
         })
     }
 
@@ -42,10 +56,22 @@ impl Scheduler {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         let mut tick = tokio::time::interval(self.config.reconcile_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first token pass runs one interval after start (a fresh start has just
+        // connected or restarted; reconciling comes first).
+        let period = self.token_refresh.interval;
+        let mut token_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        token_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = token_tick.tick() => {
+                    match tokens::refresh_expiring(&self).await {
+                        Ok(p) if p != tokens::RefreshPass::default() => tracing::info!(refreshed = p.refreshed, reauth_required = p.reauth_required, failed = p.failed, "refreshed expiring access tokens"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = format!("{e:#}"), "token refresh pass failed; trying again next interval"),
+                    }
+                }
                 _ = tick.tick() => {
                     match reconcile::once(&self).await {
                         Ok(r) if r.total() > 0 => tracing::info!(steps = r.steps, admissions = r.admissions, cancels = r.cancels, "reconciled overdue work"),

@@ -26,9 +26,4 @@ impl Ctx {
     pub fn step_lease(&self) -> Duration {
         self.config.amc_timeout + Duration::from_secs(5)
     }
-
-    /// A longer lease for fetching, which streams whole results.
-    pub fn fetch_lease(&self) -> Duration {
-        (self.config.amc_timeout * 4).max(Duration::from_secs(120))
-    }
 }

@@ -2,6 +2,7 @@
 //! running the execution steps (submit, poll, fetch, cancel) and admission.
 
 pub mod ctx;
+pub mod fleet;
 pub mod jobs;
 mod target;
 pub mod token;
@@ -20,10 +21,12 @@ use common::jobs::{
 use common::results::ResultStore;
 use ctx::Ctx;
 use futures::future::BoxFuture;
-use queue::{ConsumerHealth, Producer, QueueConfig, RedisBackend, RedisWorkerExt};
+use queue::{ConsumerHealth, HandBack, Producer, QueueConfig, RedisBackend, RedisWorkerExt};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// The queue settings every process derives from the config.
 pub fn queue_config(config: &Config) -> QueueConfig {
@@ -76,10 +79,20 @@ async fn admit(job: AdmitJobV1, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
     jobs::admit::handle(&ctx, job).await.map_err(Into::into)
 }
 
+/// The queues whose jobs are [`StepJobV1`] (their hand-back takes the row's lease over).
+const STEP_QUEUES: [&str; 4] = [
+    EXECUTION_SUBMIT,
+    EXECUTION_POLL,
+    EXECUTION_FETCH,
+    EXECUTION_CANCEL,
+];
+
 /// A running worker process: one apalis worker per queue.
 pub struct Worker {
     ctx: Ctx,
+    identity: fleet::Identity,
     health: Vec<ConsumerHealth>,
+    hand_backs: Vec<HandBack>,
     stop_tx: watch::Sender<bool>,
     runs: Vec<BoxFuture<'static, (String, Result<(), String>)>>,
 }
@@ -91,8 +104,14 @@ async fn stop_signal(mut rx: watch::Receiver<bool>) -> Result<(), std::io::Error
 
 macro_rules! spawn_queue {
     ($self:ident, $queue:expr, $args:ty, $handler:ident, $concurrency:expr) => {{
-        let backend = RedisBackend::<$args>::new(queue_config(&$self.ctx.config), $queue)?;
+        let backend = RedisBackend::<$args>::new_named(
+            queue_config(&$self.ctx.config),
+            $queue,
+            $self.identity.id.clone(),
+        )?;
         $self.health.push(backend.health());
+        $self.hand_backs.push(backend.hand_back_handle());
+        $self.identity.queues.push($queue.to_string());
         let worker = WorkerBuilder::new(format!("{}-{}", $queue, backend.consumer_name()))
             .backend(backend)
             .concurrency($concurrency)
@@ -110,9 +129,12 @@ impl Worker {
     pub async fn build(config: Arc<Config>) -> anyhow::Result<Self> {
         let ctx = build_ctx(config).await?;
         let (stop_tx, _) = watch::channel(false);
+        let identity = fleet::Identity::new(Vec::new(), ctx.config.worker_concurrency);
         let mut w = Worker {
             ctx,
+            identity,
             health: Vec::new(),
+            hand_backs: Vec::new(),
             stop_tx,
             runs: Vec::new(),
         };
@@ -122,7 +144,16 @@ impl Worker {
         spawn_queue!(w, EXECUTION_FETCH, StepJobV1, fetch, c);
         spawn_queue!(w, EXECUTION_CANCEL, StepJobV1, cancel, c.min(16));
         spawn_queue!(w, INSTANCE_ADMIT, AdmitJobV1, admit, c.min(8));
+        fleet::register(&w.ctx.db, &w.identity)
+            .await
+            .context("registering the worker in `workers`")?;
+        tracing::info!(worker.id = %w.identity.id, "worker registered");
         Ok(w)
+    }
+
+    /// This worker's identity (its id is the consumer name in every queue's group).
+    pub fn identity(&self) -> &fleet::Identity {
+        &self.identity
     }
 
     /// True while every queue consumer can reach Redis.
@@ -131,9 +162,24 @@ impl Worker {
     }
 
     /// Runs until `shutdown` resolves, then stops taking jobs, hands back fetched ones and
-    /// lets in-flight ones finish within `AMP_SHUTDOWN_TIMEOUT`.
+    /// lets in-flight ones finish within `AMP_SHUTDOWN_TIMEOUT`. Jobs still running when
+    /// the deadline nears are handed back to the queue (handlers are idempotent), so
+    /// another worker runs them at once; then the row in `workers` gets `stopped_at`.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let timeout = self.ctx.config.shutdown_timeout;
+        let background = CancellationToken::new();
+        tokio::spawn(fleet::run_heartbeats(
+            self.ctx.db.clone(),
+            self.identity.clone(),
+            background.clone(),
+        ));
+        tokio::spawn(fleet::run_dead_drain(
+            self.ctx.db.clone(),
+            self.ctx.producer.clone(),
+            self.identity.queues.clone(),
+            background.clone(),
+        ));
+        let _stop_background = background.drop_guard();
         let mut all = futures::future::join_all(self.runs);
         tokio::select! {
             results = &mut all => {
@@ -146,8 +192,11 @@ impl Worker {
             }
             _ = shutdown => {}
         }
+        let started = tokio::time::Instant::now();
         let _ = self.stop_tx.send(true);
-        match tokio::time::timeout(timeout, all).await {
+        let margin = shutdown_margin(timeout);
+        // `&mut all`: on timeout the handlers stay alive (and their jobs held) until handed back.
+        match tokio::time::timeout(timeout.saturating_sub(margin), &mut all).await {
             Ok(results) => {
                 for (queue, r) in results {
                     if let Err(e) = r {
@@ -156,13 +205,36 @@ impl Worker {
                 }
                 tracing::info!("worker stopped gracefully");
             }
-            Err(_) => tracing::warn!(
-                timeout_ms = timeout.as_millis() as u64,
-                "shutdown timeout reached; unfinished jobs will be taken over by other workers"
-            ),
+            Err(_) => {
+                let handed = tokio::time::timeout(
+                    margin / 2,
+                    fleet::hand_back_running(&self.ctx.db, &self.hand_backs, &STEP_QUEUES),
+                )
+                .await
+                .unwrap_or(0);
+                tracing::warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    handed_back = handed,
+                    "shutdown deadline near; running jobs handed back to the queue"
+                );
+            }
+        }
+        drop(all);
+        let left = timeout.saturating_sub(started.elapsed()).min(margin / 2);
+        match tokio::time::timeout(left, fleet::mark_stopped(&self.ctx.db, &self.identity.id)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not mark the worker stopped"),
+            Err(_) => tracing::warn!("marking the worker stopped timed out"),
         }
         Ok(())
     }
+}
+
+/// The part of the shutdown timeout kept for handing back running jobs and marking the
+/// worker stopped: a quarter, between 200 ms and 2 s.
+fn shutdown_margin(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(2))
 }
 
 /// The health of a worker's consumers.
@@ -172,5 +244,26 @@ pub struct WorkerHealth(Vec<ConsumerHealth>);
 impl WorkerHealth {
     pub fn is_healthy(&self) -> bool {
         self.0.iter().all(ConsumerHealth::is_healthy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margins() {
+        assert_eq!(
+            shutdown_margin(Duration::from_secs(4)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            shutdown_margin(Duration::from_secs(30)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            shutdown_margin(Duration::from_millis(100)),
+            Duration::from_millis(200)
+        );
     }
 }

@@ -4,8 +4,7 @@
 
 use crate::ctx::Ctx;
 use chrono::{DateTime, Utc};
-use common::amc::LwaError;
-use common::ids::Region;
+use common::repo::connections::{self, RefreshError, Refreshed};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
 use std::time::Duration;
 use uuid::Uuid;
@@ -108,76 +107,19 @@ pub async fn access_token(
     {
         return Ok(t);
     }
-    let refresh_enc: Vec<u8> = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT refresh_token_enc FROM amazon_connections WHERE id = $1",
-            [connection.into()],
-        ))
-        .await?
-        .ok_or(TokenError::NoConnection)?
-        .try_get("", "refresh_token_enc")?;
-    let refresh = ctx
-        .cipher
-        .decrypt_str(&refresh_enc)
-        .map_err(|e| TokenError::ReauthRequired(format!("stored refresh token unreadable: {e}")))?;
-    match ctx.lwa.refresh(Region::NA, &refresh).await {
-        Ok(grant) => {
-            let expires_at =
-                Utc::now() + chrono::Duration::from_std(grant.expires_in).unwrap_or_default();
-            let new_refresh = grant
-                .refresh_token
-                .as_deref()
-                .map(|r| ctx.cipher.encrypt_str(r));
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "UPDATE amazon_connections SET access_token_enc = $2, access_token_expires_at = $3, \
-                   refresh_token_enc = coalesce($4, refresh_token_enc), last_error = NULL, updated_at = now() WHERE id = $1",
-                [connection.into(), ctx.cipher.encrypt_str(&grant.access_token).into(), expires_at.into(), new_refresh.into()],
-            ))
-            .await?;
+    match connections::refresh_locked(&txn, &ctx.cipher, &ctx.lwa, connection).await {
+        Ok(Refreshed::Token(token)) => {
             txn.commit().await?;
-            tracing::info!(connection.id = %connection, expires_in_s = grant.expires_in.as_secs(), "refreshed the LWA access token");
-            Ok(grant.access_token)
+            Ok(token)
         }
-        Err(LwaError::InvalidGrant(reason)) => {
-            mark_reauth_required(&txn, connection, &reason).await?;
+        Ok(Refreshed::ReauthRequired(reason)) => {
             txn.commit().await?;
             Err(TokenError::ReauthRequired(reason))
         }
-        Err(e) => Err(TokenError::Transient(e.to_string())),
+        Err(RefreshError::Db(e)) => Err(e.into()),
+        Err(RefreshError::NoConnection) => Err(TokenError::NoConnection),
+        Err(RefreshError::Transient(m)) => Err(TokenError::Transient(m)),
     }
-}
-
-async fn mark_reauth_required<C: ConnectionTrait>(
-    txn: &C,
-    connection: Uuid,
-    reason: &str,
-) -> Result<(), DbErr> {
-    let r = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE amazon_connections SET status = 'reauth_required', last_error = $2, access_token_enc = NULL, \
-               access_token_expires_at = NULL, updated_at = now() WHERE id = $1 AND status = 'active' RETURNING user_id",
-            [connection.into(), reason.into()],
-        ))
-        .await?;
-    if let Some(r) = r {
-        let user: Uuid = r.try_get("", "user_id")?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO events (id, user_id, event_type, subject_id, payload) VALUES ($1, $2, 'connection.reauth_required', $3, $4)",
-            [
-                Uuid::now_v7().into(),
-                user.into(),
-                connection.into(),
-                serde_json::json!({"connection_id": connection, "status": "reauth_required", "reason": reason}).into(),
-            ],
-        ))
-        .await?;
-        tracing::warn!(connection.id = %connection, reason, "LWA refused the refresh token; the connection needs to be authorised again");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

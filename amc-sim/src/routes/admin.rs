@@ -1,4 +1,5 @@
-//! Admin API under `/sim/admin`: counters, held create answers, revocation and run-time config.
+//! Admin API under `/sim/admin`: counters, held create answers, revocation, run-time config
+//! and the fault plan.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::json_response;
+use crate::faults::FaultsDoc;
 use crate::state::Sim;
 
 #[handler]
@@ -128,4 +130,26 @@ pub async fn config(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
 
 fn bad_request(msg: &str) -> Response {
     json_response(400, &json!({"error": msg}))
+}
+
+#[handler]
+pub async fn faults_get(Data(sim): Data<&Arc<Sim>>) -> Response {
+    json_response(200, &sim.faults_json())
+}
+
+#[handler]
+pub async fn faults_set(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
+    match FaultsDoc::parse(&body) {
+        Ok(doc) => {
+            sim.set_faults(doc);
+            json_response(200, &sim.faults_json())
+        }
+        Err(e) => bad_request(&e.to_string()),
+    }
+}
+
+#[handler]
+pub async fn faults_clear(Data(sim): Data<&Arc<Sim>>) -> Response {
+    sim.set_faults(FaultsDoc::default());
+    json_response(200, &sim.faults_json())
 }

@@ -1,6 +1,7 @@
 //! AMC reporting routes under `/amc/reporting/{instanceId}/workflowExecutions`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use poem::web::{Data, Path};
@@ -8,9 +9,9 @@ use poem::{Request, Response, handler};
 use serde_json::{Value, json};
 
 use super::{amc_error, json_response, query_map};
-use crate::faults::{FaultRoute, HttpFault};
+use crate::faults::{FaultRoute, HttpFault, LostAnswer};
 use crate::results::{expected_rows, part_count};
-use crate::state::{CancelError, Sim, Status};
+use crate::state::{CancelError, Sim, Status, request_key};
 use crate::validate::{parse_create, parse_local_time};
 
 const HEADERS: [&str; 3] = [
@@ -28,9 +29,10 @@ pub async fn create(
     body: Bytes,
     Data(sim): Data<&Arc<Sim>>,
 ) -> Response {
-    if let Some(resp) = deny(sim, req, &instance, FaultRoute::Create, &instance) {
-        return resp;
-    }
+    let bearer = match authorize(sim, req, &instance) {
+        Ok(bearer) => bearer,
+        Err(resp) => return *resp,
+    };
     if let Some(ct) = req.content_type()
         && !ct.contains("json")
     {
@@ -40,17 +42,56 @@ pub async fn create(
         Ok(spec) => spec,
         Err(details) => return amc_error(400, &details),
     };
-    let (answer, hold) = sim.create(&instance, spec);
+    let key = request_key(&instance, &spec);
+    sim.count_submission(&key);
+    let after = match inject(sim, FaultRoute::Create, &key, &bearer).await {
+        Ok(after) => after,
+        Err(resp) => return resp,
+    };
+    let held_for = match &after {
+        Some(HttpFault::HeldAnswer { delay_ms }) => Some(Duration::from_millis(*delay_ms)),
+        _ => None,
+    };
+    let (answer, hold) = sim.create(&instance, spec, &key, held_for.is_some());
     tracing::info!(
         instance.id = %instance,
         execution.id = answer["workflowExecutionId"].as_str().unwrap_or_default(),
         held = hold.is_some(),
+        fault = after.as_ref().map(HttpFault::kind),
         "execution created"
     );
     if let Some(release) = hold {
-        let _ = release.await;
+        match held_for {
+            Some(d) => {
+                let _ = tokio::time::timeout(d, release).await;
+            }
+            None => {
+                let _ = release.await;
+            }
+        }
     }
-    json_response(200, &answer)
+    match after {
+        Some(HttpFault::LostAnswer(LostAnswer::BadGateway)) => {
+            json_response(502, &json!({"message": "Bad Gateway"}))
+        }
+        Some(HttpFault::LostAnswer(LostAnswer::Drop)) => dropped_connection(),
+        Some(HttpFault::LostAnswer(LostAnswer::Timeout { after_ms })) => {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            dropped_connection()
+        }
+        _ => json_response(200, &answer),
+    }
+}
+
+/// A 200 whose body breaks off: it promises more bytes than it sends, so the server closes
+/// the connection mid-answer and the client sees a broken connection, not an id.
+fn dropped_connection() -> Response {
+    let cut =
+        futures::stream::once(async { Ok::<Bytes, std::io::Error>(Bytes::from_static(b"{")) });
+    Response::builder()
+        .content_type("application/json")
+        .header(poem::http::header::CONTENT_LENGTH, "4096")
+        .body(poem::Body::from_bytes_stream(cut))
 }
 
 #[handler]
@@ -59,7 +100,7 @@ pub async fn get_one(
     Path((instance, id)): Path<(String, String)>,
     Data(sim): Data<&Arc<Sim>>,
 ) -> Response {
-    if let Some(resp) = deny(sim, req, &instance, FaultRoute::Get, &id) {
+    if let Err(resp) = guard(sim, req, &instance, FaultRoute::Get, Some(&id)).await {
         return resp;
     }
     let include = flag(&query_map(req), "includeWorkflow");
@@ -75,7 +116,7 @@ pub async fn list(
     Path(instance): Path<String>,
     Data(sim): Data<&Arc<Sim>>,
 ) -> Response {
-    if let Some(resp) = deny(sim, req, &instance, FaultRoute::List, &instance) {
+    if let Err(resp) = guard(sim, req, &instance, FaultRoute::List, None).await {
         return resp;
     }
     match list_filter(&query_map(req)) {
@@ -94,7 +135,7 @@ pub async fn update(
     body: Bytes,
     Data(sim): Data<&Arc<Sim>>,
 ) -> Response {
-    if let Some(resp) = deny(sim, req, &instance, FaultRoute::Cancel, &id) {
+    if let Err(resp) = guard(sim, req, &instance, FaultRoute::Cancel, Some(&id)).await {
         return resp;
     }
     let wanted = serde_json::from_slice::<Value>(&body).ok();
@@ -115,7 +156,7 @@ pub async fn delete(
     Path((instance, id)): Path<(String, String)>,
     Data(sim): Data<&Arc<Sim>>,
 ) -> Response {
-    if let Some(resp) = deny(sim, req, &instance, FaultRoute::Cancel, &id) {
+    if let Err(resp) = guard(sim, req, &instance, FaultRoute::Cancel, Some(&id)).await {
         return resp;
     }
     cancel(sim, &instance, &id)
@@ -127,14 +168,20 @@ pub async fn download_urls(
     Path((instance, id)): Path<(String, String)>,
     Data(sim): Data<&Arc<Sim>>,
 ) -> Response {
-    if let Some(resp) = deny(sim, req, &instance, FaultRoute::DownloadUrls, &id) {
+    if let Err(resp) = guard(sim, req, &instance, FaultRoute::DownloadUrls, Some(&id)).await {
         return resp;
     }
-    let Some((status, sql)) = sim.with_run(&instance, &id, |r| (r.status, r.spec.sql.clone()))
-    else {
+    let now = sim.clock.now();
+    let Some((status, ready, sql)) = sim.with_run(&instance, &id, |r| {
+        (
+            r.status,
+            r.downloadable_at.is_none_or(|t| t <= now),
+            r.spec.sql.clone(),
+        )
+    }) else {
         return not_found(&id);
     };
-    if status != Status::Succeeded {
+    if status != Status::Succeeded || !ready {
         return amc_error(
             sim.settings().unavailable_status,
             &format!("Execution with ID {id} is unavailable for download."),
@@ -175,48 +222,90 @@ fn not_found(id: &str) -> Response {
     )
 }
 
-/// Headers, bearer token, instance, then any injected fault: the refusal, if any.
-fn deny(
+/// Headers, bearer token and instance, then any injected fault drawn for `route` on the
+/// run `id` (its fault key) or, without one, on the instance: the refusal, if any.
+async fn guard(
     sim: &Sim,
     req: &Request,
     instance: &str,
     route: FaultRoute,
-    key: &str,
-) -> Option<Response> {
+    id: Option<&str>,
+) -> Result<(), Response> {
+    let bearer = authorize(sim, req, instance).map_err(|r| *r)?;
+    let key = id.map_or_else(|| instance.to_owned(), |id| sim.fault_key_of(instance, id));
+    inject(sim, route, &key, &bearer).await.map(|_| ())
+}
+
+/// Headers, bearer token, instance: the bearer token, or the refusal.
+fn authorize(sim: &Sim, req: &Request, instance: &str) -> Result<String, Box<Response>> {
     if HEADERS
         .iter()
         .any(|h| req.header(*h).is_none_or(|v| v.trim().is_empty()))
     {
-        return Some(amc_error(403, "Unauthorized request."));
+        return Err(Box::new(amc_error(403, "Unauthorized request.")));
     }
     let bearer = req.header("Authorization").and_then(|v| {
         let (scheme, token) = v.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
-    if !bearer.is_some_and(|b| sim.bearer_ok(b)) {
-        return Some(auth_failed(sim));
-    }
+    let Some(bearer) = bearer.filter(|b| sim.bearer_ok(b)) else {
+        return Err(Box::new(auth_failed(sim)));
+    };
     if sim.lock().unknown_instances.contains(instance) {
-        return Some(amc_error(403, "Unauthorized request."));
+        return Err(Box::new(amc_error(403, "Unauthorized request.")));
     }
-    if sim.cfg.faults.rules.is_empty() {
-        return None;
+    Ok(bearer.to_owned())
+}
+
+/// Draws a fault for `route` on `key`: a refusal, nothing (after any injected delay), or a
+/// create-only fault for the caller to apply after creating the run.
+pub(crate) async fn inject(
+    sim: &Sim,
+    route: FaultRoute,
+    key: &str,
+    bearer: &str,
+) -> Result<Option<HttpFault>, Response> {
+    let Some(fault) = sim.draw_fault(route, key) else {
+        return Ok(None);
+    };
+    tracing::debug!(
+        route = route.as_str(),
+        key,
+        fault = fault.kind(),
+        "fault injected"
+    );
+    match fault {
+        HttpFault::Slow { delay_ms } => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            Ok(None)
+        }
+        HttpFault::ExpiredToken => {
+            sim.invalidate_token(bearer);
+            Err(auth_failed(sim))
+        }
+        other => match http_fault_response(&other) {
+            Some(resp) => Err(resp),
+            None => Ok(Some(other)),
+        },
     }
-    let attempt = sim.next_attempt(route, key);
-    match sim.cfg.faults.pick(sim.cfg.seed, key, route, attempt) {
-        None => None,
-        Some(HttpFault::TooManyRequests { retry_after_secs }) => Some(
+}
+
+/// The answer of a refusing fault (429, 5xx, 504); `None` for the others.
+pub(crate) fn http_fault_response(fault: &HttpFault) -> Option<Response> {
+    match fault {
+        HttpFault::TooManyRequests { retry_after_secs } => Some(
             Response::builder()
                 .status(poem::http::StatusCode::TOO_MANY_REQUESTS)
                 .header("Retry-After", retry_after_secs.to_string())
                 .content_type("application/json")
                 .body(json!({"code": "429", "details": "Too Many Requests"}).to_string()),
         ),
-        Some(HttpFault::ServerError(code)) => Some(amc_error(code, "Internal Server Error")),
-        Some(HttpFault::GatewayTimeout) => Some(json_response(
+        HttpFault::ServerError(code) => Some(amc_error(*code, "Internal Server Error")),
+        HttpFault::GatewayTimeout => Some(json_response(
             504,
             &json!({"message": "Endpoint request timed out"}),
         )),
+        _ => None,
     }
 }
 

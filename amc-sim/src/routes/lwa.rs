@@ -8,6 +8,7 @@ use poem::{Request, Response, handler};
 use serde_json::json;
 
 use super::json_response;
+use crate::faults::{FaultRoute, HttpFault};
 use crate::state::{LwaError, Sim, TokenRequest};
 
 #[handler]
@@ -15,6 +16,18 @@ pub async fn token(req: &Request, body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Re
     let Some(parsed) = parse(req, &body) else {
         return lwa_error(LwaError::Request);
     };
+    let key = parsed.refresh_token.clone().unwrap_or_default();
+    match sim.draw_fault(FaultRoute::Token, &key) {
+        Some(HttpFault::Slow { delay_ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        Some(fault) => {
+            if let Some(resp) = super::amc::http_fault_response(&fault) {
+                return resp;
+            }
+        }
+        None => {}
+    }
     match sim.exchange(&parsed) {
         Ok((access, refresh, ttl)) => json_response(
             200,

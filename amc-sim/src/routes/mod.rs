@@ -33,6 +33,12 @@ pub fn app(sim: Arc<Sim>) -> impl poem::Endpoint {
         .at("/sim/admin/revoke", post(admin::revoke))
         .at("/sim/admin/unknown-instance", post(admin::unknown_instance))
         .at("/sim/admin/config", post(admin::config))
+        .at(
+            "/sim/admin/faults",
+            get(admin::faults_get)
+                .post(admin::faults_set)
+                .delete(admin::faults_clear),
+        )
         .data(sim)
 }
 

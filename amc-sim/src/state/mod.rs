@@ -4,7 +4,7 @@ mod run;
 mod timeline;
 mod tokens;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-pub use run::{Run, Status};
+pub use run::{Fate, Run, Status};
 pub use timeline::Instance;
 pub use tokens::{LwaError, TokenRequest, Tokens};
 
 use crate::clock::Clock;
 use crate::config::SimConfig;
+use crate::faults::{FailReason, FaultPlan, FaultRoute, FaultsDoc, HttpFault, draw};
 use crate::validate::CreateSpec;
 
 /// Settings that the admin API may change at run time.
@@ -47,7 +48,18 @@ pub struct SimState {
     pub hold_next_create: bool,
     pub held: Vec<oneshot::Sender<()>>,
     /// Attempts per (route, key), for deterministic fault draws.
-    pub attempts: HashMap<(crate::faults::FaultRoute, String), u64>,
+    pub attempts: HashMap<(FaultRoute, String), u64>,
+    /// The fault plan in force and the seed of its draws.
+    pub faults: FaultPlan,
+    pub fault_seed: u64,
+    /// Injected faults by kind.
+    pub faults_injected: BTreeMap<String, u64>,
+    /// Token exchange attempts by refresh token.
+    pub exchanges_by_refresh: BTreeMap<String, u64>,
+    /// Valid create requests received, by request key.
+    pub submissions: HashMap<String, u64>,
+    /// Runs created, by request key.
+    pub created_by_key: HashMap<String, u64>,
 }
 
 /// Why a cancel was refused.
@@ -78,11 +90,15 @@ impl Sim {
             unavailable_status: cfg.unavailable_status,
         };
         Self {
-            cfg,
             clock,
             base_url,
             settings: Mutex::new(settings),
-            state: Mutex::new(SimState::default()),
+            state: Mutex::new(SimState {
+                faults: cfg.faults.clone(),
+                fault_seed: cfg.seed,
+                ..SimState::default()
+            }),
+            cfg,
         }
     }
 
@@ -116,6 +132,8 @@ impl Sim {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut st = self.lock();
         st.token_exchanges += 1;
+        let refresh = req.refresh_token.clone().unwrap_or_default();
+        *st.exchanges_by_refresh.entry(refresh).or_insert(0) += 1;
         let (a, r) = st.tokens.exchange(
             req,
             &self.cfg.client_id,
@@ -131,17 +149,25 @@ impl Sim {
         self.lock().tokens.is_valid(bearer, self.clock.now())
     }
 
-    /// Creates a PENDING run; returns its JSON and, when the answer must be held, a receiver
-    /// that completes on release.
+    /// Creates a PENDING run for request `key` (see [`request_key`]), drawing its run-level
+    /// faults; returns its JSON and, when the answer must be held (`hold`, or the admin's
+    /// hold-next-create), a receiver that completes on release.
     pub fn create(
         &self,
         instance: &str,
         spec: CreateSpec,
+        key: &str,
+        hold: bool,
     ) -> (Value, Option<oneshot::Receiver<()>>) {
         let now = self.clock.now();
         let s = self.settings();
         let mut st = self.lock();
-        let run = Run::new(instance, spec, now);
+        let mut run = Run::new(instance, spec, now);
+        let ordinal = st.created_by_key.entry(key.to_owned()).or_insert(0);
+        run.fault_key = format!("{key}#{ordinal}");
+        *ordinal += 1;
+        run.request_key = key.to_owned();
+        run.fate = self.draw_fate(&mut st, &run.fault_key);
         let id = run.id;
         let inst = st.instances.entry(instance.to_owned()).or_default();
         inst.advance(now, s.max_running, s.run_duration);
@@ -152,12 +178,95 @@ impl Sim {
         st.index.insert(id, (instance.to_owned(), idx));
         st.order.push(id);
         st.creates += 1;
-        let hold = std::mem::take(&mut st.hold_next_create).then(|| {
+        let hold = (std::mem::take(&mut st.hold_next_create) || hold).then(|| {
             let (tx, rx) = oneshot::channel();
             st.held.push(tx);
             rx
         });
         (body, hold)
+    }
+
+    /// The run-level faults of the run with fault key `key`.
+    fn draw_fate(&self, st: &mut SimState, key: &str) -> Fate {
+        let mut fate = Fate::default();
+        for fault in st.faults.pick_all(st.fault_seed, key, FaultRoute::Run, 0) {
+            match &fault {
+                HttpFault::Failed { reason } if fate.fail.is_none() => {
+                    let drawn = FailReason::from_draw(draw(st.fault_seed, key, "fail_reason", 0));
+                    fate.fail = Some(reason.unwrap_or(drawn));
+                }
+                HttpFault::StatusDetour {
+                    status,
+                    duration_ms,
+                } if fate.detour.is_none() => {
+                    fate.detour = Some((*status, Duration::from_millis(*duration_ms)));
+                }
+                HttpFault::LateDownload { delay_ms } if fate.late_download.is_none() => {
+                    fate.late_download = Some(Duration::from_millis(*delay_ms));
+                }
+                _ => continue,
+            }
+            *st.faults_injected
+                .entry(fault.kind().to_owned())
+                .or_insert(0) += 1;
+        }
+        fate
+    }
+
+    /// Draws the fault (if any) for the next attempt of `route` on `key`, counting it.
+    pub fn draw_fault(&self, route: FaultRoute, key: &str) -> Option<HttpFault> {
+        let mut st = self.lock();
+        if st.faults.rules.is_empty() {
+            return None;
+        }
+        let n = st.attempts.entry((route, key.to_owned())).or_insert(0);
+        let attempt = *n;
+        *n += 1;
+        let fault = st.faults.pick(st.fault_seed, key, route, attempt)?;
+        *st.faults_injected
+            .entry(fault.kind().to_owned())
+            .or_insert(0) += 1;
+        Some(fault)
+    }
+
+    /// Counts a valid create request for request `key`.
+    pub fn count_submission(&self, key: &str) {
+        *self.lock().submissions.entry(key.to_owned()).or_insert(0) += 1;
+    }
+
+    /// The fault key of execution `id` on `instance`, or `id` itself when unknown.
+    pub fn fault_key_of(&self, instance: &str, id: &str) -> String {
+        let st = self.lock();
+        Uuid::parse_str(id)
+            .ok()
+            .and_then(|u| st.index.get(&u))
+            .filter(|(inst, _)| inst == instance)
+            .and_then(|(inst, idx)| st.instances.get(inst)?.runs.get(*idx))
+            .map_or_else(|| id.to_owned(), |r| r.fault_key.clone())
+    }
+
+    /// Invalidates an access token (an injected expiry).
+    pub fn invalidate_token(&self, bearer: &str) {
+        self.lock().tokens.invalidate(bearer);
+    }
+
+    /// Replaces the fault plan (and the seed / expired-token status when given).
+    pub fn set_faults(&self, doc: FaultsDoc) {
+        if let Some(status) = doc.expired_token_status {
+            self.update_settings(|s| s.expired_token_status = status);
+        }
+        let mut st = self.lock();
+        st.faults = doc.plan;
+        if let Some(seed) = doc.seed {
+            st.fault_seed = seed;
+        }
+    }
+
+    /// The fault plan in force, as JSON.
+    pub fn faults_json(&self) -> Value {
+        let status = self.settings().expired_token_status;
+        let st = self.lock();
+        crate::faults::doc::plan_json(st.fault_seed, status, &st.faults)
     }
 
     /// Runs `f` on execution `id` of `instance` after advancing that instance to now.
@@ -220,15 +329,6 @@ impl Sim {
             .map(|r| r.spec.sql.clone())
     }
 
-    /// Next attempt number of `route` on `key` (0-based).
-    pub fn next_attempt(&self, route: crate::faults::FaultRoute, key: &str) -> u64 {
-        let mut st = self.lock();
-        let n = st.attempts.entry((route, key.to_owned())).or_insert(0);
-        let attempt = *n;
-        *n += 1;
-        attempt
-    }
-
     /// Counters, peaks and every run, as the admin `stats` JSON.
     pub fn stats(&self) -> Value {
         let mut st = self.lock();
@@ -252,12 +352,24 @@ impl Sim {
                     "time_window_end": r.spec.end_original,
                     "time_zone": r.spec.time_zone,
                     "status": r.status.as_str(),
+                    "status_reason": r.status_reason,
+                    "submissions": st.submissions.get(&r.request_key).copied().unwrap_or(0),
                     "created_at": r.created_at.to_rfc3339(),
                 }))
             })
             .collect();
+        let running: serde_json::Map<String, Value> = st
+            .instances
+            .iter()
+            .map(|(k, i)| (k.clone(), json!(i.peak_running)))
+            .collect();
+        let max_running = st.instances.values().map(|i| i.peak_running).max();
         json!({
             "token_exchanges": st.token_exchanges,
+            "token_exchanges_by_refresh_token": st.exchanges_by_refresh,
+            "faults_injected": st.faults_injected,
+            "max_running_seen": max_running.unwrap_or(0),
+            "max_running_by_instance": running,
             "creates": st.creates,
             "cancels": st.cancels,
             "peak_active": peak,
@@ -287,4 +399,18 @@ impl Sim {
             inst.advance(now, s.max_running, s.run_duration);
         }
     }
+}
+
+/// The request key of a create: instance, SQL and window. Creates with the same key are
+/// resubmissions of one request; fault draws on creates are keyed by it.
+pub fn request_key(instance: &str, spec: &CreateSpec) -> String {
+    let part = |o: &Option<String>| o.clone().unwrap_or_default();
+    format!(
+        "{instance}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        spec.sql,
+        spec.window_type,
+        part(&spec.start_original),
+        part(&spec.end_original),
+        spec.time_zone
+    )
 }

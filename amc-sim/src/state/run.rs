@@ -4,6 +4,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use std::time::Duration;
+
+use crate::faults::{DetourStatus, FailReason, privacy_rejection};
 use crate::validate::CreateSpec;
 
 /// AMC execution statuses the simulator produces.
@@ -14,6 +17,10 @@ pub enum Status {
     Succeeded,
     Failed,
     Cancelled,
+    /// Legacy, not terminal: shown for a while before SUCCEEDED (injected).
+    Publishing,
+    /// Legacy failure: shown for a while before FAILED (injected).
+    Rejected,
 }
 
 impl Status {
@@ -25,6 +32,8 @@ impl Status {
             Self::Succeeded => "SUCCEEDED",
             Self::Failed => "FAILED",
             Self::Cancelled => "CANCELLED",
+            Self::Publishing => "PUBLISHING",
+            Self::Rejected => "REJECTED",
         }
     }
 
@@ -42,6 +51,17 @@ pub struct Ending {
     pub reason: Option<String>,
 }
 
+/// Injected run-level faults, drawn once at creation.
+#[derive(Debug, Clone, Default)]
+pub struct Fate {
+    /// End FAILED with this reason instead of SUCCEEDED.
+    pub fail: Option<FailReason>,
+    /// Show this status for a while when ending.
+    pub detour: Option<(DetourStatus, Duration)>,
+    /// After SUCCEEDED, results stay unavailable this long.
+    pub late_download: Option<Duration>,
+}
+
 /// A workflow execution.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -54,6 +74,16 @@ pub struct Run {
     pub status: Status,
     pub ending: Option<Ending>,
     pub status_reason: Option<String>,
+    /// The deterministic key of this run (request key + ordinal) for fault draws.
+    pub fault_key: String,
+    /// The request key (instance, SQL, window): runs with the same one are resubmissions.
+    pub request_key: String,
+    /// Injected run-level faults.
+    pub fate: Fate,
+    /// The ending after `ending` (a status detour's final status).
+    pub then: Option<Ending>,
+    /// When results become downloadable (set on SUCCEEDED).
+    pub downloadable_at: Option<DateTime<Utc>>,
 }
 
 impl Run {
@@ -69,6 +99,11 @@ impl Run {
             status: Status::Pending,
             ending: None,
             status_reason: None,
+            fault_key: String::new(),
+            request_key: String::new(),
+            fate: Fate::default(),
+            then: None,
+            downloadable_at: None,
         }
     }
 
@@ -88,25 +123,86 @@ impl Run {
                 )),
             }
         } else {
-            Ending {
-                at: at
-                    .checked_add_signed(run_for)
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
-                status: Status::Succeeded,
-                reason: None,
+            let end = at
+                .checked_add_signed(run_for)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            match self.fate.fail {
+                Some(reason) => Ending {
+                    at: end,
+                    status: Status::Failed,
+                    reason: Some(reason.text(
+                        &self.id.to_string(),
+                        &self.workflow_id,
+                        self.spec.timeout_secs,
+                    )),
+                },
+                None => Ending {
+                    at: end,
+                    status: Status::Succeeded,
+                    reason: None,
+                },
             }
         };
         self.status = Status::Running;
         self.last_updated = at;
-        self.ending = Some(ending);
+        self.ending = Some(self.detour(ending));
     }
 
-    /// RUNNING → its planned ending.
+    /// Puts the injected status detour (if any) in front of `ending`.
+    fn detour(&mut self, ending: Ending) -> Ending {
+        let Some((status, lasts)) = self.fate.detour else {
+            return ending;
+        };
+        let later = ending
+            .at
+            .checked_add_signed(chrono::Duration::from_std(lasts).unwrap_or(chrono::Duration::MAX))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        match (status, ending.status) {
+            (DetourStatus::Publishing, Status::Succeeded) => {
+                self.then = Some(Ending {
+                    at: later,
+                    ..ending.clone()
+                });
+                Ending {
+                    status: Status::Publishing,
+                    ..ending
+                }
+            }
+            (DetourStatus::Rejected, _) => {
+                let reason = ending
+                    .reason
+                    .clone()
+                    .or_else(|| Some(privacy_rejection(&self.id.to_string(), &self.workflow_id)));
+                self.then = Some(Ending {
+                    at: later,
+                    status: Status::Failed,
+                    reason: reason.clone(),
+                });
+                Ending {
+                    at: ending.at,
+                    status: Status::Rejected,
+                    reason,
+                }
+            }
+            _ => ending,
+        }
+    }
+
+    /// RUNNING → its planned ending (then a detour's final status, when one follows).
     pub fn finish(&mut self) {
         if let Some(ending) = self.ending.take() {
             self.status = ending.status;
             self.last_updated = ending.at;
             self.status_reason = ending.reason;
+            if self.status == Status::Succeeded {
+                let late = self
+                    .fate
+                    .late_download
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .unwrap_or_default();
+                self.downloadable_at = ending.at.checked_add_signed(late);
+            }
+            self.ending = self.then.take();
         }
     }
 
@@ -115,6 +211,7 @@ impl Run {
         self.status = Status::Cancelled;
         self.last_updated = at;
         self.ending = None;
+        self.then = None;
     }
 
     /// The flat WorkflowExecution object AMC answers.

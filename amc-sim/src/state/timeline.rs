@@ -17,6 +17,8 @@ pub struct Instance {
     cursor: Option<DateTime<Utc>>,
     /// Highest PENDING+RUNNING count ever seen.
     pub peak_active: usize,
+    /// Highest RUNNING count ever seen.
+    pub peak_running: usize,
 }
 
 impl Instance {
@@ -95,11 +97,14 @@ impl Instance {
                 running += 1;
             }
         }
+        self.peak_running = self.peak_running.max(running);
     }
 
     fn prune(&mut self) {
         let runs = &self.runs;
-        self.active.retain(|&i| runs[i].status.is_active());
+        // A status detour keeps a finished run on the timeline until its final status.
+        self.active
+            .retain(|&i| runs[i].status.is_active() || runs[i].ending.is_some());
     }
 }
 

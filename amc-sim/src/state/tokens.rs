@@ -91,6 +91,11 @@ impl Tokens {
             .is_some_and(|t| t.expires_at > now && !self.revoked.contains(&t.refresh_token))
     }
 
+    /// Forgets one access token, as if it had expired.
+    pub fn invalidate(&mut self, bearer: &str) {
+        self.access.remove(bearer);
+    }
+
     /// Revokes a refresh token and, with it, every access token issued from it.
     pub fn revoke(&mut self, refresh_token: &str) {
         self.revoked.insert(refresh_token.to_owned());

@@ -3,6 +3,8 @@
 mod admin_hold;
 mod amc_auth;
 mod downloads;
+mod faults_http;
+mod faults_run;
 mod lifecycle;
 mod lwa;
 mod validation;

@@ -7,7 +7,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::amc::LwaError;
-use common::ids::Region;
+use common::ids::{ExecutionId, Region, UserId};
+use common::jobs::{StepJobV1, step_queue};
 use common::repo::connections::{self, ConnectionStatus, EncryptedTokens};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -92,8 +93,12 @@ impl ConnectionApi {
             access_token_enc: self.state.cipher.encrypt(grant.access_token.as_bytes()),
             access_token_expires_at: Utc::now() + expires_in,
         };
+        let before = connections::find_connection(&self.state.db, auth.0.user_id).await?;
         let conn = connections::upsert_connection(&self.state.db, auth.0.user_id, tokens).await?;
         tracing::info!(user.id = %auth.0.user_id, "amazon connection stored");
+        if before.is_some_and(|b| b.status == "reauth_required") {
+            self.resume_runs(auth.0.user_id).await?;
+        }
         Ok(ConnectionResponse::Ok(Json(conn.into())))
     }
 
@@ -108,6 +113,30 @@ impl ConnectionApi {
             .await?
             .ok_or_else(|| ApiError::not_found("amazon connection"))?;
         Ok(ConnectionResponse::Ok(Json(conn.into())))
+    }
+}
+
+impl ConnectionApi {
+    /// Runs already at AMC waited (at `AMP_POLL_MAX`) while the connection needed
+    /// re-authorising: their next check is brought forward to now and enqueued. A lost
+    /// push is harmless: the row is now overdue and the reconciler re-enqueues it.
+    async fn resume_runs(&self, user: UserId) -> Result<(), ApiError> {
+        let resumed = connections::resume_after_reauth(&self.state.db, user)
+            .await
+            .map_err(ApiError::internal)?;
+        for (id, status, due) in resumed {
+            let Some(queue_name) = step_queue(&status) else {
+                continue;
+            };
+            let job = StepJobV1 {
+                execution_id: ExecutionId(id),
+                due: Some(due),
+            };
+            if let Err(e) = self.state.producer.push(queue_name, &job).await {
+                tracing::warn!(execution.id = %id, error = %e, "could not enqueue the resumed check; the reconciler will");
+            }
+        }
+        Ok(())
     }
 }
 

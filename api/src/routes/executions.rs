@@ -18,7 +18,8 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use uuid::Uuid;
 
 /// The AMC time window of a run: local times read in `time_zone`.
@@ -81,6 +82,11 @@ pub struct ExecutionBody {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Why a queued run waits (`GET /executions/{id}` only): `daily_quota`,
+    /// `instance_cap`, `account_cap` or `queued_behind_older_runs`.
+    pub waiting_reason: Option<String>,
+    /// With `daily_quota`: when the run may start (the next midnight in the instance's zone).
+    pub quota_wait_until: Option<DateTime<Utc>>,
     /// The audit trail (on `GET /executions/{id}` only).
     #[oai(skip_serializing_if_is_none)]
     pub transitions: Option<Vec<TransitionBody>>,
@@ -129,6 +135,8 @@ impl From<ExecutionRow> for ExecutionBody {
             created_at: r.created_at,
             updated_at: r.updated_at,
             completed_at: r.completed_at,
+            waiting_reason: r.waiting_reason,
+            quota_wait_until: r.quota_wait_until,
             transitions: None,
         }
     }
@@ -266,6 +274,9 @@ impl ExecutionsApi {
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("execution"))?;
+        let row = execution::with_waiting(&self.state.db, row)
+            .await
+            .map_err(ApiError::internal)?;
         let trail = execution::transitions(&self.state.db, id)
             .await
             .map_err(ApiError::internal)?;
@@ -309,12 +320,13 @@ impl ExecutionsApi {
                 row.status
             )));
         };
-        let store =
-            ResultStore::from_url(&self.state.config.results_url).map_err(ApiError::internal)?;
+        let store = result_store(&self.state.config.results_url)?;
         match format.0.as_deref() {
             Some("csv") => {
-                let file = store.open(&location).await.map_err(ApiError::internal)?;
-                return Ok(ResultsResponse::Csv(Binary(Body::from_async_read(file))));
+                let chunks = store.open(&location).await.map_err(ApiError::internal)?;
+                return Ok(ResultsResponse::Csv(Binary(Body::from_bytes_stream(
+                    chunks,
+                ))));
             }
             None | Some("json") => {}
             Some(other) => {
@@ -389,4 +401,19 @@ impl ExecutionsApi {
         };
         Ok(ExecutionResponse::Ok(Json(row.into())))
     }
+}
+
+/// The result store of `url`, built once per URL (a cloud store keeps its connections).
+fn result_store(url: &str) -> Result<ResultStore, ApiError> {
+    static STORES: OnceLock<Mutex<HashMap<String, ResultStore>>> = OnceLock::new();
+    let mut stores = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(store) = stores.get(url) {
+        return Ok(store.clone());
+    }
+    let store = ResultStore::from_url(url).map_err(ApiError::internal)?;
+    stores.insert(url.to_string(), store.clone());
+    Ok(store)
 }

@@ -68,8 +68,15 @@ async fn check(resp: Response) -> Result<Response, AmcError> {
 async fn json(resp: Response) -> Result<serde_json::Value, AmcError> {
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map_err(transport)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| AmcError::permanent(Some(status), format!("unreadable AMC answer: {e}")))
+    // A cut or garbled answer is transient: for a create it means the run may exist at
+    // AMC, and the retry reconciles before submitting again.
+    serde_json::from_slice(&bytes).map_err(|e| {
+        AmcError::new(
+            ErrorClass::Transient,
+            Some(status),
+            format!("unreadable AMC answer: {e}"),
+        )
+    })
 }
 
 impl AmcClient {

@@ -11,6 +11,7 @@ mod request;
 mod row;
 mod status;
 mod store;
+mod waiting;
 
 pub use admission::{account_of_instance, admit_account};
 pub use backoff::{poll_interval, retry_delay};
@@ -22,6 +23,9 @@ pub use status::{Status, TriggeredBy};
 pub use store::{
     Change, TransitionRow, find, find_for_user, overdue_steps, touch, transition, transition_in,
     transitions,
+};
+pub use waiting::{
+    ACCOUNT_CAP, DAILY_QUOTA, INSTANCE_CAP, QUEUED_BEHIND_OLDER, next_local_midnight, with_waiting,
 };
 
 use chrono::{DateTime, Utc};

@@ -38,6 +38,12 @@ pub struct ExecutionRow {
     pub running_at: Option<DateTime<Utc>>,
     pub fetching_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
+    #[sea_orm(skip)]
+    pub waiting_reason: Option<String>,
+    /// When a run held by the daily quota may start (the next local midnight).
+    #[sea_orm(skip)]
+    pub quota_wait_until: Option<DateTime<Utc>>,
 }
 
 impl ExecutionRow {

@@ -55,8 +55,10 @@ fn build_update(id: ExecutionId, to: Option<Status>, c: &Change) -> Statement {
     if let Some(to) = to {
         values.push(to.as_str().into());
         sets.push(format!("status = ${}", values.len()));
+        // clock_timestamp(), not now(): the transaction may have waited on a lock, and
+        // state times must order like the moves themselves.
         sets.push(format!(
-            "{} = coalesce({}, now())",
+            "{} = coalesce({}, clock_timestamp())",
             to.timestamp_column(),
             to.timestamp_column()
         ));

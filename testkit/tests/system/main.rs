@@ -1,11 +1,18 @@
 //! System tests: the real `api`, `worker` and `scheduler` binaries against real Postgres,
 //! real Redis and amc-sim. Run `cargo build --workspace --bins` first (`ops/test` does).
 
+mod cancel;
 mod capacity;
 mod faults;
 mod first_run;
+mod fleet;
+mod quota;
 mod requests;
+mod results;
 mod retries;
+mod sim_faults;
+mod tokens;
+mod transport;
 
 use serde_json::Value;
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
-//! `execution.fetch`: get fresh download URLs, stream every CSV part into the result
-//! store (never holding a result in memory), record columns and row count → `succeeded`.
+//! `execution.fetch`: get fresh download URLs, stream every CSV part into one upload to the
+//! result store (never holding a part or the result in memory), record columns and row
+//! count → `succeeded`. A part that fails half-way aborts the upload: nothing half-written
+//! is ever visible, and the retry starts the result again.
 
 use super::{CallError, JobResult, call_amc, end, lease, on_call_error, schedule};
 use crate::ctx::Ctx;
@@ -22,7 +24,7 @@ enum Outcome {
 }
 
 pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
-    let Some((row, held)) = lease(ctx, &job, Status::Fetching, ctx.fetch_lease()).await? else {
+    let Some((row, mut held)) = lease(ctx, &job, Status::Fetching, ctx.step_lease()).await? else {
         return Ok(());
     };
     if row.cancel_requested_at.is_some() {
@@ -31,7 +33,24 @@ pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
     let Some(target) = Target::load(&ctx.db, row.instance()).await? else {
         return Ok(());
     };
-    match download(ctx, &target, &row).await? {
+    // A fetch streams a whole result and may outlast one lease: renew it while streaming,
+    // so a crashed fetch is taken over within one lease, not after the longest download.
+    let renew_every = ctx.step_lease() / 3;
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+    let fetching = download(ctx, &target, &row);
+    tokio::pin!(fetching);
+    let outcome = loop {
+        tokio::select! {
+            out = &mut fetching => break out?,
+            _ = renew.tick() => match renew_lease(ctx, &row, held).await? {
+                Some(until) => held = until,
+                // Another worker holds the row now: stop; its fetch finishes the run.
+                None => return Ok(()),
+            },
+        }
+    };
+    match outcome {
         Outcome::Done(w) => {
             let change = Change::from(&[Status::Fetching])
                 .due(Some(held))
@@ -71,6 +90,22 @@ pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
     }
 }
 
+/// Moves the lease forward from `held`; `None` if the row has moved meanwhile.
+async fn renew_lease(
+    ctx: &Ctx,
+    row: &ExecutionRow,
+    held: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, super::JobError> {
+    let until =
+        execution::now_micros() + chrono::Duration::from_std(ctx.step_lease()).unwrap_or_default();
+    let change = Change::from(&[Status::Fetching])
+        .due(Some(held))
+        .set("next_check_at", until);
+    Ok(execution::touch(&ctx.db, row.execution_id(), &change)
+        .await?
+        .map(|_| until))
+}
+
 async fn download(
     ctx: &Ctx,
     target: &Target,
@@ -97,13 +132,17 @@ async fn download(
                 Ok(r) => r,
                 Err(e) if matches!(e.class, ErrorClass::UrlExpired) => {
                     tracing::info!(execution.id = %row.id, round, "download URL expired; asking for fresh ones");
+                    writer.abort().await;
                     continue 'rounds;
                 }
-                Err(e) => return Ok(Outcome::Failed(CallError::Amc(e))),
+                Err(e) => {
+                    writer.abort().await;
+                    return Ok(Outcome::Failed(CallError::Amc(e)));
+                }
             };
             let body = resp.bytes_stream().boxed();
             if let Err(e) = writer.add_part(body).await {
-                writer.discard_last().await;
+                writer.abort().await;
                 return Ok(Outcome::Failed(CallError::Amc(AmcError::new(
                     ErrorClass::Transient,
                     None,

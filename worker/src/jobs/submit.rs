@@ -8,6 +8,7 @@
 use super::{CallError, JobResult, call_amc, free_slot, lease, load, on_call_error, schedule};
 use crate::ctx::Ctx;
 use crate::target::Target;
+use crate::token::TokenError;
 use chrono::{Duration as ChronoDuration, Utc};
 use common::amc::{CreateExecution, WorkflowExecution};
 use common::execution::{self, Change, ExecutionRow, Status, now_micros};
@@ -52,8 +53,37 @@ async fn submit(ctx: &Ctx, job: &StepJobV1) -> JobResult {
                 tracing::info!(execution.id = %row.id, amc.execution_id = %found, "adopted the run AMC already had for a submission in doubt");
                 return running(ctx, &row, held, found).await;
             }
+            Ok(None) if row.cancel_requested_at.is_some() => {
+                // AMC never got it and the user wants it stopped: nothing to cancel there.
+                let change = Change::from(&[Status::Submitting])
+                    .due(Some(held))
+                    .set("next_check_at", Option::<chrono::DateTime<Utc>>::None)
+                    .reason("cancelled: the submission in doubt never reached AMC");
+                if execution::transition(&ctx.db, row.execution_id(), Status::Cancelled, &change)
+                    .await?
+                    .is_some()
+                {
+                    free_slot(ctx, row.instance()).await?;
+                }
+                return Ok(());
+            }
             Ok(None) => {
                 tracing::info!(execution.id = %row.id, "submission in doubt: AMC has no such run; submitting again")
+            }
+            Err(CallError::Token(TokenError::ReauthRequired(reason))) => {
+                // The run may exist at AMC: failing it could orphan it there. Wait (like a
+                // run at AMC) until the connection is authorised again, then adopt it.
+                tracing::warn!(execution.id = %row.id, reason, "submission in doubt while the connection needs re-authorising; waiting");
+                return schedule(
+                    ctx,
+                    &row,
+                    Status::Submitting,
+                    held,
+                    EXECUTION_SUBMIT,
+                    ctx.config.poll_max,
+                    None,
+                )
+                .await;
             }
             Err(e) => {
                 return on_call_error(ctx, &row, Status::Submitting, held, EXECUTION_SUBMIT, e)

@@ -1,0 +1,316 @@
+//! The worker fleet: a SIGTERMed worker with handlers inside slow AMC calls exits within
+//! AMP_SHUTDOWN_TIMEOUT and its jobs run on the other worker at once; a SIGKILLed worker's
+//! jobs run elsewhere within 10 s; the `workers` table shows both workers.
+//!
+//! Slow AMC answers come from a small TCP proxy in front of amc-sim that, while switched
+//! on, holds each answer for a long time (the request itself reaches amc-sim at once).
+
+use crate::{SQL, assert_all_succeeded};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use testkit::{Client, Proc, System, SystemOptions, free_port, wait_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A proxy to amc-sim that delays answers to requests sent while `slow` is on.
+struct SlowProxy {
+    url: String,
+    slow: Arc<AtomicBool>,
+    delaying: Arc<AtomicUsize>,
+}
+
+impl SlowProxy {
+    async fn start(upstream: String, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let slow = Arc::new(AtomicBool::new(false));
+        let delaying = Arc::new(AtomicUsize::new(0));
+        let (s, d) = (slow.clone(), delaying.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (s, d, up) = (s.clone(), d.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&up).await {
+                        pipe(client, server, s, d, delay).await;
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            slow,
+            delaying,
+        }
+    }
+}
+
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    slow: Arc<AtomicBool>,
+    delaying: Arc<AtomicUsize>,
+    delay: Duration,
+) {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let pending = Arc::new(AtomicBool::new(false));
+    let p = pending.clone();
+    let up = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if slow.load(Ordering::SeqCst) {
+                p.store(true, Ordering::SeqCst);
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    let down = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if pending.swap(false, Ordering::SeqCst) {
+                delaying.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                delaying.fetch_sub(1, Ordering::SeqCst);
+            }
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+}
+
+/// A worker whose AMC calls go through `proxy`, with its own health address.
+fn spawn_worker(sys: &System, proxy: &SlowProxy) -> (Proc, String) {
+    let mut env: HashMap<String, String> = sys.env.clone();
+    env.insert("AMP_AMC_BASE_URL".into(), proxy.url.clone());
+    let health = format!("127.0.0.1:{}", free_port());
+    env.insert("AMP_WORKER_HEALTH_ADDR".into(), health.clone());
+    let p = Proc::spawn("worker", &[], &env).expect("spawn worker");
+    (p, format!("http://{health}/healthz"))
+}
+
+async fn healthy(sys: &System, url: &str) -> bool {
+    sys.http
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+}
+
+async fn wait_healthy(sys: &System, url: &str) {
+    let ok = wait_until(Duration::from_secs(15), || healthy(sys, url)).await;
+    assert!(ok, "worker at {url} did not become healthy");
+}
+
+/// Two instances (cap 10 each), 20 runs started; returns their ids.
+async fn twenty_runs(c: &mut Client, tag: &str) -> Vec<String> {
+    c.register_and_login(&format!("{tag}@example.com")).await;
+    let (s, _) = c
+        .put(
+            "/amazon/connection",
+            json!({"refresh_token": format!("Atzr|{tag}")}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let account = c.account().await;
+    let wf_a = c
+        .workflow(
+            &c.instance(&account, &format!("{tag}a"), 10).await,
+            SQL,
+            json!({}),
+        )
+        .await;
+    let wf_b = c
+        .workflow(
+            &c.instance(&account, &format!("{tag}b"), 10).await,
+            SQL,
+            json!({}),
+        )
+        .await;
+    let mut ids = Vec::new();
+    for n in 0..20u64 {
+        let wf = if n % 2 == 0 { &wf_a } else { &wf_b };
+        ids.push(c.run(wf, json!({"n": n})).await);
+    }
+    ids
+}
+
+/// True when no run is still waiting for its submission.
+async fn all_submitted(c: &Client, ids: &[String]) -> bool {
+    for id in ids {
+        let (_, b) = c.get(&format!("/executions/{id}")).await;
+        if matches!(b["status"].as_str(), Some("queued" | "submitting")) {
+            return false;
+        }
+    }
+    true
+}
+
+fn options(env: Vec<(&'static str, String)>) -> SystemOptions {
+    let mut o = SystemOptions {
+        workers: 0,
+        env,
+        ..SystemOptions::default()
+    };
+    o.sim.max_running = 40;
+    o
+}
+
+async fn worker_rows(sys: &System) -> Vec<(i32, bool, f64, String)> {
+    let db = sys.db.connect().await.expect("db");
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pid, stopped_at IS NOT NULL AS stopped, \
+             EXTRACT(EPOCH FROM now() - last_heartbeat_at)::float8 AS age, id FROM workers",
+        ))
+        .await
+        .expect("workers rows");
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get::<i32>("", "pid").expect("pid"),
+                r.try_get::<bool>("", "stopped").expect("stopped"),
+                r.try_get::<f64>("", "age").expect("age"),
+                r.try_get::<String>("", "id").expect("id"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_running_jobs_to_the_other_worker_at_once() {
+    let shutdown = Duration::from_secs(4);
+    let sys = System::start(options(vec![
+        ("AMP_SHUTDOWN_TIMEOUT", "4s".into()),
+        ("AMP_AMC_TIMEOUT", "60s".into()),
+    ]))
+    .await
+    .expect("system");
+    let proxy = SlowProxy::start(sys.sim.addr.to_string(), Duration::from_secs(40)).await;
+    let mut c = sys.client();
+    proxy.slow.store(true, Ordering::SeqCst);
+    let (mut a, a_health) = spawn_worker(&sys, &proxy);
+    wait_healthy(&sys, &a_health).await;
+    let ids = twenty_runs(&mut c, "fleetterm").await;
+    let inside = wait_until(Duration::from_secs(20), || async {
+        proxy.delaying.load(Ordering::SeqCst) >= 20
+    })
+    .await;
+    assert!(
+        inside,
+        "only {} AMC calls inside the slow proxy",
+        proxy.delaying.load(Ordering::SeqCst)
+    );
+    proxy.slow.store(false, Ordering::SeqCst);
+    let (b, b_health) = spawn_worker(&sys, &proxy);
+    wait_healthy(&sys, &b_health).await;
+    let a_pid = a.pid().expect("pid") as i32;
+    let b_pid = b.pid().expect("pid") as i32;
+
+    let t = Instant::now();
+    a.sigterm_and_wait().await.expect("worker a exits");
+    let took = t.elapsed();
+    assert!(took < shutdown, "worker took {took:?} to stop");
+    let exited = Instant::now();
+    let moved = wait_until(Duration::from_secs(5), || all_submitted(&c, &ids)).await;
+    assert!(
+        moved,
+        "jobs of the stopped worker did not run on the other within 5 s"
+    );
+    eprintln!(
+        "stopped in {took:?}; jobs taken over {:?} after exit",
+        exited.elapsed()
+    );
+    let runs: Vec<Value> = c.wait_terminal(&ids, Duration::from_secs(30)).await;
+    assert_all_succeeded(&runs);
+    let stats = sys.sim_stats().await.expect("sim stats");
+    assert_eq!(
+        stats["creates"].as_u64(),
+        Some(20),
+        "one AMC run per execution"
+    );
+
+    let rows = worker_rows(&sys).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let ra = rows.iter().find(|r| r.0 == a_pid).expect("row of a");
+    let rb = rows.iter().find(|r| r.0 == b_pid).expect("row of b");
+    assert!(ra.1, "stopped worker has stopped_at: {ra:?}");
+    assert!(!rb.1 && rb.2 < 5.0, "running worker heartbeats: {rb:?}");
+    let mut sys = sys;
+    sys.workers.push(b);
+    sys.workers.push(a);
+    sys.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_worker_jobs_run_elsewhere_within_ten_seconds() {
+    let sys = System::start(options(vec![("AMP_AMC_TIMEOUT", "2s".into())]))
+        .await
+        .expect("system");
+    let proxy = SlowProxy::start(sys.sim.addr.to_string(), Duration::from_secs(40)).await;
+    let mut c = sys.client();
+    proxy.slow.store(true, Ordering::SeqCst);
+    let (mut a, a_health) = spawn_worker(&sys, &proxy);
+    wait_healthy(&sys, &a_health).await;
+    let (b, b_health) = {
+        let ids = twenty_runs(&mut c, "fleetkill").await;
+        let inside = wait_until(Duration::from_secs(20), || async {
+            proxy.delaying.load(Ordering::SeqCst) >= 20
+        })
+        .await;
+        assert!(
+            inside,
+            "only {} AMC calls inside the slow proxy",
+            proxy.delaying.load(Ordering::SeqCst)
+        );
+        proxy.slow.store(false, Ordering::SeqCst);
+        let w = spawn_worker(&sys, &proxy);
+        wait_healthy(&sys, &w.1).await;
+        a.sigkill().await;
+        let killed = Instant::now();
+        let moved = wait_until(
+            Duration::from_secs(10).saturating_sub(killed.elapsed()),
+            || all_submitted(&c, &ids),
+        )
+        .await;
+        assert!(
+            moved,
+            "jobs of the killed worker did not run elsewhere within 10 s"
+        );
+        eprintln!("jobs taken over {:?} after SIGKILL", killed.elapsed());
+        let runs: Vec<Value> = c.wait_terminal(&ids, Duration::from_secs(30)).await;
+        assert_all_succeeded(&runs);
+        let stats = sys.sim_stats().await.expect("sim stats");
+        assert_eq!(
+            stats["creates"].as_u64(),
+            Some(20),
+            "one AMC run per execution"
+        );
+        w
+    };
+    let _ = b_health;
+    let mut sys = sys;
+    sys.workers.push(b);
+    sys.workers.push(a);
+    sys.cleanup().await;
+}
