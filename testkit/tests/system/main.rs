@@ -3,6 +3,7 @@
 
 mod cancel;
 mod capacity;
+mod chaos;
 mod faults;
 mod first_run;
 mod fleet;
