@@ -4,10 +4,9 @@
 //! terminal with the right outcome, AMC holds one run per execution, never more active
 //! than a cap, and tokens are exchanged no more often than their lifetime requires.
 
-use crate::{SQL, runs_per_sql};
+use crate::{SQL, assert_outcomes_match_amc};
 use amc_sim::faults::FaultsDoc;
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use serde_json::json;
 use std::time::{Duration, Instant};
 use testkit::{Client, System, SystemOptions};
 
@@ -118,41 +117,9 @@ async fn chaos_run_ends_every_execution_right_with_one_amc_run_each() {
     let elapsed = started.elapsed();
     let stats = sys.sim_stats().await.expect("sim stats");
 
-    // One AMC run per execution.
-    let per = runs_per_sql(&stats);
-    for n in 0..RUNS {
-        assert_eq!(
-            per.get(&crate::rendered(n)).copied(),
-            Some(1),
-            "AMC runs for run {n}"
-        );
-    }
-    // Each failed one carries AMC's reason; every other one succeeded with AMC's rows.
-    let sim_runs: HashMap<&str, &Value> = stats["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .map(|r| (r["sql_query"].as_str().unwrap_or_default(), r))
-        .collect();
-    let mut failed = 0;
-    for e in &runs {
-        let sql = e["sql_query"].as_str().expect("sql");
-        let amc = sim_runs
-            .get(sql)
-            .unwrap_or_else(|| panic!("no AMC run for {e}"));
-        if amc["status"] == "FAILED" {
-            failed += 1;
-            assert_eq!(e["status"], "failed", "{e}");
-            assert_eq!(e["error"]["message"], amc["status_reason"], "{e}");
-        } else {
-            assert_eq!(e["status"], "succeeded", "{e} / AMC: {amc}");
-            assert_eq!(
-                e["row_count"].as_u64(),
-                Some(amc_sim::expected_rows(sql)),
-                "{e}"
-            );
-        }
-    }
+    // One AMC run each; each failed one carries AMC's reason; the rest succeeded with AMC's rows.
+    assert_eq!(runs.len() as u64, RUNS);
+    let failed = assert_outcomes_match_amc(&runs, &stats);
     assert!(failed > 0, "the seed fails some runs");
     // Never more active at AMC than a cap.
     for (name, cap) in caps {

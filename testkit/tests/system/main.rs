@@ -48,3 +48,36 @@ pub fn assert_all_succeeded(runs: &[Value]) {
         );
     }
 }
+
+/// Checks every run against AMC's own outcome: exactly one AMC run per execution; a run AMC
+/// failed is `failed` with AMC's `statusReason` verbatim; every other one `succeeded` with
+/// the rows AMC served. Returns how many AMC failed.
+pub fn assert_outcomes_match_amc(runs: &[Value], stats: &Value) -> usize {
+    let per = runs_per_sql(stats);
+    let by_sql: HashMap<&str, &Value> = stats["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| (r["sql_query"].as_str().unwrap_or_default(), r))
+        .collect();
+    let mut failed = 0;
+    for e in runs {
+        let sql = e["sql_query"].as_str().expect("sql");
+        assert_eq!(per.get(sql).copied(), Some(1), "AMC runs for {e}");
+        let amc = by_sql[sql];
+        if amc["status"] == "FAILED" {
+            failed += 1;
+            assert_eq!(e["status"], "failed", "{e}");
+            assert_eq!(e["error"]["message"], amc["status_reason"], "{e}");
+        } else {
+            assert_eq!(amc["status"], "SUCCEEDED", "{amc}");
+            assert_eq!(e["status"], "succeeded", "{e}");
+            assert_eq!(
+                e["row_count"].as_u64(),
+                Some(amc_sim::expected_rows(sql)),
+                "{e}"
+            );
+        }
+    }
+    failed
+}

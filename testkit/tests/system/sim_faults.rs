@@ -2,10 +2,9 @@
 //! FAILED runs. Every execution ends terminal with AMC's own words, and AMC holds exactly one
 //! run per execution.
 
-use crate::{SQL, rendered, runs_per_sql};
+use crate::{SQL, assert_outcomes_match_amc};
 use amc_sim::faults::FaultsDoc;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::time::Duration;
 use testkit::{System, SystemOptions};
 
@@ -39,35 +38,8 @@ async fn lost_answers_429s_and_failed_runs_end_with_one_amc_run_each() {
     let runs = c.wait_terminal(&ids, Duration::from_secs(90)).await;
 
     let stats = sys.sim_stats().await.expect("sim stats");
-    let per = runs_per_sql(&stats);
-    for n in 0..RUNS {
-        assert_eq!(
-            per.get(&rendered(n)).copied(),
-            Some(1),
-            "AMC runs for run {n}"
-        );
-    }
-    let sim_runs: HashMap<&str, &Value> = stats["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .map(|r| (r["sql_query"].as_str().unwrap_or_default(), r))
-        .collect();
-    let mut failed = 0;
-    for e in &runs {
-        let sql = e["sql_query"].as_str().expect("sql");
-        let amc = sim_runs
-            .get(sql)
-            .unwrap_or_else(|| panic!("no AMC run for {e}"));
-        if amc["status"] == "FAILED" {
-            failed += 1;
-            assert_eq!(e["status"], "failed", "{e}");
-            assert_eq!(e["error"]["message"], amc["status_reason"], "{e}");
-        } else {
-            assert_eq!(amc["status"], "SUCCEEDED", "{amc}");
-            assert_eq!(e["status"], "succeeded", "{e}");
-        }
-    }
+    assert_eq!(runs.len() as u64, RUNS);
+    let failed = assert_outcomes_match_amc(&runs, &stats);
     let injected = &stats["faults_injected"];
     assert!(failed > 0, "the seed fails some runs: {injected}");
     assert!(
