@@ -138,9 +138,12 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let lwa = common::amc::LwaClient::new(common::amc::AmcConfig::from_config(&config))
         .context("building the LWA client")?;
     let jwt = auth::JwtKeys::new(config.jwt_secret.expose(), config.access_token_ttl);
+    // A bad AMP_RESULTS_URL stops the process here, naming the variable.
+    let results = common::results::ResultStore::from_url(&config.results_url)?;
     Ok(AppState {
         config,
         db,
+        results,
         producer,
         cipher,
         lwa,

@@ -15,6 +15,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub producer: queue::Producer,
+    /// Where execution results are stored (`AMP_RESULTS_URL`).
+    pub results: common::results::ResultStore,
     pub cipher: Cipher,
     pub lwa: LwaClient,
     pub jwt: JwtKeys,

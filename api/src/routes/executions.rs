@@ -10,7 +10,6 @@ use common::execution::{self, CancelOutcome, Created, ExecutionRow, NewExecution
 use common::ids::{ExecutionId, WorkflowId};
 use common::jobs::{EXECUTION_CANCEL, EXECUTION_SUBMIT, StepJobV1};
 use common::repo::workflows;
-use common::results::ResultStore;
 use common::sql::RenderError;
 use common::time_window::TimeWindow;
 use poem::Body;
@@ -18,8 +17,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The AMC time window of a run: local times read in `time_zone`.
@@ -320,7 +318,7 @@ impl ExecutionsApi {
                 row.status
             )));
         };
-        let store = result_store(&self.state.config.results_url)?;
+        let store = &self.state.results;
         match format.0.as_deref() {
             Some("csv") => {
                 let chunks = store.open(&location).await.map_err(ApiError::internal)?;
@@ -401,19 +399,4 @@ impl ExecutionsApi {
         };
         Ok(ExecutionResponse::Ok(Json(row.into())))
     }
-}
-
-/// The result store of `url`, built once per URL (a cloud store keeps its connections).
-fn result_store(url: &str) -> Result<ResultStore, ApiError> {
-    static STORES: OnceLock<Mutex<HashMap<String, ResultStore>>> = OnceLock::new();
-    let mut stores = STORES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some(store) = stores.get(url) {
-        return Ok(store.clone());
-    }
-    let store = ResultStore::from_url(url).map_err(ApiError::internal)?;
-    stores.insert(url.to_string(), store.clone());
-    Ok(store)
 }
