@@ -6,3 +6,4 @@ mod connection;
 mod helpers;
 mod ops;
 mod resources;
+mod spec;
