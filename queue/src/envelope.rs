@@ -95,6 +95,16 @@ pub fn to_unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// A due time as unix milliseconds, rounded up, so a job never fires before its time.
+pub fn due_unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| {
+            let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+            u64::try_from(ms).unwrap_or(u64::MAX)
+        })
+        .unwrap_or(0)
+}
+
 /// Base retry delay after a failed run with `attempt`: min(2^attempt × 500 ms, 60 s).
 pub fn retry_delay(attempt: u32) -> Duration {
     let ms = 500u64.saturating_mul(1u64 << attempt.min(20));
@@ -134,6 +144,16 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn due_times_round_up_to_the_next_millisecond() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
+        assert_eq!(super::due_unix_ms(t(1_000_000_000)), 1_000);
+        assert_eq!(super::due_unix_ms(t(1_000_000_001)), 1_001);
+        assert_eq!(super::due_unix_ms(t(1_000_999_999)), 1_001);
+        assert_eq!(super::to_unix_ms(t(1_000_999_999)), 1_000);
+    }
+
     use super::*;
 
     #[test]

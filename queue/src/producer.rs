@@ -7,7 +7,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use crate::config::{GROUP, QueueConfig, validate_queue};
-use crate::envelope::{Envelope, now_ms, to_unix_ms};
+use crate::envelope::{Envelope, due_unix_ms, now_ms};
 use crate::error::{QueueError, Result};
 use crate::timer;
 
@@ -137,7 +137,7 @@ impl Producer {
         due: SystemTime,
     ) -> Result<JobId> {
         validate_queue(queue)?;
-        let due_ms = to_unix_ms(due);
+        let due_ms = due_unix_ms(due);
         if due_ms <= now_ms() {
             return self.push(queue, job).await;
         }
