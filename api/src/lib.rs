@@ -140,8 +140,11 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let jwt = auth::JwtKeys::new(config.jwt_secret.expose(), config.access_token_ttl);
     // A bad AMP_RESULTS_URL stops the process here, naming the variable.
     let results = common::results::ResultStore::from_url(&config.results_url)?;
+    // Concurrent POST /workflows/{id}/executions share transactions (group commit).
+    let creates = common::execution::CreateBatcher::start(db.clone(), Default::default());
     Ok(AppState {
         config,
+        creates,
         db,
         results,
         producer,

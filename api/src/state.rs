@@ -14,6 +14,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
+    /// Writes new executions, many requests to one transaction.
+    pub creates: common::execution::CreateBatcher,
     pub producer: queue::Producer,
     /// Where execution results are stored (`AMP_RESULTS_URL`).
     pub results: common::results::ResultStore,

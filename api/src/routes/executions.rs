@@ -6,10 +6,11 @@ use crate::auth::BearerAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use common::execution::{self, CancelOutcome, Created, ExecutionRow, NewExecution, TriggeredBy};
+use common::execution::{
+    self, CancelOutcome, Created, ExecutionRow, RunError, RunRequest, TriggeredBy,
+};
 use common::ids::{ExecutionId, WorkflowId};
 use common::jobs::{EXECUTION_CANCEL, EXECUTION_SUBMIT, StepJobV1};
-use common::repo::workflows;
 use common::sql::RenderError;
 use common::time_window::TimeWindow;
 use poem::Body;
@@ -209,41 +210,31 @@ impl ExecutionsApi {
         let tw = &body.0.time_window;
         let window = TimeWindow::parse(&tw.start, &tw.end, tw.time_zone.as_deref())
             .map_err(|e| ApiError::field(e.field, e.message))?;
-        let workflow = workflows::get_workflow(&self.state.db, user, WorkflowId(id.0))
-            .await
-            .map_err(|e| super::accounts::not_found(e, "workflow"))?;
-        let given: serde_json::Map<String, serde_json::Value> =
-            body.0.parameters.into_iter().collect();
-        let rendered = execution::render_run(&workflow.sql_query, &workflow.parameters, &given)
-            .map_err(render_error)?;
-        let idempotency = match idempotency_key.0.map(|k| k.trim().to_string()) {
+        let idempotency_key = match idempotency_key.0.map(|k| k.trim().to_string()) {
             Some(k) if k.is_empty() || k.len() > 255 => {
                 return Err(ApiError::field(
                     "Idempotency-Key",
                     "must be 1 to 255 characters",
                 ));
             }
-            Some(k) => Some((k, execution::request_hash(workflow.id, &given, &window))),
-            None => None,
+            key => key,
         };
-        let new = NewExecution {
+        let request = RunRequest {
             user_id: user,
-            workflow_id: WorkflowId(workflow.id),
-            instance_id: common::ids::InstanceId(workflow.instance_id),
-            sql_query: rendered.sql_query,
-            parameters: rendered.parameters,
+            workflow_id: WorkflowId(id.0),
+            parameters: body.0.parameters.into_iter().collect(),
             window,
             triggered_by: TriggeredBy::Api,
-            idempotency,
+            idempotency_key,
         };
-        let created = execution::create(&self.state.db, &new)
-            .await
-            .map_err(|e| match e {
-                execution::CreateError::IdempotencyMismatch => {
-                    ApiError::field("Idempotency-Key", e.to_string())
-                }
-                execution::CreateError::Db(e) => ApiError::internal(e),
-            })?;
+        let created = self.state.creates.run(request).await.map_err(|e| match e {
+            RunError::WorkflowNotFound => ApiError::not_found("workflow"),
+            RunError::Render(e) => render_error(e),
+            RunError::Create(e @ execution::CreateError::IdempotencyMismatch) => {
+                ApiError::field("Idempotency-Key", e.to_string())
+            }
+            RunError::Create(execution::CreateError::Db(e)) => ApiError::internal(e),
+        })?;
         if let Created::New(row) = &created {
             // If this push is lost, the reconciler admits the queued run anyway.
             let job = StepJobV1 {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod connection;
+mod executions;
 mod helpers;
 mod ops;
 mod resources;

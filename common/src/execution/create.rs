@@ -102,11 +102,16 @@ pub async fn create(db: &DatabaseConnection, new: &NewExecution) -> Result<Creat
     Ok(Created::Existing(existing))
 }
 
+/// The audit reason of a run's first transition.
+pub(super) fn queued_reason(row: &ExecutionRow) -> String {
+    format!("created by {}", row.triggered_by)
+}
+
 async fn record_queued<C: ConnectionTrait>(txn: &C, row: &ExecutionRow) -> Result<(), DbErr> {
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO execution_transitions (execution_id, from_status, to_status, reason) VALUES ($1, NULL, $2, $3)",
-        [row.id.into(), Status::Queued.as_str().into(), format!("created by {}", row.triggered_by).into()],
+        [row.id.into(), Status::Queued.as_str().into(), queued_reason(row).into()],
     ))
     .await?;
     txn.execute_raw(Statement::from_sql_and_values(

@@ -5,6 +5,7 @@
 
 mod admission;
 mod backoff;
+mod batch;
 mod cancel;
 mod create;
 mod request;
@@ -15,6 +16,7 @@ mod waiting;
 
 pub use admission::{account_of_instance, admit_account};
 pub use backoff::{poll_interval, retry_delay};
+pub use batch::{BatchLimits, CreateBatcher, RunError, RunRequest};
 pub use cancel::{CancelOutcome, request_cancel};
 pub use create::{CreateError, Created, NewExecution, create};
 pub use request::{Rendered, render_run, request_hash};

@@ -1,0 +1,164 @@
+//! `POST /workflows/{id}/executions` under concurrency: requests that arrive together share
+//! one transaction, and each caller still gets its own answer.
+
+use crate::helpers::{TestApp, spawn_app};
+use common::jobs::EXECUTION_SUBMIT;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+const SQL: &str = "SELECT campaign FROM dsp_impressions WHERE run_no = {{n}}";
+
+async fn post(app: &TestApp, token: &str, wf: Uuid, n: u64, key: Option<&str>) -> (u16, Value) {
+    send(&app.client, &app.address, token, wf, n, key).await
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("count")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("bigint")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_share_transactions_and_answer_each_caller() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    app.connect_amazon(&user).await;
+    let (_, _, wf) = app.create_workflow(&user, SQL, json!({"n": 0})).await;
+    let token = user.access_token.as_str();
+
+    // 150 runs without a key and 20 keys sent twice each, all at once.
+    let mut calls = Vec::new();
+    for n in 0..150u64 {
+        calls.push(tokio::spawn({
+            let (client, address, token) =
+                (app.client.clone(), app.address.clone(), token.to_string());
+            async move { (n, None, send(&client, &address, &token, wf, n, None).await) }
+        }));
+    }
+    for k in 0..40u64 {
+        let key = format!("key-{}", k % 20);
+        calls.push(tokio::spawn({
+            let (client, address, token) =
+                (app.client.clone(), app.address.clone(), token.to_string());
+            async move {
+                let r = send(&client, &address, &token, wf, 1000 + k % 20, Some(&key)).await;
+                (1000 + k % 20, Some(key), r)
+            }
+        }));
+    }
+    // Unknown workflows in the same moment fail alone.
+    let missing: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, address, token) =
+                (app.client.clone(), app.address.clone(), token.to_string());
+            tokio::spawn(
+                async move { send(&client, &address, &token, Uuid::new_v4(), 1, None).await },
+            )
+        })
+        .collect();
+    let mut unkeyed = HashSet::new();
+    let mut keyed: std::collections::HashMap<String, HashSet<String>> = Default::default();
+    for c in calls {
+        let (n, key, (status, body)) = c.await.expect("task");
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["status"], "queued", "{body}");
+        assert_eq!(
+            body["parameters"]["n"], n,
+            "each caller gets its own run: {body}"
+        );
+        let id = body["id"].as_str().expect("id").to_string();
+        match key {
+            None => assert!(unkeyed.insert(id), "an id answered twice"),
+            Some(k) => {
+                keyed.entry(k).or_default().insert(id);
+            }
+        }
+    }
+    for m in missing {
+        let (status, body) = m.await.expect("task");
+        assert_eq!(status, 404, "{body}");
+        assert!(body.to_string().contains("workflow"), "{body}");
+    }
+    assert_eq!(unkeyed.len(), 150);
+    assert_eq!(keyed.len(), 20);
+    assert!(
+        keyed.values().all(|ids| ids.len() == 1),
+        "one run per key: {keyed:?}"
+    );
+
+    // Each run has its row, its audit row, its event and its job; fewer commits than runs.
+    assert_eq!(count(&app, "SELECT count(*) FROM executions").await, 170);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM execution_transitions WHERE from_status IS NULL AND to_status = 'queued'").await,
+        170
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM events WHERE event_type = 'execution.queued'"
+        )
+        .await,
+        170
+    );
+    let commits = count(&app, "SELECT count(DISTINCT xmin::text) FROM executions").await;
+    assert!(commits < 170, "{commits} transactions for 170 runs");
+    let stats = app
+        .state
+        .producer
+        .stats(EXECUTION_SUBMIT)
+        .await
+        .expect("stats");
+    assert_eq!(stats.queued, 170);
+
+    // A key reused with another body is refused, naming the header; nothing is written.
+    let (status, body) = post(&app, token, wf, 5, Some("key-3")).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("Idempotency-Key"), "{body}");
+    assert_eq!(count(&app, "SELECT count(*) FROM executions").await, 170);
+    // Parameters are checked against the workflow: an unknown one is named.
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/workflows/{wf}/executions", app.address))
+        .bearer_auth(token)
+        .json(&json!({"parameters": {"n": 1, "bogus": 2},
+            "time_window": {"start": "2026-01-01T00:00:00", "end": "2026-01-08T00:00:00"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 422);
+    assert!(
+        resp.text()
+            .await
+            .unwrap_or_default()
+            .contains("parameters.bogus")
+    );
+}
+
+async fn send(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    wf: Uuid,
+    n: u64,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut req = client
+        .post(format!("{address}/api/v1/workflows/{wf}/executions"))
+        .bearer_auth(token)
+        .json(&json!({
+            "parameters": {"n": n},
+            "time_window": {"start": "2026-01-01T00:00:00", "end": "2026-01-08T00:00:00"}
+        }));
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
