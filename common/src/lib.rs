@@ -3,6 +3,7 @@
 //! client, crypto and SQL parameter rendering.
 
 pub mod amc;
+pub mod coalesce;
 pub mod config;
 pub mod crypto;
 pub mod db;

@@ -128,7 +128,7 @@ class System:
         psql(f"CREATE DATABASE {DB}", db="postgres")
         sim_port, api_port = free_port(), free_port()
         self.env = dict(os.environ, RUST_LOG="warn",
-                        AMP_DATABASE_URL=f"postgres://postgres@{PG}:5432/{DB}",
+                        AMP_DATABASE_URL=f"postgres://postgres@{PG}:5432/{DB}?sslmode={os.environ.get('PGSSLMODE', 'disable')}",
                         AMP_REDIS_PREFIX=PREFIX,
                         AMP_SIM_ADDR=f"127.0.0.1:{sim_port}", AMP_API_ADDR=f"127.0.0.1:{api_port}",
                         AMP_AMC_BASE_URL=f"http://127.0.0.1:{sim_port}",
@@ -170,13 +170,13 @@ class System:
         subprocess.run(["rm", "-rf", f"/tmp/{DB}-results"], check=False)
 
 
-def setup(sys_, instances, cap):
+def setup(sys_, instances, cap, account_cap):
     api = Api(sys_.api_url)
     api.call("POST", "/auth/register", {"email": "e2e@example.com", "password": PASSWORD})
     api.token = api.call("POST", "/auth/login", {"email": "e2e@example.com", "password": PASSWORD})["access_token"]
     api.call("PUT", "/amazon/connection", {"refresh_token": "Atzr|e2e"})
     account = api.call("POST", "/accounts", {"name": "E2E", "entity_id": "ENTITY1E2E", "marketplace_id": "ATVPDKIKX0DER",
-                                             "region": "NA"})["id"]
+                                             "region": "NA", "max_concurrent_executions": account_cap})["id"]
 
     def one(i):
         inst = api.call("POST", "/instances", {"name": f"i{i}", "account_id": account, "amc_instance_id": f"amce2e{i:05d}",
@@ -227,7 +227,7 @@ def inflight(a):
     s = System({"AMP_SIM_RUN_DURATION": "1h", "AMP_SIM_MAX_RUNNING": str(a.per), "AMP_POLL_MIN": "15s",
                 "AMP_POLL_MAX": "15s", "AMP_ENV": "development"})
     try:
-        api, workflows = setup(s, a.instances, a.per)
+        api, workflows = setup(s, a.instances, a.per, total)
         t0 = time.time()
         post_runs(api, workflows, a.per)
         posted = time.time() - t0
@@ -270,12 +270,16 @@ def rate(a):
     s = System({"AMP_SIM_RUN_DURATION": "0s", "AMP_SIM_MAX_RUNNING": "1000", "AMP_POLL_MIN": a.poll,
                 "AMP_POLL_MAX": "10s", "AMP_ENV": "development"})
     try:
-        api, workflows = setup(s, a.instances, 1000)
+        api, workflows = setup(s, a.instances, 1000, a.runs)
         per = max(1, a.runs // a.instances)
         pids = s.pids()
         before = {k: cpu_ticks(v) for k, v in pids.items()}
         l0 = load1()
         t0 = time.time()
+        perf = None
+        if os.environ.get("E2E_PERF"):
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pids["worker"][0]), "-o",
+                                     "/tmp/e2e.perf.data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         n = post_runs(api, workflows, per)
         posted = time.time() - t0
         while True:
@@ -285,6 +289,9 @@ def rate(a):
             if time.time() - t0 > 900:
                 raise RuntimeError(f"not all finished after 900 s: {c}")
             time.sleep(0.2)
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
         span = float(psql(f"SELECT extract(epoch FROM max(completed_at)) - {t0} FROM executions"))
         cpu_s = {k: round((cpu_ticks(v) - before[k]) / HZ, 2) for k, v in pids.items()}
         ep = "extract(epoch FROM {} - {})"

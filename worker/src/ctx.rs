@@ -18,6 +18,8 @@ pub struct Ctx {
     pub lwa: common::amc::LwaClient,
     pub cipher: Arc<Cipher>,
     pub results: ResultStore,
+    /// Admission passes per account in this process (a burst of runs coalesces).
+    pub admissions: Arc<common::coalesce::Coalescer<common::ids::AccountId>>,
 }
 
 impl Ctx {

@@ -53,6 +53,7 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
         Cipher::from_base64_key(config.encryption_key.expose()).context("AMP_ENCRYPTION_KEY")?;
     let results = ResultStore::from_url(&config.results_url)?;
     Ok(Ctx {
+        admissions: Default::default(),
         config,
         db,
         producer,

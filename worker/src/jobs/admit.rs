@@ -3,18 +3,31 @@
 use super::JobResult;
 use crate::ctx::Ctx;
 use common::execution::{account_of_instance, admit_account};
-use common::ids::InstanceId;
+use common::ids::{AccountId, InstanceId};
 use common::jobs::{AdmitJobV1, EXECUTION_SUBMIT, StepJobV1};
 
 pub async fn handle(ctx: &Ctx, job: AdmitJobV1) -> JobResult {
     admit_instance(ctx, job.instance_id).await
 }
 
-/// Admits what the caps allow and pushes a submit job for each admitted run.
+/// Admits what the caps allow and pushes a submit job for each admitted run. While this
+/// process already runs a pass for the account, it only asks that pass to go round again.
 pub async fn admit_instance(ctx: &Ctx, instance: InstanceId) -> JobResult {
     let Some(account) = account_of_instance(&ctx.db, instance).await? else {
         return Ok(());
     };
+    let Some(mut turn) = ctx.admissions.enter(account) else {
+        return Ok(());
+    };
+    loop {
+        admit_pass(ctx, instance, account).await?;
+        if !turn.again() {
+            return Ok(());
+        }
+    }
+}
+
+async fn admit_pass(ctx: &Ctx, instance: InstanceId, account: AccountId) -> JobResult {
     let admitted = admit_account(&ctx.db, account).await?;
     if admitted.is_empty() {
         return Ok(());
