@@ -7,11 +7,10 @@
 
 use crate::{SQL, assert_all_succeeded};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use testkit::{Client, Proc, System, SystemOptions, free_port, wait_until};
+use testkit::{Client, Proc, System, SystemOptions, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -98,25 +97,11 @@ async fn pipe(
 
 /// A worker whose AMC calls go through `proxy`, with its own health address.
 fn spawn_worker(sys: &System, proxy: &SlowProxy) -> (Proc, String) {
-    let mut env: HashMap<String, String> = sys.env.clone();
-    env.insert("AMP_AMC_BASE_URL".into(), proxy.url.clone());
-    let health = format!("127.0.0.1:{}", free_port());
-    env.insert("AMP_WORKER_HEALTH_ADDR".into(), health.clone());
-    let p = Proc::spawn("worker", &[], &env).expect("spawn worker");
-    (p, format!("http://{health}/healthz"))
-}
-
-async fn healthy(sys: &System, url: &str) -> bool {
-    sys.http
-        .get(url)
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
+    crate::spawn_worker_with(sys, &[("AMP_AMC_BASE_URL", &proxy.url)])
 }
 
 async fn wait_healthy(sys: &System, url: &str) {
-    let ok = wait_until(Duration::from_secs(15), || healthy(sys, url)).await;
+    let ok = wait_until(Duration::from_secs(15), || crate::healthy(sys, url)).await;
     assert!(ok, "worker at {url} did not become healthy");
 }
 

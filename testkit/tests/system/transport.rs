@@ -6,26 +6,8 @@
 use common::jobs::{EXECUTION_POLL, StepJobV1};
 use queue::{Producer, QueueConfig};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use testkit::{Proc, System, SystemOptions, free_port, wait_until};
-
-fn spawn_worker(sys: &System) -> (Proc, String) {
-    let mut env: HashMap<String, String> = sys.env.clone();
-    let health = format!("127.0.0.1:{}", free_port());
-    env.insert("AMP_WORKER_HEALTH_ADDR".into(), health.clone());
-    let p = Proc::spawn("worker", &[], &env).expect("spawn worker");
-    (p, format!("http://{health}/healthz"))
-}
-
-async fn healthy(sys: &System, url: &str) -> bool {
-    sys.http
-        .get(url)
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
-}
+use testkit::{System, SystemOptions, wait_until};
 
 async fn producer(sys: &System) -> Producer {
     Producer::connect(QueueConfig::new(sys.redis_url.clone(), sys.prefix.clone()))
@@ -50,10 +32,10 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
     })
     .await
     .expect("system");
-    let (w, health) = spawn_worker(&sys);
+    let (w, health) = crate::spawn_worker_with(&sys, &[]);
     sys.workers.push(w);
     assert!(
-        wait_until(Duration::from_secs(15), || healthy(&sys, &health)).await,
+        wait_until(Duration::from_secs(15), || crate::healthy(&sys, &health)).await,
         "worker never healthy"
     );
     let p = producer(&sys).await;
@@ -80,7 +62,7 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
         .await
         .expect("client kill");
     let failed = wait_until(Duration::from_secs(2), || async {
-        !healthy(&sys, &health).await
+        !crate::healthy(&sys, &health).await
     })
     .await;
     assert!(failed, "/healthz kept answering 200 without Redis");
@@ -101,7 +83,7 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
     assert!(pushed, "cannot push after the kill");
     let back = wait_until(
         Duration::from_secs(5).saturating_sub(killed.elapsed()),
-        || async { healthy(&sys, &health).await && empty(&p, EXECUTION_POLL).await },
+        || async { crate::healthy(&sys, &health).await && empty(&p, EXECUTION_POLL).await },
     )
     .await;
     assert!(back, "worker did not consume again within 5 s of the kill");
