@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod execution;
+pub mod group;
 pub mod ids;
 pub mod jobs;
 pub mod repo;

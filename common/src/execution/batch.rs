@@ -13,6 +13,8 @@ use super::create::{CreateError, Created, NewExecution, create, queued_reason};
 use super::request::{render_run, request_hash};
 use super::row::COLUMNS;
 use super::{ExecutionRow, Status, TriggeredBy};
+pub use crate::group::BatchLimits;
+use crate::group::{Call, Group};
 use crate::ids::{InstanceId, UserId, WorkflowId};
 use crate::sql::RenderError;
 use crate::time_window::TimeWindow;
@@ -22,8 +24,7 @@ use sea_orm::{
 };
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// A request to run a workflow, as a client sent it (the window already parsed).
@@ -50,43 +51,21 @@ pub enum RunError {
     Create(#[from] CreateError),
 }
 
-type Reply = oneshot::Sender<Result<Created, RunError>>;
-
-struct Pending {
-    request: RunRequest,
-    reply: Reply,
-}
+type Answer = Result<Created, RunError>;
+type Pending = Call<RunRequest, Answer>;
 
 /// A request rendered against its workflow, ready to insert under `id`.
 struct Ready {
     id: Uuid,
     new: NewExecution,
-    reply: Reply,
-}
-
-/// Limits of the group commit.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
-    /// Most executions written by one transaction.
-    pub max_batch: usize,
-    /// Transactions in flight at once (each holds one pooled connection).
-    pub max_in_flight: usize,
-}
-
-impl Default for BatchLimits {
-    fn default() -> Self {
-        Self {
-            max_batch: 256,
-            max_in_flight: 2,
-        }
-    }
+    reply: oneshot::Sender<Answer>,
 }
 
 /// Handle to the group-commit task; cheap to clone. The task ends when every handle is
 /// dropped, after answering what it holds.
 #[derive(Clone)]
 pub struct CreateBatcher {
-    tx: mpsc::Sender<Pending>,
+    group: Group<RunRequest, Answer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,44 +75,21 @@ struct Stopped;
 impl CreateBatcher {
     /// Starts the task (inside tokio).
     pub fn start(db: DatabaseConnection, limits: BatchLimits) -> Self {
-        let max_batch = limits.max_batch.max(1);
-        let (tx, rx) = mpsc::channel(max_batch * limits.max_in_flight.max(1) * 4);
-        tokio::spawn(run(db, rx, max_batch, limits.max_in_flight.max(1)));
-        Self { tx }
+        let group = Group::start(limits, move |batch| {
+            let db = db.clone();
+            async move { write_batch(&db, batch).await }
+        });
+        Self { group }
     }
 
     /// Renders the request against its workflow and records the run `queued`, exactly as
     /// [`create`] does, in a shared transaction.
     pub async fn run(&self, request: RunRequest) -> Result<Created, RunError> {
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending { request, reply };
-        let stopped = || RunError::Create(CreateError::Db(DbErr::Custom(Stopped.to_string())));
-        self.tx.send(pending).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
-}
-
-async fn run(
-    db: DatabaseConnection,
-    mut rx: mpsc::Receiver<Pending>,
-    max_batch: usize,
-    max_in_flight: usize,
-) {
-    let slots = Arc::new(Semaphore::new(max_in_flight));
-    loop {
-        // Take a slot first: while every slot is busy, requests gather into the next batch.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(max_batch);
-        if rx.recv_many(&mut batch, max_batch).await == 0 {
-            return;
-        }
-        let db = db.clone();
-        tokio::spawn(async move {
-            write_batch(&db, batch).await;
-            drop(slot);
-        });
+        self.group.call(request).await.unwrap_or_else(|| {
+            Err(RunError::Create(CreateError::Db(DbErr::Custom(
+                Stopped.to_string(),
+            ))))
+        })
     }
 }
 
@@ -197,25 +153,24 @@ async fn write_batch(db: &DatabaseConnection, pending: Vec<Pending>) {
         Err(e) => {
             let msg = e.to_string();
             for p in pending {
-                let _ = p
-                    .reply
-                    .send(Err(RunError::Create(CreateError::Db(DbErr::Custom(
-                        msg.clone(),
-                    )))));
+                p.answer(Err(RunError::Create(CreateError::Db(DbErr::Custom(
+                    msg.clone(),
+                )))));
             }
             return;
         }
     };
     let mut batch = Vec::with_capacity(pending.len());
     for p in pending {
-        match prepare(&workflows, p.request) {
+        let Call { request, reply } = p;
+        match prepare(&workflows, request) {
             Ok(new) => batch.push(Ready {
                 id: Uuid::now_v7(),
                 new,
-                reply: p.reply,
+                reply,
             }),
             Err(e) => {
-                let _ = p.reply.send(Err(e));
+                let _ = reply.send(Err(e));
             }
         }
     }
