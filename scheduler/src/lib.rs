@@ -20,6 +20,8 @@ pub struct Scheduler {
     pub lwa: LwaClient,
     pub cipher: Cipher,
     pub token_refresh: tokens::TokenRefresh,
+    /// Steps this process re-pushed lately (see [`reconcile::Repushes`]).
+    pub repushes: reconcile::Repushes,
 }
 
 /// The queue settings every process derives from the config.
@@ -49,6 +51,7 @@ impl Scheduler {
             lwa,
             cipher,
             token_refresh,
+            repushes: Default::default(),
         })
     }
 

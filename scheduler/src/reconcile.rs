@@ -3,12 +3,15 @@
 //! compare-and-set on `(status, next_check_at)`.
 
 use crate::Scheduler;
+use chrono::{DateTime, Utc};
 use common::execution::overdue_steps;
 use common::ids::{ExecutionId, InstanceId};
 use common::jobs::{AdmitJobV1, EXECUTION_CANCEL, INSTANCE_ADMIT, StepJobV1, step_queue};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::hash_map::Entry;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// What a pass re-enqueued.
@@ -28,13 +31,49 @@ impl Reconciled {
 /// At most this many rows of each kind per pass, so a huge backlog is fed gradually.
 const BATCH: u64 = 5_000;
 
+/// A step re-pushed once is not re-pushed again for this long: if it is still overdue,
+/// the workers are behind (its twin waits in the queue), and pushing it every pass would
+/// only add to the backlog. A job lost a second time is re-pushed after this.
+const REPUSH_QUIET: Duration = Duration::from_secs(30);
+
+/// The steps this process re-pushed lately, by `(id, due)`.
+#[derive(Debug, Default)]
+pub struct Repushes {
+    at: Mutex<HashMap<(ExecutionId, DateTime<Utc>), Instant>>,
+}
+
+impl Repushes {
+    /// The overdue steps not re-pushed within `quiet` of `now`, which it records as
+    /// re-pushed now; entries older than `quiet` are forgotten.
+    pub fn fresh(
+        &self,
+        overdue: Vec<(ExecutionId, String, DateTime<Utc>)>,
+        now: Instant,
+        quiet: Duration,
+    ) -> Vec<(ExecutionId, String, DateTime<Utc>)> {
+        let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        at.retain(|_, t| now.duration_since(*t) < quiet);
+        overdue
+            .into_iter()
+            .filter(|(id, _, due)| match at.entry((*id, *due)) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(v) => {
+                    v.insert(now);
+                    true
+                }
+            })
+            .collect()
+    }
+}
+
 pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
     let mut out = Reconciled::default();
     // A step job fires within milliseconds of its due time; one that is late by a whole
     // reconcile interval (at least a second) is presumed lost.
     let grace = s.config.reconcile_interval.max(Duration::from_secs(1));
     let mut by_queue: HashMap<&'static str, Vec<StepJobV1>> = HashMap::new();
-    for (id, status, due) in overdue_steps(&s.db, grace, BATCH).await? {
+    let overdue = overdue_steps(&s.db, grace, BATCH).await?;
+    for (id, status, due) in s.repushes.fresh(overdue, Instant::now(), REPUSH_QUIET) {
         if let Some(q) = step_queue(&status) {
             by_queue.entry(q).or_default().push(StepJobV1 {
                 execution_id: id,
@@ -92,4 +131,34 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
         s.producer.push_batch(EXECUTION_CANCEL, &cancels).await?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_re_pushed_once_per_quiet_period() {
+        let r = Repushes::default();
+        let (a, b) = (ExecutionId::new(), ExecutionId::new());
+        let due = Utc::now();
+        let t0 = Instant::now();
+        let quiet = Duration::from_secs(30);
+        let step = |id| (id, "running".to_string(), due);
+        assert_eq!(r.fresh(vec![step(a)], t0, quiet).len(), 1);
+        // Still overdue a pass later: its twin is queued, not lost.
+        let later = t0 + Duration::from_secs(5);
+        let again = r.fresh(vec![step(a), step(b)], later, quiet);
+        assert_eq!(again, vec![step(b)]);
+        // A step that moved on is a new step.
+        let moved = (
+            a,
+            "running".to_string(),
+            due + chrono::Duration::seconds(15),
+        );
+        assert_eq!(r.fresh(vec![moved.clone()], later, quiet), vec![moved]);
+        // After the quiet period a step still overdue is pushed again.
+        let much_later = t0 + Duration::from_secs(31);
+        assert_eq!(r.fresh(vec![step(a)], much_later, quiet), vec![step(a)]);
+    }
 }
