@@ -1,6 +1,6 @@
 //! Redis Streams job transport under apalis-core 1.0 workers (DESIGN §2a).
 //!
-//! - [`Producer`] pushes jobs (`push`, `push_batch`, `push_delayed`, `push_after`), reads
+//! - [`Producer`] pushes jobs (`push`, `push_batch`, `push_delayed`, `push_delayed_batch`, `push_after`), reads
 //!   [`QueueStats`] and cleans a key prefix.
 //! - [`RedisBackend`] is an apalis-core `Backend`: blocking XREADGROUP pickup, FIFO per
 //!   queue, XACK + XDEL on success, delayed retries with exponential back-off, a dead list,

@@ -155,6 +155,44 @@ impl Producer {
         Ok(id)
     }
 
+    /// Pushes many jobs, each runnable at its own time, in pipelines: a job whose time has
+    /// passed goes straight to the stream, the others to the delayed set.
+    pub async fn push_delayed_batch<T: Serialize>(
+        &self,
+        queue: &str,
+        jobs: &[(T, SystemTime)],
+    ) -> Result<Vec<JobId>> {
+        validate_queue(queue)?;
+        let keys = self.config.keys(queue);
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut conn = self.conn.clone();
+        let mut delayed = false;
+        for chunk in jobs.chunks(PIPELINE_CHUNK) {
+            let now = now_ms();
+            let mut pipe = redis::pipe();
+            for (job, due) in chunk {
+                let env = Envelope::new(serde_json::to_vec(job)?);
+                ids.push(parse_id(&env.id)?);
+                let due_ms = due_unix_ms(*due);
+                if due_ms <= now {
+                    pipe.add_command(xadd_cmd(&keys.stream, &env)).ignore();
+                } else {
+                    delayed = true;
+                    pipe.cmd("ZADD")
+                        .arg(&keys.delayed)
+                        .arg(due_ms)
+                        .arg(env.encode_member())
+                        .ignore();
+                }
+            }
+            let () = pipe.query_async(&mut conn).await?;
+        }
+        if delayed {
+            timer::notify_local(&self.config.redis_url, &keys.delayed);
+        }
+        Ok(ids)
+    }
+
     /// Pushes a job that becomes runnable after `delay`.
     pub async fn push_after<T: Serialize + ?Sized>(
         &self,

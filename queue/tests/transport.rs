@@ -154,7 +154,8 @@ async fn delayed_jobs_fire_on_time() {
     let run = tokio::spawn(worker.run_until(signal(seen.done.clone())));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    for i in 0..50u32 {
+    // Half one at a time, half in one pipelined batch.
+    for i in 0..25u32 {
         let due = SystemTime::now() + Duration::from_millis(300);
         let job = Job {
             seq: i,
@@ -163,6 +164,17 @@ async fn delayed_jobs_fire_on_time() {
         };
         p.push_delayed(q, &job, due).await.unwrap();
     }
+    let batch: Vec<(Job, SystemTime)> = (25..50u32)
+        .map(|i| {
+            let job = Job {
+                seq: i,
+                due_ms: queue::now_ms() + 300,
+                mode: 0,
+            };
+            (job, SystemTime::now() + Duration::from_millis(300))
+        })
+        .collect();
+    assert_eq!(p.push_delayed_batch(q, &batch).await.unwrap().len(), 25);
     assert!(p.stats(q).await.unwrap().scheduled > 0);
     tokio::time::timeout(Duration::from_secs(10), run)
         .await

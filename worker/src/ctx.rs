@@ -20,6 +20,8 @@ pub struct Ctx {
     pub results: ResultStore,
     /// Admission passes per account in this process (a burst of runs coalesces).
     pub admissions: Arc<common::coalesce::Coalescer<common::ids::AccountId>>,
+    /// Group commits of status checks and reschedules.
+    pub steps: crate::steps::Steps,
 }
 
 impl Ctx {

@@ -4,6 +4,7 @@
 pub mod ctx;
 pub mod fleet;
 pub mod jobs;
+pub mod steps;
 mod target;
 pub mod token;
 
@@ -52,8 +53,10 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     let cipher =
         Cipher::from_base64_key(config.encryption_key.expose()).context("AMP_ENCRYPTION_KEY")?;
     let results = ResultStore::from_url(&config.results_url)?;
+    let steps = crate::steps::Steps::start(db.clone(), producer.clone(), Default::default());
     Ok(Ctx {
         admissions: Default::default(),
+        steps,
         config,
         db,
         producer,
@@ -95,7 +98,7 @@ pub struct Worker {
     health: Vec<ConsumerHealth>,
     hand_backs: Vec<HandBack>,
     stop_tx: watch::Sender<bool>,
-    runs: Vec<BoxFuture<'static, (String, Result<(), String>)>>,
+    runs: Vec<BoxFuture<'static, RunResult>>,
 }
 
 async fn stop_signal(mut rx: watch::Receiver<bool>) -> Result<(), std::io::Error> {
@@ -181,10 +184,13 @@ impl Worker {
             background.clone(),
         ));
         let _stop_background = background.drop_guard();
-        let mut all = futures::future::join_all(self.runs);
+        // Each queue's worker is a task of its own, so handlers run on the runtime's
+        // threads beside the connections they wait on, not on the main thread.
+        let mut runs = Runs(self.runs.into_iter().map(tokio::spawn).collect());
+        let mut all = futures::future::join_all(runs.0.iter_mut());
         tokio::select! {
             results = &mut all => {
-                for (queue, r) in results {
+                for (queue, r) in results.into_iter().map(Runs::outcome) {
                     if let Err(e) = r {
                         anyhow::bail!("the {queue} worker stopped: {e}");
                     }
@@ -199,7 +205,7 @@ impl Worker {
         // `&mut all`: on timeout the handlers stay alive (and their jobs held) until handed back.
         match tokio::time::timeout(timeout.saturating_sub(margin), &mut all).await {
             Ok(results) => {
-                for (queue, r) in results {
+                for (queue, r) in results.into_iter().map(Runs::outcome) {
                     if let Err(e) = r {
                         tracing::warn!(queue, error = %e, "worker stopped with an error");
                     }
@@ -221,6 +227,7 @@ impl Worker {
             }
         }
         drop(all);
+        drop(runs);
         let left = timeout.saturating_sub(started.elapsed()).min(margin / 2);
         match tokio::time::timeout(left, fleet::mark_stopped(&self.ctx.db, &self.identity.id)).await
         {
@@ -229,6 +236,25 @@ impl Worker {
             Err(_) => tracing::warn!("marking the worker stopped timed out"),
         }
         Ok(())
+    }
+}
+
+type RunResult = (String, Result<(), String>);
+
+/// The queue workers' tasks; dropping them stops what still runs (after hand-back).
+struct Runs(Vec<tokio::task::JoinHandle<RunResult>>);
+
+impl Runs {
+    fn outcome(r: Result<RunResult, tokio::task::JoinError>) -> RunResult {
+        r.unwrap_or_else(|e| ("?".to_string(), Err(format!("worker task ended: {e}"))))
+    }
+}
+
+impl Drop for Runs {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 

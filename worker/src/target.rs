@@ -1,5 +1,6 @@
 //! Where an execution runs at AMC: instance, account headers, region and connection.
 
+use common::execution::DueStep;
 use common::ids::{AmcInstanceId, EntityId, InstanceId, MarketplaceId, Region};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use uuid::Uuid;
@@ -32,14 +33,44 @@ impl Target {
         else {
             return Ok(None);
         };
-        let region: String = r.try_get("", "region")?;
-        Ok(Some(Target {
-            instance_id: AmcInstanceId(r.try_get("", "amc_instance_id")?),
-            entity_id: EntityId(r.try_get("", "entity_id")?),
-            marketplace_id: MarketplaceId(r.try_get("", "marketplace_id")?),
+        Target::new(
+            r.try_get("", "amc_instance_id")?,
+            r.try_get("", "entity_id")?,
+            r.try_get("", "marketplace_id")?,
+            &r.try_get::<String>("", "region")?,
+            r.try_get("", "account_id")?,
+            r.try_get("", "connection_id")?,
+        )
+        .map(Some)
+    }
+
+    /// Where a step read by [`common::execution::read_due`] runs.
+    pub fn of_step(s: &DueStep) -> Result<Target, DbErr> {
+        Target::new(
+            s.amc_instance_id.clone(),
+            s.entity_id.clone(),
+            s.marketplace_id.clone(),
+            &s.region,
+            s.account_id,
+            s.connection_id,
+        )
+    }
+
+    fn new(
+        instance_id: String,
+        entity_id: String,
+        marketplace_id: String,
+        region: &str,
+        account_id: Uuid,
+        connection_id: Option<Uuid>,
+    ) -> Result<Target, DbErr> {
+        Ok(Target {
+            instance_id: AmcInstanceId(instance_id),
+            entity_id: EntityId(entity_id),
+            marketplace_id: MarketplaceId(marketplace_id),
             region: region.parse().map_err(|e: String| DbErr::Custom(e))?,
-            account_id: r.try_get("", "account_id")?,
-            connection_id: r.try_get("", "connection_id")?,
-        }))
+            account_id,
+            connection_id,
+        })
     }
 }

@@ -3,7 +3,8 @@
 //! lock, so a hundred concurrent submits cause one refresh.
 
 use crate::ctx::Ctx;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::execution::TokenState;
 use common::repo::connections::{self, RefreshError, Refreshed};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
 use std::time::Duration;
@@ -21,15 +22,11 @@ pub enum TokenError {
     Db(#[from] DbErr),
 }
 
-struct Cached {
-    status: String,
-    last_error: Option<String>,
-    access: Option<Vec<u8>>,
-    expires_at: Option<DateTime<Utc>>,
-    issued_at: DateTime<Utc>,
-}
-
-async fn read<C: ConnectionTrait>(conn: &C, id: Uuid, lock: bool) -> Result<Option<Cached>, DbErr> {
+async fn read<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<TokenState>, DbErr> {
     let sql = format!(
         "SELECT status, last_error, access_token_enc, access_token_expires_at, updated_at FROM amazon_connections WHERE id = $1{}",
         if lock { " FOR UPDATE" } else { "" }
@@ -44,12 +41,12 @@ async fn read<C: ConnectionTrait>(conn: &C, id: Uuid, lock: bool) -> Result<Opti
     else {
         return Ok(None);
     };
-    Ok(Some(Cached {
+    Ok(Some(TokenState {
         status: r.try_get("", "status")?,
         last_error: r.try_get("", "last_error")?,
-        access: r.try_get("", "access_token_enc")?,
-        expires_at: r.try_get("", "access_token_expires_at")?,
-        issued_at: r.try_get("", "updated_at")?,
+        access_token_enc: r.try_get("", "access_token_enc")?,
+        access_token_expires_at: r.try_get("", "access_token_expires_at")?,
+        updated_at: r.try_get("", "updated_at")?,
     }))
 }
 
@@ -59,16 +56,15 @@ pub fn refresh_margin(lifetime: Duration) -> Duration {
     (lifetime / 12).clamp(Duration::from_secs(1), Duration::from_secs(300))
 }
 
-impl Cached {
-    fn fresh_token(&self, ctx: &Ctx) -> Option<String> {
-        let (enc, exp) = (self.access.as_ref()?, self.expires_at?);
-        let lifetime = (exp - self.issued_at).to_std().unwrap_or_default();
-        let margin = chrono::Duration::from_std(refresh_margin(lifetime)).unwrap_or_default();
-        if exp - margin <= Utc::now() {
-            return None;
-        }
-        ctx.cipher.decrypt_str(enc).ok()
+/// The stored access token, decrypted, unless it is missing or within its margin of expiry.
+fn fresh_token(ctx: &Ctx, t: &TokenState) -> Option<String> {
+    let (enc, exp) = (t.access_token_enc.as_ref()?, t.access_token_expires_at?);
+    let lifetime = (exp - t.updated_at).to_std().unwrap_or_default();
+    let margin = chrono::Duration::from_std(refresh_margin(lifetime)).unwrap_or_default();
+    if exp - margin <= Utc::now() {
+        return None;
     }
+    ctx.cipher.decrypt_str(enc).ok()
 }
 
 /// A usable access token. `stale` is a token AMC just refused: refresh unless another
@@ -78,18 +74,29 @@ pub async fn access_token(
     connection: Uuid,
     stale: Option<&str>,
 ) -> Result<String, TokenError> {
-    let cached = read(&ctx.db, connection, false)
-        .await?
-        .ok_or(TokenError::NoConnection)?;
+    access_token_with(ctx, connection, None, stale).await
+}
+
+/// [`access_token`], starting from the connection's state when the caller already read it
+/// (a status check reads it with its row).
+pub async fn access_token_with(
+    ctx: &Ctx,
+    connection: Uuid,
+    known: Option<TokenState>,
+    stale: Option<&str>,
+) -> Result<String, TokenError> {
+    let cached = match known {
+        Some(k) => k,
+        None => read(&ctx.db, connection, false)
+            .await?
+            .ok_or(TokenError::NoConnection)?,
+    };
     if cached.status == "reauth_required" {
         return Err(TokenError::ReauthRequired(
             cached.last_error.unwrap_or_default(),
         ));
     }
-    if let Some(t) = cached
-        .fresh_token(ctx)
-        .filter(|t| Some(t.as_str()) != stale)
-    {
+    if let Some(t) = fresh_token(ctx, &cached).filter(|t| Some(t.as_str()) != stale) {
         return Ok(t);
     }
     let txn = ctx.db.begin().await?;
@@ -101,10 +108,7 @@ pub async fn access_token(
             locked.last_error.unwrap_or_default(),
         ));
     }
-    if let Some(t) = locked
-        .fresh_token(ctx)
-        .filter(|t| Some(t.as_str()) != stale)
-    {
+    if let Some(t) = fresh_token(ctx, &locked).filter(|t| Some(t.as_str()) != stale) {
         return Ok(t);
     }
     match connections::refresh_locked(&txn, &ctx.cipher, &ctx.lwa, connection).await {

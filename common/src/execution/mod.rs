@@ -11,6 +11,7 @@ mod create;
 mod request;
 mod row;
 mod status;
+mod steps;
 mod store;
 mod waiting;
 
@@ -22,6 +23,7 @@ pub use create::{CreateError, Created, NewExecution, create};
 pub use request::{Rendered, render_run, request_hash};
 pub use row::ExecutionRow;
 pub use status::{Status, TriggeredBy};
+pub use steps::{DueStep, Reschedule, Rescheduled, TokenState, read_due, reschedule_many};
 pub use store::{
     Change, TransitionRow, find, find_for_user, overdue_steps, touch, transition, transition_in,
     transitions,

@@ -12,6 +12,7 @@ mod requests;
 mod results;
 mod retries;
 mod sim_faults;
+mod steps;
 mod tokens;
 mod transport;
 

@@ -13,11 +13,14 @@ pub mod poll;
 pub mod submit;
 
 use crate::ctx::Ctx;
+use crate::steps::Next;
 use crate::target::Target;
-use crate::token::{TokenError, access_token};
+use crate::token::{TokenError, access_token, access_token_with};
 use chrono::{DateTime, Utc};
 use common::amc::{AmcError, AmcTarget, ErrorClass};
-use common::execution::{self, Change, ExecutionRow, Status, now_micros, retry_delay};
+use common::execution::{
+    self, Change, ExecutionRow, Reschedule, Status, TokenState, now_micros, retry_delay,
+};
 use common::ids::{ExecutionId, InstanceId};
 use common::jobs::{AdmitJobV1, INSTANCE_ADMIT, StepJobV1};
 use sea_orm::DbErr;
@@ -62,10 +65,24 @@ where
     F: Fn(String) -> Fut,
     Fut: Future<Output = Result<T, AmcError>>,
 {
+    call_amc_with(ctx, target, None, f).await
+}
+
+/// [`call_amc`] with the connection's token state as the caller already read it.
+pub async fn call_amc_with<T, F, Fut>(
+    ctx: &Ctx,
+    target: &Target,
+    known: Option<TokenState>,
+    f: F,
+) -> Result<T, CallError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<T, AmcError>>,
+{
     let conn = target
         .connection_id
         .ok_or(CallError::Token(TokenError::NoConnection))?;
-    let token = access_token(ctx, conn, None)
+    let token = access_token_with(ctx, conn, known, None)
         .await
         .map_err(CallError::Token)?;
     match f(token.clone()).await {
@@ -99,33 +116,32 @@ pub async fn lease(
         .map(|row| (row, until)))
 }
 
-/// Schedules the row's next step at `at` and pushes the delayed job for it.
+/// Schedules the row's next step `after` from now and pushes the delayed job for it (in
+/// a group commit with the other steps rescheduled at the same moment).
 pub async fn schedule(
     ctx: &Ctx,
     row: &ExecutionRow,
     status: Status,
     held: DateTime<Utc>,
-    queue_name: &str,
+    queue_name: &'static str,
     after: Duration,
     attempt: Option<i32>,
 ) -> JobResult {
-    let at = now_micros() + chrono::Duration::from_std(after).unwrap_or_default();
-    let mut change = Change::from(&[status])
-        .due(Some(held))
-        .set("next_check_at", at);
-    if let Some(a) = attempt {
-        change = change.set("attempt", a);
-    }
-    if execution::touch(&ctx.db, row.execution_id(), &change)
-        .await?
-        .is_some()
-    {
-        let job = StepJobV1 {
-            execution_id: row.execution_id(),
-            due: Some(at),
-        };
-        ctx.producer.push_after(queue_name, &job, after).await?;
-    }
+    let next = now_micros() + chrono::Duration::from_std(after).unwrap_or_default();
+    let step = Reschedule {
+        id: row.execution_id(),
+        status,
+        due: held,
+        next,
+        attempt,
+    };
+    ctx.steps
+        .reschedule(Next {
+            queue: queue_name,
+            step,
+        })
+        .await
+        .map_err(DbErr::from)?;
     Ok(())
 }
 
@@ -176,7 +192,7 @@ pub async fn on_call_error(
     row: &ExecutionRow,
     status: Status,
     held: DateTime<Utc>,
-    queue_name: &str,
+    queue_name: &'static str,
     err: CallError,
 ) -> JobResult {
     let id = row.execution_id();

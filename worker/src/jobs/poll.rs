@@ -1,20 +1,29 @@
 //! `execution.poll`: one AMC status check of a running run, then the next one as a
 //! delayed job (never a sleep), backing off from `AMP_POLL_MIN` to `AMP_POLL_MAX`.
+//!
+//! A check does not lease its row: asking AMC for a status changes nothing there, so a
+//! twin that asks too is harmless, and every write below is a compare-and-set on the
+//! job's `due`, which only one of them wins. The row, where it runs and the owner's token
+//! are read with the other checks due at the same moment, and an unchanged status moves
+//! `next_check_at` with them too (`crate::steps`). A worker killed mid-check leaves the row
+//! due, so the reconciler re-pushes it after its grace rather than after a lease.
 
-use super::{JobResult, call_amc, end, free_slot, lease, on_call_error, schedule};
+use super::{
+    JobError, JobResult, call_amc, call_amc_with, end, free_slot, lease, on_call_error, schedule,
+};
 use crate::ctx::Ctx;
 use crate::target::Target;
+use chrono::DateTime;
 use chrono::Utc;
 use common::amc::{AmcStatus, ErrorClass};
-use common::execution::{self, Change, Status, now_micros, poll_interval};
+use common::execution::{
+    self, Change, ExecutionRow, Status, TokenState, now_micros, poll_interval,
+};
 use common::ids::AmcExecutionId;
 use common::jobs::{EXECUTION_FETCH, EXECUTION_POLL, StepJobV1};
 
 pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
-    let Some((row, held)) = lease(ctx, &job, Status::Running, ctx.step_lease()).await? else {
-        return Ok(());
-    };
-    let Some(target) = Target::load(&ctx.db, row.instance()).await? else {
+    let Some((row, target, token, held)) = take(ctx, &job).await? else {
         return Ok(());
     };
     let Some(amc_id) = row.amc_execution_id.clone().map(AmcExecutionId) else {
@@ -46,7 +55,7 @@ pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
             }
         }
     }
-    let status = call_amc(ctx, &target, |token| {
+    let status = call_amc_with(ctx, &target, token, |token| {
         let (amc, t, id) = (ctx.amc.clone(), target.clone(), amc_id.clone());
         async move { amc.get_execution(&t.amc(&token), &id).await }
     })
@@ -120,6 +129,38 @@ pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
                 Some(0),
             )
             .await
+        }
+    }
+}
+
+type Taken = (ExecutionRow, Target, Option<TokenState>, DateTime<Utc>);
+
+/// The run this check is about, if the check is still due.
+async fn take(ctx: &Ctx, job: &StepJobV1) -> Result<Option<Taken>, JobError> {
+    match job.due {
+        Some(due) => {
+            let Some(step) = ctx
+                .steps
+                .read(Status::Running, job.execution_id, due)
+                .await
+                .map_err(sea_orm::DbErr::from)?
+            else {
+                return Ok(None);
+            };
+            let target = Target::of_step(&step)?;
+            Ok(Some((step.row, target, step.token, due)))
+        }
+        // Not pushed by this code, which always names the due check; take the row as the
+        // other steps do.
+        None => {
+            let Some((row, held)) = lease(ctx, job, Status::Running, ctx.step_lease()).await?
+            else {
+                return Ok(None);
+            };
+            let Some(target) = Target::load(&ctx.db, row.instance()).await? else {
+                return Ok(None);
+            };
+            Ok(Some((row, target, None, held)))
         }
     }
 }

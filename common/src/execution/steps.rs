@@ -1,0 +1,156 @@
+//! Batched reads and reschedules of step rows, for the worker's hot path.
+//!
+//! A status check reads its row, where the run is (instance, account, region) and its
+//! owner's token state in one statement shared with every check due at the same moment,
+//! and, when nothing changed, moves `next_check_at` by compare-and-set in one statement
+//! shared likewise. Each entry is matched on `(id, status, next_check_at = due)` exactly as
+//! a lone compare-and-set would be, so twins and late steps still do nothing.
+
+use super::row::COLUMNS;
+use super::{ExecutionRow, Status};
+use crate::ids::ExecutionId;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Statement};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The token state of an Amazon connection as stored (the access token still encrypted).
+#[derive(Debug, Clone)]
+pub struct TokenState {
+    pub status: String,
+    pub last_error: Option<String>,
+    pub access_token_enc: Option<Vec<u8>>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    /// When the row last changed (the access token's issue time when it was refreshed).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A step's row, ready to act on: the execution, where it runs, and its owner's token.
+#[derive(Debug, Clone)]
+pub struct DueStep {
+    pub row: ExecutionRow,
+    pub amc_instance_id: String,
+    pub entity_id: String,
+    pub marketplace_id: String,
+    pub region: String,
+    pub account_id: Uuid,
+    pub connection_id: Option<Uuid>,
+    /// `None` when the owner has no connection.
+    pub token: Option<TokenState>,
+}
+
+impl DueStep {
+    fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
+        let connection_id: Option<Uuid> = r.try_get("", "connection_id")?;
+        let token = match connection_id {
+            Some(_) => Some(TokenState {
+                status: r.try_get("", "connection_status")?,
+                last_error: r.try_get("", "connection_error")?,
+                access_token_enc: r.try_get("", "access_token_enc")?,
+                access_token_expires_at: r.try_get("", "access_token_expires_at")?,
+                updated_at: r.try_get("", "connection_updated_at")?,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            row: ExecutionRow::from_query_result(r, "")?,
+            amc_instance_id: r.try_get("", "amc_instance_id")?,
+            entity_id: r.try_get("", "entity_id")?,
+            marketplace_id: r.try_get("", "marketplace_id")?,
+            region: r.try_get("", "region")?,
+            account_id: r.try_get("", "account_id")?,
+            connection_id,
+            token,
+        })
+    }
+}
+
+/// The rows of these steps that are still due: in `status`, with `next_check_at` equal to
+/// the step's `due`. A step whose row moved on (a twin, a late job) is left out.
+pub async fn read_due<C: ConnectionTrait>(
+    conn: &C,
+    status: Status,
+    steps: &[(ExecutionId, DateTime<Utc>)],
+) -> Result<Vec<DueStep>, DbErr> {
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<Value> = steps
+        .iter()
+        .map(|(id, due)| json!({"id": id.0, "due": due}))
+        .collect();
+    let sql = format!(
+        "WITH e AS (SELECT {COLUMNS} FROM executions \
+           WHERE status = $2 AND (id, next_check_at) IN \
+             (SELECT id, due FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, due timestamptz))) \
+         SELECT e.*, i.amc_instance_id, a.entity_id, a.marketplace_id, a.region, a.id AS account_id, \
+           c.id AS connection_id, c.status AS connection_status, c.last_error AS connection_error, \
+           c.access_token_enc, c.access_token_expires_at, c.updated_at AS connection_updated_at \
+         FROM e JOIN amc_instances i ON i.id = e.instance_id JOIN amc_accounts a ON a.id = i.account_id \
+         LEFT JOIN amazon_connections c ON c.user_id = i.user_id"
+    );
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [Value::Array(wanted).into(), status.as_str().into()],
+        ))
+        .await?;
+    rows.iter().map(DueStep::from_row).collect()
+}
+
+/// One step to schedule again: its row moves from `due` to `next` if still in `status`.
+#[derive(Debug, Clone)]
+pub struct Reschedule {
+    pub id: ExecutionId,
+    pub status: Status,
+    pub due: DateTime<Utc>,
+    pub next: DateTime<Utc>,
+    /// The retry attempt to record; `None` keeps the row's.
+    pub attempt: Option<i32>,
+}
+
+/// A step that was scheduled again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescheduled {
+    pub id: ExecutionId,
+    pub next: DateTime<Utc>,
+    /// The user asked to cancel: run the next step now, not at `next`.
+    pub cancel_requested: bool,
+}
+
+/// Moves every step whose row is still where its step left it; returns those moved.
+pub async fn reschedule_many<C: ConnectionTrait>(
+    conn: &C,
+    steps: &[Reschedule],
+) -> Result<Vec<Rescheduled>, DbErr> {
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moves: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            json!({"id": s.id.0, "status": s.status.as_str(), "due": s.due, "next": s.next, "attempt": s.attempt})
+        })
+        .collect();
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE executions e SET next_check_at = m.next, attempt = coalesce(m.attempt, e.attempt), \
+               updated_at = now() \
+             FROM jsonb_to_recordset($1::jsonb) AS m(id uuid, status text, due timestamptz, next timestamptz, attempt int) \
+             WHERE e.id = m.id AND e.status = m.status AND e.next_check_at = m.due \
+             RETURNING e.id, e.next_check_at, e.cancel_requested_at IS NOT NULL AS cancel_requested",
+            [Value::Array(moves).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Rescheduled {
+                id: ExecutionId(r.try_get("", "id")?),
+                next: r.try_get("", "next_check_at")?,
+                cancel_requested: r.try_get("", "cancel_requested")?,
+            })
+        })
+        .collect()
+}

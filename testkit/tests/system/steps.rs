@@ -1,0 +1,123 @@
+//! The batched step statements against a real row: a check is read only while its row is
+//! still due, twins in one batch move the row once, a moved row is not moved again, and a
+//! cancellation asked for meanwhile comes back with the move.
+
+use crate::SQL;
+use chrono::{DateTime, Utc};
+use common::execution::{Reschedule, Status, read_due, reschedule_many};
+use common::ids::ExecutionId;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::json;
+use std::time::Duration;
+use testkit::{System, SystemOptions, wait_until};
+
+async fn next_check_at(db: &sea_orm::DatabaseConnection, id: ExecutionId) -> DateTime<Utc> {
+    db.query_one_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT next_check_at FROM executions WHERE id = $1",
+        [id.0.into()],
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get("", "next_check_at")
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_read_and_move_a_row_only_while_it_is_due() {
+    let mut opts = SystemOptions::default();
+    opts.sim.run_duration = Duration::from_secs(600);
+    // One check right after the submit, then none for a long while.
+    opts.env.push(("AMP_POLL_MIN", "10m".to_string()));
+    opts.env.push(("AMP_POLL_MAX", "10m".to_string()));
+    let mut sys = System::start(opts).await.expect("system");
+    let mut c = sys.client();
+    c.register_and_login("steps@example.com").await;
+    let setup = c.first_run_setup("amcsteps", 1, SQL, json!({})).await;
+    let run = c.run(&setup.workflow_id, json!({"n": 1})).await;
+    let running = wait_until(Duration::from_secs(15), || async {
+        c.get(&format!("/executions/{run}")).await.1["status"] == "running"
+    })
+    .await;
+    assert!(running, "never running");
+    // From here on only this test touches the row.
+    for w in &mut sys.workers {
+        w.sigkill().await;
+    }
+    let db = sys.db.connect().await.unwrap();
+    let id = ExecutionId(run.parse().unwrap());
+    let due = next_check_at(&db, id).await;
+    let later = due + chrono::Duration::microseconds(1);
+
+    let read = read_due(&db, Status::Running, &[(id, due), (id, later)])
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1, "only the due check reads the row");
+    let step = &read[0];
+    assert_eq!(step.row.id, id.0);
+    assert_eq!(step.amc_instance_id, "amcsteps");
+    assert_eq!(step.region, "NA");
+    let token = step.token.as_ref().expect("the owner's token state");
+    assert_eq!(token.status, "active");
+    assert!(token.access_token_enc.is_some());
+    assert!(
+        read_due(&db, Status::Fetching, &[(id, due)])
+            .await
+            .unwrap()
+            .is_empty(),
+        "a check of another state reads nothing"
+    );
+
+    // Twins in one batch: the row moves once.
+    let step = |next| Reschedule {
+        id,
+        status: Status::Running,
+        due,
+        next,
+        attempt: Some(0),
+    };
+    let (n1, n2) = (
+        due + chrono::Duration::seconds(60),
+        due + chrono::Duration::seconds(61),
+    );
+    let moved = reschedule_many(&db, &[step(n1), step(n2)]).await.unwrap();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(moved[0].next == n1 || moved[0].next == n2);
+    assert!(!moved[0].cancel_requested);
+    assert_eq!(next_check_at(&db, id).await, moved[0].next);
+    // A late twin finds the row moved: nothing read, nothing moved.
+    assert!(
+        read_due(&db, Status::Running, &[(id, due)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        reschedule_many(&db, &[step(n1)]).await.unwrap().is_empty(),
+        "a moved row is not moved again"
+    );
+
+    // A cancellation asked for meanwhile comes back with the next move.
+    let (s, b) = c
+        .post(&format!("/executions/{run}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let now_due = next_check_at(&db, id).await;
+    let moved = reschedule_many(
+        &db,
+        &[Reschedule {
+            id,
+            status: Status::Running,
+            due: now_due,
+            next: now_due + chrono::Duration::seconds(60),
+            attempt: None,
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.len(), 1);
+    assert!(moved[0].cancel_requested);
+    drop(db);
+    sys.cleanup().await;
+}

@@ -1,0 +1,183 @@
+//! The worker's group commits for steps: status checks due together read their rows with
+//! one statement, and steps rescheduled together move their rows with one statement and
+//! push their next jobs with one Redis pipeline. A status check that finds nothing
+//! changed thus costs a share of two statements, not a transaction of its own.
+
+use chrono::{DateTime, Utc};
+use common::execution::{DueStep, Reschedule, Status, read_due, reschedule_many};
+use common::group::{BatchLimits, Call, Group};
+use common::ids::ExecutionId;
+use common::jobs::StepJobV1;
+use queue::Producer;
+use sea_orm::{DatabaseConnection, DbErr};
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+type Read = (Status, ExecutionId, DateTime<Utc>);
+type ReadAnswer = Result<Option<DueStep>, String>;
+
+/// A step to schedule again, and the queue its next job goes to.
+#[derive(Debug, Clone)]
+pub struct Next {
+    pub queue: &'static str,
+    pub step: Reschedule,
+}
+
+/// Whether the row moved (and its next job was pushed).
+type NextAnswer = Result<bool, String>;
+
+/// Handle to the step group commits; cheap to clone.
+#[derive(Clone)]
+pub struct Steps {
+    reads: Group<Read, ReadAnswer>,
+    nexts: Group<Next, NextAnswer>,
+}
+
+/// How a batch failed, as each of its callers sees it.
+#[derive(Debug, thiserror::Error)]
+#[error("batched step {what}: {message}")]
+pub struct StepsError {
+    what: &'static str,
+    message: String,
+}
+
+impl From<StepsError> for DbErr {
+    fn from(e: StepsError) -> Self {
+        DbErr::Custom(e.to_string())
+    }
+}
+
+impl Steps {
+    /// Starts both group commits (inside tokio).
+    pub fn start(db: DatabaseConnection, producer: Producer, limits: BatchLimits) -> Self {
+        let rdb = db.clone();
+        let reads = Group::start(limits, move |calls| {
+            let db = rdb.clone();
+            async move { read_batch(&db, calls).await }
+        });
+        let nexts = Group::start(limits, move |calls| {
+            let (db, producer) = (db.clone(), producer.clone());
+            async move { next_batch(&db, &producer, calls).await }
+        });
+        Self { reads, nexts }
+    }
+
+    /// The step's row if it is still in `status` with `next_check_at = due`.
+    pub async fn read(
+        &self,
+        status: Status,
+        id: ExecutionId,
+        due: DateTime<Utc>,
+    ) -> Result<Option<DueStep>, StepsError> {
+        let err = |message| StepsError {
+            what: "read",
+            message,
+        };
+        self.reads
+            .call((status, id, due))
+            .await
+            .ok_or_else(|| err("the reader has stopped".into()))?
+            .map_err(err)
+    }
+
+    /// Moves the row to its next check and pushes that check's job; `false` when the row
+    /// had already moved (a twin did it, or the run went on).
+    pub async fn reschedule(&self, next: Next) -> Result<bool, StepsError> {
+        let err = |message| StepsError {
+            what: "reschedule",
+            message,
+        };
+        self.nexts
+            .call(next)
+            .await
+            .ok_or_else(|| err("the writer has stopped".into()))?
+            .map_err(err)
+    }
+}
+
+async fn read_batch(db: &DatabaseConnection, calls: Vec<Call<Read, ReadAnswer>>) {
+    let mut by_status: HashMap<Status, Vec<(ExecutionId, DateTime<Utc>)>> = HashMap::new();
+    for c in &calls {
+        let (status, id, due) = c.request;
+        by_status.entry(status).or_default().push((id, due));
+    }
+    let mut found: HashMap<(ExecutionId, DateTime<Utc>), DueStep> = HashMap::new();
+    for (status, wanted) in by_status {
+        match read_due(db, status, &wanted).await {
+            Ok(rows) => {
+                for s in rows {
+                    if let Some(due) = s.row.next_check_at {
+                        found.insert((s.row.execution_id(), due), s);
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for c in calls {
+                    c.answer(Err(msg.clone()));
+                }
+                return;
+            }
+        }
+    }
+    // A twin in the same batch (same id and due) gets nothing: only one acts.
+    for c in calls {
+        let (_, id, due) = c.request;
+        let step = found.remove(&(id, due));
+        c.answer(Ok(step));
+    }
+}
+
+async fn next_batch(
+    db: &DatabaseConnection,
+    producer: &Producer,
+    calls: Vec<Call<Next, NextAnswer>>,
+) {
+    let steps: Vec<Reschedule> = calls.iter().map(|c| c.request.step.clone()).collect();
+    let moved = match reschedule_many(db, &steps).await {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = e.to_string();
+            for c in calls {
+                c.answer(Err(msg.clone()));
+            }
+            return;
+        }
+    };
+    let moved: HashMap<ExecutionId, _> = moved.into_iter().map(|m| (m.id, m)).collect();
+    let mut jobs: HashMap<&'static str, Vec<(StepJobV1, SystemTime)>> = HashMap::new();
+    let mut answered: HashSet<ExecutionId> = HashSet::new();
+    let mut outcome = Vec::with_capacity(calls.len());
+    for c in calls {
+        let id = c.request.step.id;
+        // Twins in one batch: the row moved once, so only the first of them pushes.
+        let m = moved.get(&id).filter(|_| answered.insert(id));
+        if let Some(m) = m {
+            // A cancellation asked for meanwhile is carried out by the next step, now.
+            let at = if m.cancel_requested {
+                SystemTime::now()
+            } else {
+                m.next.into()
+            };
+            let job = StepJobV1 {
+                execution_id: id,
+                due: Some(m.next),
+            };
+            jobs.entry(c.request.queue).or_default().push((job, at));
+        }
+        outcome.push((c, m.is_some()));
+    }
+    for (queue, batch) in jobs {
+        if let Err(e) = producer.push_delayed_batch(queue, &batch).await {
+            // The rows moved: the reconciler re-pushes their jobs once they are overdue.
+            let msg = e.to_string();
+            for (c, _) in outcome {
+                c.answer(Err(msg.clone()));
+            }
+            return;
+        }
+    }
+    for (c, moved) in outcome {
+        c.answer(Ok(moved));
+    }
+}
