@@ -72,6 +72,8 @@ pub struct Config {
     pub lwa_client_secret: Secret,
     pub results_url: String,
     pub worker_concurrency: usize,
+    /// Runtime threads of a worker process; `None`: one per CPU core.
+    pub worker_threads: Option<usize>,
     pub worker_health_addr: Option<SocketAddr>,
     pub poll_min: Duration,
     pub poll_max: Duration,
@@ -224,6 +226,10 @@ impl Config {
             lwa_client_secret,
             results_url: get("AMP_RESULTS_URL").unwrap_or_else(|| "./data/results".into()),
             worker_concurrency: positive("AMP_WORKER_CONCURRENCY", 64)? as usize,
+            worker_threads: match get("AMP_WORKER_THREADS") {
+                None => None,
+                Some(_) => Some(positive("AMP_WORKER_THREADS", 1)? as usize),
+            },
             worker_health_addr,
             poll_min,
             poll_max,
@@ -299,6 +305,7 @@ mod tests {
             ("AMP_POLL_MIN", "soon"),
             ("AMP_API_ADDR", "nowhere"),
             ("AMP_WORKER_CONCURRENCY", "0"),
+            ("AMP_WORKER_THREADS", "two"),
             ("AMP_ENCRYPTION_KEY", "c2hvcnQ="),
             ("AMP_JWT_SECRET", "short"),
             ("AMP_DATABASE_URL", "mysql://x"),
