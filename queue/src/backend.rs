@@ -152,6 +152,7 @@ impl<T> RedisBackend<T> {
             &self.shared.config.redis_url,
             &self.shared.keys,
             mgr.clone(),
+            self.shared.config.timer_granularity,
         );
         let handles = vec![
             tokio::spawn(tasks::run_fetcher(

@@ -29,6 +29,11 @@ pub struct QueueConfig {
     pub batch: usize,
     /// Consumers idle longer than this with no pending entries are removed from the group.
     pub consumer_gc_idle: Duration,
+    /// How late a delayed job of this queue may fire, so that due jobs are promoted
+    /// together: zero (the default) fires each on its time; a queue of status checks due
+    /// every few seconds can take 100 ms, and its consumers then wake once per 100 ms for
+    /// a batch instead of once per job.
+    pub timer_granularity: Duration,
 }
 
 impl Default for QueueConfig {
@@ -42,6 +47,7 @@ impl Default for QueueConfig {
             max_attempts: 25,
             batch: 64,
             consumer_gc_idle: Duration::from_secs(600),
+            timer_granularity: Duration::ZERO,
         }
     }
 }

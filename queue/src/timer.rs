@@ -3,6 +3,8 @@
 //! The timer knows the earliest due time (`ZRANGE delayed 0 0 WITHSCORES`), sleeps until
 //! then (re-checking at least every 50 ms, or at once when a producer of this process
 //! notifies it) and promotes due entries with an atomic Lua script in bounded batches.
+//! A queue with a granularity (`QueueConfig::timer_granularity`) is looked at once per
+//! granularity instead, and every job due by then is promoted in one go.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -48,6 +50,7 @@ pub(crate) fn acquire(
     redis_url: &str,
     keys: &QueueKeys,
     conn: ConnectionManager,
+    granularity: Duration,
 ) -> Arc<TimerGuard> {
     let key = registry_key(redis_url, &keys.delayed);
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
@@ -64,6 +67,7 @@ pub(crate) fn acquire(
         keys.clone(),
         guard.notify.clone(),
         guard.cancel.clone(),
+        granularity,
     ));
     reg.insert(key, Arc::downgrade(&guard));
     guard
@@ -89,6 +93,7 @@ async fn run_timer(
     keys: QueueKeys,
     notify: Arc<Notify>,
     cancel: CancellationToken,
+    granularity: Duration,
 ) {
     let mut backoff = Backoff::new();
     loop {
@@ -105,6 +110,14 @@ async fn run_timer(
                 backoff.next_delay()
             }
         };
+        if !granularity.is_zero() {
+            // Jobs pushed meanwhile fire at most one granularity late, as all do here.
+            tokio::select! {
+                _ = tokio::time::sleep(wait.max(granularity)) => {}
+                _ = cancel.cancelled() => return,
+            }
+            continue;
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = notify.notified() => {}

@@ -203,6 +203,60 @@ async fn delayed_jobs_fire_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coarse_timer_fires_due_jobs_together_and_never_early() {
+    let granularity = Duration::from_millis(200);
+    let cfg = QueueConfig {
+        timer_granularity: granularity,
+        ..config(REDIS_URL)
+    };
+    let p = Producer::connect(cfg.clone()).await.unwrap();
+    let q = "t.coarse";
+    let seen = Seen::new(30);
+    let worker = WorkerBuilder::new("coarse")
+        .backend(RedisBackend::<Job>::new(cfg.clone(), q).unwrap())
+        .concurrency(32)
+        .data(seen.clone())
+        .build(record_lateness);
+    let run = tokio::spawn(worker.run_until(signal(seen.done.clone())));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // 30 jobs due 5 ms apart, over 150 ms.
+    let base = queue::now_ms() + 300;
+    let batch: Vec<(Job, SystemTime)> = (0..30u32)
+        .map(|i| {
+            let due_ms = base + 5 * i as u64;
+            let job = Job {
+                seq: i,
+                due_ms,
+                mode: 0,
+            };
+            (job, std::time::UNIX_EPOCH + Duration::from_millis(due_ms))
+        })
+        .collect();
+    p.push_delayed_batch(q, &batch).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("coarse timer timed out")
+        .unwrap()
+        .unwrap();
+    let mut starts: Vec<i64> = Vec::new();
+    for (seq, l) in seen.log.lock().unwrap().iter() {
+        let late = *l as i64 - 1_000_000;
+        assert!(late >= 0, "job {seq} fired {late} ms early");
+        assert!(
+            late < granularity.as_millis() as i64 + 150,
+            "job {seq} fired {late} ms late"
+        );
+        starts.push(base as i64 + 5 * *seq as i64 + late);
+    }
+    // Jobs due over 150 ms start in at most two bursts (one look per 200 ms).
+    starts.sort();
+    let bursts = 1 + starts.windows(2).filter(|w| w[1] - w[0] > 40).count();
+    assert!(bursts <= 2, "{bursts} bursts: {starts:?}");
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_consumer_jobs_are_reclaimed() {
     let cfg = QueueConfig {
         claim_idle: Duration::from_secs(1),

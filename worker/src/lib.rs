@@ -36,6 +36,17 @@ pub fn queue_config(config: &Config) -> QueueConfig {
     q
 }
 
+/// The settings of one queue's consumer: status checks, due every few seconds, are
+/// promoted in batches (a tenth of `AMP_POLL_MIN`, at most 100 ms late), so a worker
+/// tracking thousands of runs wakes a few times a second for many checks, not per check.
+pub fn consumer_config(config: &Config, queue: &str) -> QueueConfig {
+    let mut q = queue_config(config);
+    if queue == EXECUTION_POLL {
+        q.timer_granularity = (config.poll_min / 10).min(Duration::from_millis(100));
+    }
+    q
+}
+
 /// Builds the shared handler context from the config.
 pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     let db = common::db::connect(
@@ -109,7 +120,7 @@ async fn stop_signal(mut rx: watch::Receiver<bool>) -> Result<(), std::io::Error
 macro_rules! spawn_queue {
     ($self:ident, $queue:expr, $args:ty, $handler:ident, $concurrency:expr) => {{
         let backend = RedisBackend::<$args>::new_named(
-            queue_config(&$self.ctx.config),
+            consumer_config(&$self.ctx.config, $queue),
             $queue,
             $self.identity.id.clone(),
         )?;
