@@ -2,12 +2,12 @@
 """End-to-end benchmarks of the whole system (release binaries, real Postgres and Redis,
 amc-sim as AMC), standard library only.
 
-  e2e.py inflight [--instances 1000 --per 10 --window 60]
+  e2e.py inflight [--instances 1000 --per 10 --window 60] [--worker-threads N]
       One worker process tracks instances × per AMC runs that stay RUNNING in amc-sim
       (AMP_SIM_RUN_DURATION=1h), polled every 15 s (AMP_POLL_MIN = AMP_POLL_MAX = 15s).
       Once every run is `running`, CPU (cores) and memory of the worker, amc-sim, api,
       scheduler, Postgres (all its processes) and Redis are sampled over --window seconds.
-  e2e.py rate [--runs 2000 --instances 20]
+  e2e.py rate [--runs 2000 --instances 20] [--worker-threads N]
       Zero-length amc-sim runs (AMP_SIM_RUN_DURATION=0s): runs/s from the first POST to
       the last `succeeded`, the time each phase took (created → submitting → running →
       fetching → succeeded; medians and p99 from the rows' own timestamps) and CPU seconds
@@ -127,7 +127,7 @@ class System:
         psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", db="postgres")
         psql(f"CREATE DATABASE {DB}", db="postgres")
         sim_port, api_port = free_port(), free_port()
-        self.env = dict(os.environ, RUST_LOG="warn",
+        self.env = dict(os.environ, RUST_LOG=os.environ.get("E2E_LOG", "warn"),
                         AMP_DATABASE_URL=f"postgres://postgres@{PG}:5432/{DB}?sslmode={os.environ.get('PGSSLMODE', 'disable')}",
                         AMP_REDIS_PREFIX=PREFIX,
                         AMP_SIM_ADDR=f"127.0.0.1:{sim_port}", AMP_API_ADDR=f"127.0.0.1:{api_port}",
@@ -202,11 +202,14 @@ def counts():
     return {k: int(v) for k, v in (line.split("|") for line in out.splitlines() if line)}
 
 
-def redis_calls(cmd):
-    for line in redis("info", "commandstats").splitlines():
-        if line.startswith(f"cmdstat_{cmd}:"):
-            return int(line.split("calls=")[1].split(",")[0])
-    return 0
+def polls_added():
+    """Jobs ever added to the poll queue's stream (XINFO STREAM entries-added): every
+    status check passes through it once, whether pushed at once or promoted when due."""
+    try:
+        info = redis("xinfo", "stream", f"{PREFIX}:q:execution.poll").split("\n")
+    except subprocess.CalledProcessError:
+        return 0
+    return int(info[info.index("entries-added") + 1])
 
 
 def load1():
@@ -222,10 +225,28 @@ def emit(rec):
     print(json.dumps(rec, indent=1))
 
 
+def record_worker(pids):
+    """With E2E_PERF set, profiles the worker into /tmp/e2e.perf.data (perf report -i ...)."""
+    if not os.environ.get("E2E_PERF"):
+        return None
+    return subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pids["worker"][0]), "-o",
+                             "/tmp/e2e.perf.data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_recording(perf):
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+
+
+def threads(a):
+    return {"AMP_WORKER_THREADS": str(a.worker_threads)} if a.worker_threads else {}
+
+
 def inflight(a):
     total = a.instances * a.per
     s = System({"AMP_SIM_RUN_DURATION": "1h", "AMP_SIM_MAX_RUNNING": str(a.per), "AMP_POLL_MIN": "15s",
-                "AMP_POLL_MAX": "15s", "AMP_ENV": "development"})
+                "AMP_POLL_MAX": "15s", "AMP_ENV": "development", **threads(a)})
     try:
         api, workflows = setup(s, a.instances, a.per, total)
         t0 = time.time()
@@ -239,18 +260,22 @@ def inflight(a):
         time.sleep(20)  # past the first 15 s poll of the last run: steady state
         pids = s.pids()
         before = {k: cpu_ticks(v) for k, v in pids.items()}
-        acks0, l0 = redis_calls("xack"), load1()
+        polls0, l0 = polls_added(), load1()
         rss_peak = 0
+        perf = record_worker(pids)
         end = time.time() + a.window
         while time.time() < end:
             rss_peak = max(rss_peak, status_kb(pids["worker"][0], "VmRSS"))
             time.sleep(0.5)
+        stop_recording(perf)
         cores = {k: round((cpu_ticks(v) - before[k]) / HZ / a.window, 4) for k, v in pids.items()}
-        acks = redis_calls("xack") - acks0
+        polls = polls_added() - polls0
         emit({"workload": "inflight", "instances": a.instances, "per_instance": a.per, "runs": total,
+              "worker_threads": a.worker_threads or "one per core",
               "window_s": a.window, "load1_before": l0, "states_after": counts(),
               "metrics": {"posted_s": round(posted, 2), "all_running_s": round(all_running, 2),
-                          "cores": cores, "jobs_acked_per_s": round(acks / a.window, 1),
+                          "cores": cores, "polls_per_s": round(polls / a.window, 1),
+                          "polls_needed_per_s": round(total / 15, 1),
                           "worker_rss_mb": round(rss_peak / 1024, 1),
                           "worker_hwm_mb": round(status_kb(pids["worker"][0], "VmHWM") / 1024, 1),
                           "amc_sim_rss_mb": round(status_kb(pids["amc-sim"][0], "VmRSS") / 1024, 1),
@@ -268,7 +293,7 @@ def pct(sql_expr, where="status = 'succeeded'"):
 
 def rate(a):
     s = System({"AMP_SIM_RUN_DURATION": "0s", "AMP_SIM_MAX_RUNNING": "1000", "AMP_POLL_MIN": a.poll,
-                "AMP_POLL_MAX": "10s", "AMP_ENV": "development"})
+                "AMP_POLL_MAX": "10s", "AMP_ENV": "development", **threads(a)})
     try:
         api, workflows = setup(s, a.instances, 1000, a.runs)
         per = max(1, a.runs // a.instances)
@@ -276,10 +301,7 @@ def rate(a):
         before = {k: cpu_ticks(v) for k, v in pids.items()}
         l0 = load1()
         t0 = time.time()
-        perf = None
-        if os.environ.get("E2E_PERF"):
-            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pids["worker"][0]), "-o",
-                                     "/tmp/e2e.perf.data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        perf = record_worker(pids)
         n = post_runs(api, workflows, per)
         posted = time.time() - t0
         while True:
@@ -289,13 +311,12 @@ def rate(a):
             if time.time() - t0 > 900:
                 raise RuntimeError(f"not all finished after 900 s: {c}")
             time.sleep(0.2)
-        if perf:
-            perf.send_signal(signal.SIGINT)
-            perf.wait()
+        stop_recording(perf)
         span = float(psql(f"SELECT extract(epoch FROM max(completed_at)) - {t0} FROM executions"))
         cpu_s = {k: round((cpu_ticks(v) - before[k]) / HZ, 2) for k, v in pids.items()}
         ep = "extract(epoch FROM {} - {})"
         emit({"workload": "rate", "runs": n, "instances": a.instances, "poll_min": a.poll, "load1_before": l0,
+              "worker_threads": a.worker_threads or "one per core",
               "states": counts(),
               "metrics": {"runs_per_s": round(n / span, 1), "span_s": round(span, 2), "posted_s": round(posted, 2),
                           "phases": {"created_to_submitting": pct(ep.format("submitting_at", "created_at")),
@@ -320,6 +341,9 @@ def main():
     r.add_argument("--runs", type=int, default=2000)
     r.add_argument("--instances", type=int, default=20)
     r.add_argument("--poll", default="200ms", help="AMP_POLL_MIN: the first poll after a submit")
+    for cmd in (i, r):
+        cmd.add_argument("--worker-threads", type=int, default=0,
+                         help="AMP_WORKER_THREADS of the worker (default: unset, one per core)")
     a = p.parse_args()
     {"inflight": inflight, "rate": rate}[a.cmd](a)
 

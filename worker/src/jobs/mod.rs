@@ -1,10 +1,12 @@
 //! Job handlers, one module per kind, and what they share: leasing a row for a step,
 //! rescheduling it, failing it, and calling AMC with a fresh token.
 //!
-//! Every step job carries the `due` (`next_check_at`) it was scheduled for. A step first
-//! *leases* its row by moving `next_check_at` from `due` to now + lease; a twin (a
-//! redelivered job, a reconciler re-push) finds the row moved and does nothing. If the
-//! worker dies mid-step, the lease runs out and the scheduler's reconciler re-enqueues.
+//! Every step job carries the `due` (`next_check_at`) it was scheduled for, and every write
+//! of a step is a compare-and-set on it: a twin (a redelivered job, a reconciler re-push)
+//! finds the row moved and does nothing. Submit and fetch first *lease* their row by moving
+//! `next_check_at` from `due` to now + lease; if the worker dies mid-step, the lease runs
+//! out and the scheduler's reconciler re-enqueues. A status check takes no lease (see
+//! [`poll`]).
 
 pub mod admit;
 pub mod cancel;
