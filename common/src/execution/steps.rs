@@ -79,10 +79,12 @@ pub async fn read_due<C: ConnectionTrait>(
         .iter()
         .map(|(id, due)| json!({"id": id.0, "due": due}))
         .collect();
+    // One primary-key look-up per entry (LATERAL … LIMIT 1 keeps the planner from merging
+    // on `next_check_at`, which walks every active row older than the due ones).
     let sql = format!(
-        "WITH e AS (SELECT {COLUMNS} FROM executions \
-           WHERE status = $2 AND (id, next_check_at) IN \
-             (SELECT id, due FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, due timestamptz))) \
+        "WITH e AS (SELECT x.* FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, due timestamptz) \
+           CROSS JOIN LATERAL (SELECT {COLUMNS} FROM executions \
+             WHERE id = w.id AND next_check_at = w.due AND status = $2 LIMIT 1) x) \
          SELECT e.*, i.amc_instance_id, a.entity_id, a.marketplace_id, a.region, a.id AS account_id, \
            c.id AS connection_id, c.status AS connection_status, c.last_error AS connection_error, \
            c.access_token_enc, c.access_token_expires_at, c.updated_at AS connection_updated_at \
@@ -136,10 +138,16 @@ pub async fn reschedule_many<C: ConnectionTrait>(
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "UPDATE executions e SET next_check_at = m.next, attempt = coalesce(m.attempt, e.attempt), \
+            // Each entry locks its row by primary key if it is still where the step left
+            // it; then exactly the locked rows move.
+            "WITH m AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+                 AS m(id uuid, status text, due timestamptz, next timestamptz, attempt int)), \
+               t AS (SELECT x.id, m.next, m.attempt FROM m CROSS JOIN LATERAL \
+                 (SELECT id FROM executions WHERE id = m.id AND status = m.status \
+                    AND next_check_at = m.due LIMIT 1 FOR UPDATE) x) \
+             UPDATE executions e SET next_check_at = t.next, attempt = coalesce(t.attempt, e.attempt), \
                updated_at = now() \
-             FROM jsonb_to_recordset($1::jsonb) AS m(id uuid, status text, due timestamptz, next timestamptz, attempt int) \
-             WHERE e.id = m.id AND e.status = m.status AND e.next_check_at = m.due \
+             FROM t WHERE e.id = t.id \
              RETURNING e.id, e.next_check_at, e.cancel_requested_at IS NOT NULL AS cancel_requested",
             [Value::Array(moves).into()],
         ))
