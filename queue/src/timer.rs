@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
@@ -126,6 +126,13 @@ async fn run_timer(
     }
 }
 
+/// How long from `now` until the unix millisecond `due` begins, to the microsecond (a
+/// wait computed from whole milliseconds would oversleep by up to one).
+fn until_ms(due: u64, now: SystemTime) -> Duration {
+    let at = UNIX_EPOCH + Duration::from_millis(due);
+    at.duration_since(now).unwrap_or_default()
+}
+
 /// Promotes every due member; returns how long to sleep before the next look.
 pub(crate) async fn promote_due(
     conn: &mut ConnectionManager,
@@ -149,7 +156,7 @@ pub(crate) async fn promote_due(
         };
         let now = now_ms();
         if due > now {
-            return Ok(Duration::from_millis(due - now).min(RECHECK));
+            return Ok(until_ms(due, SystemTime::now()).min(RECHECK));
         }
         loop {
             let n: usize = PROMOTE
@@ -165,5 +172,18 @@ pub(crate) async fn promote_due(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_to_the_microsecond() {
+        let now = UNIX_EPOCH + Duration::from_micros(1_000_900);
+        // Due at 1,002 ms: 1.1 ms away, not the 2 ms whole milliseconds would say.
+        assert_eq!(until_ms(1_002, now), Duration::from_micros(1_100));
+        assert_eq!(until_ms(1_000, now), Duration::ZERO);
     }
 }
