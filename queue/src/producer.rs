@@ -145,10 +145,7 @@ impl Producer {
         let id = parse_id(&env.id)?;
         let keys = self.config.keys(queue);
         let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("ZADD")
-            .arg(&keys.delayed)
-            .arg(due_ms)
-            .arg(env.encode_member())
+        let _: i64 = zadd_cmd(&keys.delayed, due_ms, &env)
             .query_async(&mut conn)
             .await?;
         timer::notify_local(&self.config.redis_url, &keys.delayed);
@@ -178,10 +175,7 @@ impl Producer {
                     pipe.add_command(xadd_cmd(&keys.stream, &env)).ignore();
                 } else {
                     delayed = true;
-                    pipe.cmd("ZADD")
-                        .arg(&keys.delayed)
-                        .arg(due_ms)
-                        .arg(env.encode_member())
+                    pipe.add_command(zadd_cmd(&keys.delayed, due_ms, &env))
                         .ignore();
                 }
             }
@@ -344,6 +338,13 @@ fn glob_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// `ZADD delayed due_ms member`: a job waiting in the delayed set until `due_ms`.
+fn zadd_cmd(delayed: &str, due_ms: u64, env: &Envelope) -> redis::Cmd {
+    let mut cmd = redis::cmd("ZADD");
+    cmd.arg(delayed).arg(due_ms).arg(env.encode_member());
+    cmd
 }
 
 pub(crate) fn xadd_cmd(stream: &str, env: &Envelope) -> redis::Cmd {
