@@ -121,3 +121,53 @@ async fn checks_read_and_move_a_row_only_while_it_is_due() {
     drop(db);
     sys.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_killed_mid_call_is_taken_again_without_waiting_out_a_lease() {
+    let mut opts = SystemOptions::default();
+    opts.sim.run_duration = Duration::from_secs(4);
+    // A lease would hold the row for AMP_AMC_TIMEOUT + 5 s = 35 s.
+    opts.env.push(("AMP_AMC_TIMEOUT", "30s".to_string()));
+    let mut sys = System::start(opts).await.expect("system");
+    let mut c = sys.client();
+    c.register_and_login("killed-check@example.com").await;
+    let setup = c.first_run_setup("amckilled", 1, SQL, json!({})).await;
+    let run = c.run(&setup.workflow_id, json!({"n": 1})).await;
+    let status = |c: &testkit::Client| {
+        let (c, run) = (c.clone(), run.clone());
+        async move { c.get(&format!("/executions/{run}")).await.1["status"].clone() }
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            status(&c).await == "running"
+        })
+        .await,
+        "never running"
+    );
+    // Every status check now hangs inside AMC; kill the worker in the middle of one.
+    let slow = json!({"seed": 1, "rules": [{"route": "get", "probability": 1.0,
+        "fault": {"kind": "slow", "delay_ms": 20_000}}]});
+    sys.sim_admin("faults", slow).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for w in &mut sys.workers {
+        w.sigkill().await;
+    }
+    let cleared = sys
+        .http
+        .delete(format!("{}/sim/admin/faults", sys.sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(cleared.status().is_success());
+    sys.workers.push(sys.spawn_worker().unwrap());
+    // Well inside the 35 s a lease would have held the row.
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            status(&c).await == "succeeded"
+        })
+        .await,
+        "the run did not finish after its check's worker died: {}",
+        status(&c).await
+    );
+    sys.cleanup().await;
+}
