@@ -22,7 +22,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(migrations::m20260101_000001_initial::Migration)]
+        vec![
+            Box::new(migrations::m20260101_000001_initial::Migration),
+            Box::new(migrations::m20261130_000001_execution_keys::Migration),
+        ]
     }
 }
 

@@ -28,6 +28,11 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
+const ALL_MIGRATIONS: [&str; 2] = [
+    "m20260101_000001_initial",
+    "m20261130_000001_execution_keys",
+];
+
 /// A user, account, instance and workflow with fixed ids.
 const SEED: &[&str] = &[
     "INSERT INTO users (id, email) VALUES ('00000000-0000-7000-8000-000000000001', 'a@example.com')",
@@ -59,7 +64,7 @@ async fn migrate_up_creates_database_and_whole_schema() {
     assert!(!database_exists(&name).await);
 
     let applied = migrate_up_applied(&url).await.expect("first migrate_up");
-    assert_eq!(applied, vec!["m20260101_000001_initial".to_owned()]);
+    assert_eq!(applied, ALL_MIGRATIONS);
     assert!(database_exists(&name).await);
     // Twice is fine and applies nothing.
     assert!(migrate_up_applied(&url).await.expect("second").is_empty());
@@ -85,7 +90,7 @@ async fn migrate_up_creates_database_and_whole_schema() {
             .await
             .expect("applied")
             .len(),
-        1
+        ALL_MIGRATIONS.len()
     );
 
     let exec_unique = unique_indexes(&db, "executions").await;
@@ -125,6 +130,19 @@ async fn migrate_up_creates_database_and_whole_schema() {
     exec(&db, &execution_insert(5, ", amc_execution_id", ", 'amc-1'")).await;
     let code = exec_err(&db, &execution_insert(6, ", amc_execution_id", ", 'amc-1'")).await;
     assert_eq!(code, "23505");
+    // An execution's instance and user are its workflow's (one composite foreign key).
+    exec(
+        &db,
+        "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
+         ('00000000-0000-7000-8000-000000000006', '00000000-0000-7000-8000-000000000001', \
+          '00000000-0000-7000-8000-000000000002', 'other', 'amcother')",
+    )
+    .await;
+    let other_instance = execution_insert(11, "", "").replace(
+        "'00000000-0000-7000-8000-000000000003', 'queued'",
+        "'00000000-0000-7000-8000-000000000006', 'queued'",
+    );
+    assert_eq!(exec_err(&db, &other_instance).await, "23503");
     // Unknown status and an empty time window violate checks.
     let bad_status = execution_insert(7, "", "").replace("'queued'", "'paused'");
     assert_eq!(exec_err(&db, &bad_status).await, "23514");
@@ -183,6 +201,40 @@ async fn migrate_up_creates_database_and_whole_schema() {
 }
 
 #[tokio::test]
+async fn the_execution_keys_migration_goes_down_and_up_again() {
+    let url = fresh_database_url("migkeys");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    let composite = [
+        "executions_collection_id_fkey",
+        "executions_schedule_id_fkey",
+        "executions_workflow_fkey",
+    ];
+    assert_eq!(foreign_keys(&db, "executions").await, composite);
+    Migrator::down(&db, Some(1)).await.expect("down");
+    assert_eq!(
+        foreign_keys(&db, "executions").await,
+        [
+            "executions_collection_id_fkey",
+            "executions_instance_id_fkey",
+            "executions_schedule_id_fkey",
+            "executions_user_id_fkey",
+            "executions_workflow_id_fkey",
+        ]
+    );
+    assert!(
+        unique_indexes(&db, "executions")
+            .await
+            .iter()
+            .any(|x| x == "executions_schedule_fire_key")
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    assert_eq!(foreign_keys(&db, "executions").await, composite);
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
 async fn concurrent_migrate_up_applies_once() {
     let url = fresh_database_url("migc");
     let _guard = DropGuard(url.clone());
@@ -195,7 +247,7 @@ async fn concurrent_migrate_up_applies_once() {
         .into_iter()
         .map(|r| r.expect("concurrent migrate_up").len())
         .sum();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, ALL_MIGRATIONS.len());
 }
 
 #[tokio::test]
@@ -222,10 +274,9 @@ fn migrate_binary_up_twice_status_and_usage() {
             String::from_utf8_lossy(&out.stderr)
         );
         if round == 0 {
-            assert!(
-                stdout.contains("applied m20260101_000001_initial"),
-                "{stdout}"
-            );
+            for name in ALL_MIGRATIONS {
+                assert!(stdout.contains(&format!("applied {name}")), "{stdout}");
+            }
         } else {
             assert!(stdout.contains("up to date"), "{stdout}");
         }
@@ -237,10 +288,9 @@ fn migrate_binary_up_twice_status_and_usage() {
         .expect("run migrate status");
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("applied  m20260101_000001_initial"),
-        "{stdout}"
-    );
+    for name in ALL_MIGRATIONS {
+        assert!(stdout.contains(&format!("applied  {name}")), "{stdout}");
+    }
 
     for args in [&["bogus"][..], &[][..], &["up", "extra"][..]] {
         let out = Command::new(bin)

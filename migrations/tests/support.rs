@@ -52,16 +52,37 @@ pub async fn table_names(db: &DatabaseConnection) -> Vec<String> {
 
 /// Names of the unique indexes of a table.
 pub async fn unique_indexes(db: &DatabaseConnection, table: &str) -> Vec<String> {
+    names(
+        db,
+        "SELECT i.relname AS name FROM pg_index x \
+         JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+         WHERE t.relname = $1 AND x.indisunique AND NOT x.indisprimary ORDER BY 1",
+        table,
+    )
+    .await
+}
+
+/// Names of the foreign keys of a table.
+pub async fn foreign_keys(db: &DatabaseConnection, table: &str) -> Vec<String> {
+    names(
+        db,
+        "SELECT conname::text AS name FROM pg_constraint \
+         WHERE conrelid = $1::regclass AND contype = 'f' ORDER BY 1",
+        table,
+    )
+    .await
+}
+
+/// The `name` column of a catalog query about one table.
+async fn names(db: &DatabaseConnection, sql: &str, table: &str) -> Vec<String> {
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
-            "SELECT i.relname AS name FROM pg_index x \
-             JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
-             WHERE t.relname = $1 AND x.indisunique AND NOT x.indisprimary ORDER BY 1",
+            sql,
             [table.into()],
         ))
         .await
-        .expect("list indexes");
+        .expect("catalog query");
     rows.iter()
         .map(|r| r.try_get::<String>("", "name").expect("name"))
         .collect()

@@ -55,14 +55,19 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
     out
 }
 
+/// Runs every statement of a SQL script, in order.
+pub(crate) async fn run_script(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for stmt in statements(sql) {
+        db.execute_unprepared(&stmt).await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for stmt in statements(UP_SQL) {
-            db.execute_unprepared(&stmt).await?;
-        }
-        Ok(())
+        run_script(manager, UP_SQL).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -1,3 +1,4 @@
 //! The migrations, oldest first.
 
 pub mod m20260101_000001_initial;
+pub mod m20261130_000001_execution_keys;
