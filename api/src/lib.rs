@@ -140,8 +140,13 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let jwt = auth::JwtKeys::new(config.jwt_secret.expose(), config.access_token_ttl);
     // A bad AMP_RESULTS_URL stops the process here, naming the variable.
     let results = common::results::ResultStore::from_url(&config.results_url)?;
-    // Concurrent POST /workflows/{id}/executions share transactions (group commit).
-    let creates = common::execution::CreateBatcher::start(db.clone(), Default::default());
+    // Concurrent POST /workflows/{id}/executions share transactions (group commit), and
+    // each committed batch's submit jobs go to Redis in one pipeline.
+    let creates = common::execution::CreateBatcher::start(
+        db.clone(),
+        common::execution::CREATE_LIMITS,
+        Some(enqueue_submits(producer.clone())),
+    );
     Ok(AppState {
         config,
         creates,
@@ -153,6 +158,29 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         jwt,
         metrics: Arc::new(metrics::Metrics::default()),
         redis,
+    })
+}
+
+/// Enqueues the submit jobs of newly recorded runs. If the push is lost, the reconciler
+/// admits the queued runs anyway.
+fn enqueue_submits(producer: queue::Producer) -> common::execution::AfterCommit {
+    Arc::new(move |ids| {
+        let producer = producer.clone();
+        Box::pin(async move {
+            let jobs: Vec<_> = ids
+                .iter()
+                .map(|&execution_id| common::jobs::StepJobV1 {
+                    execution_id,
+                    due: None,
+                })
+                .collect();
+            if let Err(e) = producer
+                .push_batch(common::jobs::EXECUTION_SUBMIT, &jobs)
+                .await
+            {
+                tracing::warn!(runs = ids.len(), error = %e, "could not enqueue; the reconciler will pick the runs up");
+            }
+        })
     })
 }
 

@@ -10,7 +10,7 @@ use common::execution::{
     self, CancelOutcome, Created, ExecutionRow, RunError, RunRequest, TriggeredBy,
 };
 use common::ids::{ExecutionId, WorkflowId};
-use common::jobs::{EXECUTION_CANCEL, EXECUTION_SUBMIT, StepJobV1};
+use common::jobs::{EXECUTION_CANCEL, StepJobV1};
 use common::sql::RenderError;
 use common::time_window::TimeWindow;
 use poem::Body;
@@ -235,16 +235,6 @@ impl ExecutionsApi {
             }
             RunError::Create(execution::CreateError::Db(e)) => ApiError::internal(e),
         })?;
-        if let Created::New(row) = &created {
-            // If this push is lost, the reconciler admits the queued run anyway.
-            let job = StepJobV1 {
-                execution_id: row.execution_id(),
-                due: None,
-            };
-            if let Err(e) = self.state.producer.push(EXECUTION_SUBMIT, &job).await {
-                tracing::warn!(execution.id = %row.id, error = %e, "could not enqueue; the reconciler will pick the run up");
-            }
-        }
         let row = match created {
             Created::New(r) | Created::Existing(r) => r,
         };

@@ -63,6 +63,7 @@ async fn concurrent_creates_share_transactions_and_answer_each_caller() {
         })
         .collect();
     let mut unkeyed = HashSet::new();
+    let mut answered = Vec::new();
     let mut keyed: std::collections::HashMap<String, HashSet<String>> = Default::default();
     for c in calls {
         let (n, key, (status, body)) = c.await.expect("task");
@@ -73,6 +74,9 @@ async fn concurrent_creates_share_transactions_and_answer_each_caller() {
             "each caller gets its own run: {body}"
         );
         let id = body["id"].as_str().expect("id").to_string();
+        if key.is_none() {
+            answered.push(body.clone());
+        }
         match key {
             None => assert!(unkeyed.insert(id), "an id answered twice"),
             Some(k) => {
@@ -115,6 +119,48 @@ async fn concurrent_creates_share_transactions_and_answer_each_caller() {
         .await
         .expect("stats");
     assert_eq!(stats.queued, 170);
+    // Each answer is the run as stored: GET shows the same fields and times.
+    for body in answered.iter().step_by(15) {
+        let resp = app
+            .client
+            .get(format!(
+                "{}/api/v1/executions/{}",
+                app.address,
+                body["id"].as_str().expect("id")
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status().as_u16(), 200);
+        let stored: Value = resp.json().await.expect("json");
+        for field in [
+            "status",
+            "parameters",
+            "sql_query",
+            "time_window",
+            "created_at",
+            "updated_at",
+            "instance_id",
+            "attempt",
+        ] {
+            assert_eq!(stored[field], body[field], "{field}: {stored} vs {body}");
+        }
+    }
+    // The audit row and the event carry the run's own time and its public form.
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM executions e JOIN execution_transitions t ON t.execution_id = e.id \
+             JOIN events v ON v.subject_id = e.id \
+             WHERE t.created_at = e.created_at AND v.created_at = e.created_at \
+               AND v.payload->>'id' = e.id::text AND v.payload->>'status' = 'queued' \
+               AND (v.payload->>'created_at')::timestamptz = e.created_at \
+               AND v.payload->'parameters' = e.parameters"
+        )
+        .await,
+        170
+    );
 
     // A key reused with another body is refused, naming the header; nothing is written.
     let (status, body) = post(&app, token, wf, 5, Some("key-3")).await;

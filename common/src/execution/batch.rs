@@ -11,19 +11,18 @@
 
 use super::create::{CreateError, Created, NewExecution, create, queued_reason};
 use super::request::{render_run, request_hash};
-use super::row::COLUMNS;
 use super::{ExecutionRow, Status, TriggeredBy};
 pub use crate::group::BatchLimits;
 use crate::group::{Call, Group};
-use crate::ids::{InstanceId, UserId, WorkflowId};
+use crate::ids::{ExecutionId, InstanceId, UserId, WorkflowId};
 use crate::sql::RenderError;
 use crate::time_window::TimeWindow;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
-    TransactionTrait,
-};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -61,6 +60,20 @@ struct Ready {
     reply: oneshot::Sender<Answer>,
 }
 
+/// What runs after a batch commits, with the runs it wrote, before their callers are
+/// answered: the API enqueues their submit jobs here, all with one Redis round trip.
+pub type AfterCommit = Arc<dyn Fn(Vec<ExecutionId>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The limits the API runs its batches with: one batch at a time. Concurrent batches of
+/// runs of the same workflow lock the same workflow and user rows (their foreign keys),
+/// which makes Postgres share the locks (multixacts) and spend more per row than the
+/// overlap gains; measured in BENCHMARKS.md (W5). The slot is given back at commit, so
+/// enqueueing and answering overlap the next batch.
+pub const CREATE_LIMITS: BatchLimits = BatchLimits {
+    max_batch: 256,
+    max_in_flight: 1,
+};
+
 /// Handle to the group-commit task; cheap to clone. The task ends when every handle is
 /// dropped, after answering what it holds.
 #[derive(Clone)]
@@ -73,11 +86,17 @@ pub struct CreateBatcher {
 struct Stopped;
 
 impl CreateBatcher {
-    /// Starts the task (inside tokio).
-    pub fn start(db: DatabaseConnection, limits: BatchLimits) -> Self {
+    /// Starts the task (inside tokio). `after_commit` is given the new runs of each batch
+    /// (not those answered from an earlier `Idempotency-Key`) once they are committed.
+    pub fn start(
+        db: DatabaseConnection,
+        limits: BatchLimits,
+        after_commit: Option<AfterCommit>,
+    ) -> Self {
         let group = Group::start(limits, move |batch| {
             let db = db.clone();
-            async move { write_batch(&db, batch).await }
+            let after_commit = after_commit.clone();
+            async move { write_batch(&db, after_commit.as_ref(), batch).await }
         });
         Self { group }
     }
@@ -100,6 +119,8 @@ struct WorkflowOfRun {
     instance_id: Uuid,
     sql_query: String,
     parameters: Value,
+    /// Postgres' clock when the batch was read: the batch's `created_at`.
+    read_at: DateTime<Utc>,
 }
 
 /// The workflows the batch names, by id (one query).
@@ -113,7 +134,7 @@ async fn workflows_of(
         .collect();
     let rows = WorkflowOfRun::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT id, user_id, instance_id, sql_query, parameters FROM workflows \
+        "SELECT id, user_id, instance_id, sql_query, parameters, now() AS read_at FROM workflows \
          WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
         [Value::Array(ids).into()],
     ))
@@ -147,7 +168,11 @@ fn prepare(
     })
 }
 
-async fn write_batch(db: &DatabaseConnection, pending: Vec<Pending>) {
+async fn write_batch(
+    db: &DatabaseConnection,
+    after_commit: Option<&AfterCommit>,
+    pending: Vec<Pending>,
+) {
     let workflows = match workflows_of(db, &pending).await {
         Ok(w) => w,
         Err(e) => {
@@ -174,115 +199,169 @@ async fn write_batch(db: &DatabaseConnection, pending: Vec<Pending>) {
             }
         }
     }
+    // Every request left names a workflow that was read, so there is a time.
+    let Some(at) = workflows.values().map(|w| w.read_at).next() else {
+        return;
+    };
     if batch.is_empty() {
         return;
     }
-    match insert_batch(db, &batch).await {
-        Ok(mut written) => {
-            for p in batch {
-                match written.remove(&p.id) {
-                    Some(row) => {
-                        let _ = p.reply.send(Ok(Created::New(row)));
+    let rows: Vec<ExecutionRow> = batch.iter().map(|r| queued_row(r, at)).collect();
+    match insert_batch(db, records_of(&rows), at).await {
+        // The batch's slot is given back at once: enqueueing and answering overlap the
+        // next batch's statements.
+        Ok(written) => {
+            let (db, after_commit) = (db.clone(), after_commit.cloned());
+            tokio::spawn(async move {
+                if let Some(hook) = &after_commit {
+                    let ids = rows
+                        .iter()
+                        .filter(|r| written.contains(&r.id))
+                        .map(ExecutionRow::execution_id)
+                        .collect::<Vec<_>>();
+                    if !ids.is_empty() {
+                        hook(ids).await;
                     }
-                    // Its Idempotency-Key was taken: answer as a lone create would.
-                    None => answer_alone(db, p).await,
                 }
-            }
+                for (p, row) in batch.into_iter().zip(rows) {
+                    if written.contains(&p.id) {
+                        let _ = p.reply.send(Ok(Created::New(row)));
+                    } else {
+                        // Its Idempotency-Key was taken: answer as a lone create would.
+                        answer_alone(&db, after_commit.as_ref(), p).await;
+                    }
+                }
+            });
         }
         Err(e) => {
             tracing::warn!(error = %e, size = batch.len(), "batched insert failed; writing the runs one by one");
             for p in batch {
-                answer_alone(db, p).await;
+                answer_alone(db, after_commit, p).await;
             }
         }
     }
 }
 
-async fn answer_alone(db: &DatabaseConnection, r: Ready) {
-    let _ = r
-        .reply
-        .send(create(db, &r.new).await.map_err(RunError::from));
+async fn answer_alone(db: &DatabaseConnection, after_commit: Option<&AfterCommit>, r: Ready) {
+    let created = create(db, &r.new).await.map_err(RunError::from);
+    if let (Ok(Created::New(row)), Some(hook)) = (&created, after_commit) {
+        hook(vec![row.execution_id()]).await;
+    }
+    let _ = r.reply.send(created);
 }
 
-/// Writes every execution of the batch (skipping taken idempotency keys), their audit
-/// rows and their events in one transaction; returns the rows written, by id.
-async fn insert_batch(
-    db: &DatabaseConnection,
-    batch: &[Ready],
-) -> Result<HashMap<Uuid, ExecutionRow>, DbErr> {
-    let records: Vec<Value> = batch
+/// The row a request is written as: `queued`, nothing done yet, created at `at`.
+fn queued_row(r: &Ready, at: DateTime<Utc>) -> ExecutionRow {
+    let n = &r.new;
+    let (idempotency_key, request_hash) = match &n.idempotency {
+        Some((k, h)) => (Some(k.clone()), Some(h.clone())),
+        None => (None, None),
+    };
+    ExecutionRow {
+        id: r.id,
+        user_id: n.user_id.0,
+        workflow_id: n.workflow_id.0,
+        instance_id: n.instance_id.0,
+        status: Status::Queued.as_str().to_string(),
+        sql_query: n.sql_query.clone(),
+        parameters: n.parameters.clone(),
+        time_window_start: n.window.start,
+        time_window_end: n.window.end,
+        time_zone: n.window.time_zone.name().to_string(),
+        amc_execution_id: None,
+        attempt: 0,
+        next_check_at: None,
+        submit_started_at: None,
+        cancel_requested_at: None,
+        error_code: None,
+        error_message: None,
+        result_location: None,
+        result_columns: None,
+        row_count: None,
+        triggered_by: n.triggered_by.as_str().to_string(),
+        idempotency_key,
+        request_hash,
+        created_at: at,
+        updated_at: at,
+        submitting_at: None,
+        running_at: None,
+        fetching_at: None,
+        completed_at: None,
+        waiting_reason: None,
+        quota_wait_until: None,
+    }
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Written {
+    id: Uuid,
+}
+
+/// The batch as `insert_batch` takes it: one JSON record per run, with its audit reason,
+/// its event id and its event payload.
+fn records_of(rows: &[ExecutionRow]) -> Value {
+    let records: Vec<Value> = rows
         .iter()
-        .map(|p| {
-            let n = &p.new;
-            let (key, hash) = match &n.idempotency {
-                Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
-                None => (None, None),
-            };
+        .map(|r| {
             json!({
-                "id": p.id,
-                "user_id": n.user_id.0,
-                "workflow_id": n.workflow_id.0,
-                "instance_id": n.instance_id.0,
-                "sql_query": n.sql_query,
-                "parameters": n.parameters,
-                "time_window_start": n.window.start,
-                "time_window_end": n.window.end,
-                "time_zone": n.window.time_zone.name(),
-                "triggered_by": n.triggered_by.as_str(),
-                "idempotency_key": key,
-                "request_hash": hash,
+                "id": r.id,
+                "user_id": r.user_id,
+                "workflow_id": r.workflow_id,
+                "instance_id": r.instance_id,
+                "sql_query": r.sql_query,
+                "parameters": r.parameters,
+                "time_window_start": r.time_window_start,
+                "time_window_end": r.time_window_end,
+                "time_zone": r.time_zone,
+                "triggered_by": r.triggered_by,
+                "idempotency_key": r.idempotency_key,
+                "request_hash": r.request_hash,
+                "reason": queued_reason(r),
+                "event_id": Uuid::now_v7(),
+                "payload": r.public_json(),
             })
         })
         .collect();
-    let txn = db.begin().await?;
-    let rows = ExecutionRow::find_by_statement(Statement::from_sql_and_values(
+    Value::Array(records)
+}
+
+/// Writes every run of the batch (skipping taken idempotency keys) with its audit row and
+/// its `execution.queued` event, all created at `at`, in one statement (so one round trip
+/// and one implicit transaction); returns the ids written.
+async fn insert_batch(
+    db: &DatabaseConnection,
+    records: Value,
+    at: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, DbErr> {
+    // Data-modifying CTEs: the audit rows and events join the executions actually inserted
+    // (a taken Idempotency-Key inserts nothing); foreign keys are checked at the end of the
+    // statement, when the executions exist.
+    let written = Written::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        format!(
-            "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
-               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash) \
-             SELECT id, user_id, workflow_id, instance_id, 'queued', sql_query, parameters, \
-               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash \
-             FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, user_id uuid, workflow_id uuid, instance_id uuid, \
-               sql_query text, parameters jsonb, time_window_start timestamp, time_window_end timestamp, \
-               time_zone text, triggered_by text, idempotency_key text, request_hash text) \
+        "WITH t AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, user_id uuid, \
+               workflow_id uuid, instance_id uuid, sql_query text, parameters jsonb, \
+               time_window_start timestamp, time_window_end timestamp, time_zone text, triggered_by text, \
+               idempotency_key text, request_hash text, reason text, event_id uuid, payload jsonb)), \
+         ins AS (INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
+               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
+               created_at, updated_at) \
+             SELECT id, user_id, workflow_id, instance_id, $3, sql_query, parameters, \
+               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, $2, $2 \
+             FROM t \
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING {COLUMNS}"
-        ),
-        [Value::Array(records).into()],
+             RETURNING id), \
+         audit AS (INSERT INTO execution_transitions (execution_id, from_status, to_status, reason, created_at) \
+             SELECT t.id, NULL, $3, t.reason, $2 FROM t JOIN ins USING (id)), \
+         ev AS (INSERT INTO events (id, user_id, event_type, subject_id, payload, created_at) \
+             SELECT t.event_id, t.user_id, 'execution.queued', t.id, t.payload, $2 FROM t JOIN ins USING (id)) \
+         SELECT id FROM ins",
+        [
+            records.into(),
+            at.into(),
+            Status::Queued.as_str().into(),
+        ],
     ))
-    .all(&txn)
+    .all(db)
     .await?;
-    if !rows.is_empty() {
-        let transitions: Vec<Value> = rows
-            .iter()
-            .map(|r| json!({"execution_id": r.id, "reason": queued_reason(r)}))
-            .collect();
-        let events: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({"id": Uuid::now_v7(), "user_id": r.user_id, "subject_id": r.id, "payload": r.public_json()})
-            })
-            .collect();
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO execution_transitions (execution_id, from_status, to_status, reason) \
-             SELECT execution_id, NULL, $2, reason \
-             FROM jsonb_to_recordset($1::jsonb) AS t(execution_id uuid, reason text)",
-            [
-                Value::Array(transitions).into(),
-                Status::Queued.as_str().into(),
-            ],
-        ))
-        .await?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO events (id, user_id, event_type, subject_id, payload) \
-             SELECT id, user_id, 'execution.queued', subject_id, payload \
-             FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, user_id uuid, subject_id uuid, payload jsonb)",
-            [Value::Array(events).into()],
-        ))
-        .await?;
-    }
-    txn.commit().await?;
-    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    Ok(written.into_iter().map(|w| w.id).collect())
 }

@@ -17,7 +17,7 @@ mod waiting;
 
 pub use admission::{account_of_instance, admit_account};
 pub use backoff::{poll_interval, retry_delay};
-pub use batch::{BatchLimits, CreateBatcher, RunError, RunRequest};
+pub use batch::{AfterCommit, BatchLimits, CREATE_LIMITS, CreateBatcher, RunError, RunRequest};
 pub use cancel::{CancelOutcome, request_cancel};
 pub use create::{CreateError, Created, NewExecution, create};
 pub use request::{Rendered, render_run, request_hash};
