@@ -30,12 +30,12 @@ cleanup() {
 }
 trap cleanup EXIT
 psql -h "$PG" -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-export AMP_DATABASE_URL="postgres://postgres@$PG:5432/$DB?sslmode=${PGSSLMODE:-disable}" AMP_REDIS_PREFIX=$PREFIX RUST_LOG=warn
+export AMP_DATABASE_URL="postgres://postgres@$PG:5432/$DB?sslmode=${PGSSLMODE:-disable}" AMP_REDIS_PREFIX=$PREFIX RUST_LOG=${W5_RUST_LOG:-warn}
 "$BIN/migrate" up >/dev/null
 SIM_PORT=$(free_port); API_PORT=$(free_port)
 AMP_SIM_ADDR=127.0.0.1:$SIM_PORT "$BIN/amc-sim" >/dev/null 2>&1 & pids+=($!)
 export AMP_AMC_BASE_URL=http://127.0.0.1:$SIM_PORT AMP_LWA_TOKEN_URL=http://127.0.0.1:$SIM_PORT/auth/o2/token
-AMP_API_ADDR=127.0.0.1:$API_PORT "$BIN/api" >/dev/null 2>&1 & API_PID=$!; pids+=($API_PID)
+AMP_API_ADDR=127.0.0.1:$API_PORT "$BIN/api" >"${W5_API_LOG:-/dev/null}" 2>&1 & API_PID=$!; pids+=($API_PID)
 API=http://127.0.0.1:$API_PORT
 for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -58,12 +58,14 @@ HZ=$(getconf CLK_TCK)
 mkdir -p "$OUT"
 for rep in $(seq "$REPS"); do
   before=$(count)
-  wrk -t2 -c50 -d3s -s "$HERE/wrk/post_execution.lua" "$API" >/dev/null
+  wrk -t2 -c50 -d3s -s "${W5_LUA:-$HERE/wrk/post_execution.lua}" "$API" >/dev/null
   warm=$(( $(count) - before ))
   load=$(cut -d' ' -f1 /proc/loadavg)
   PGP=$(pg_pids); t0=$(cpu_ticks "$API_PID"); p0=$(cpu_ticks $PGP); before=$(count)
   [ -n "${W5_PERF:-}" ] && { perf record -F 499 -g -p "$API_PID" -o /tmp/w5.perf.data -- sleep "$DUR" >/dev/null 2>&1 & }
-  res=$(wrk -t2 -c50 -d"${DUR}s" --latency -s "$HERE/wrk/post_execution.lua" "$API" | tail -1)
+  # bash's `time` gives wrk's own user+system CPU seconds: the load generator's share of the cores.
+  res=$( { TIMEFORMAT='%U %S'; time wrk -t2 -c50 -d"${DUR}s" --latency -s "${W5_LUA:-$HERE/wrk/post_execution.lua}" "$API" | tail -1; } 2>/tmp/w5-wrk-time.$$)
+  wrk_cpu=$(tail -1 /tmp/w5-wrk-time.$$ | awk -v d="$DUR" '{printf "%.2f", ($1+$2)/d}'); rm -f /tmp/w5-wrk-time.$$
   pg_cpu=$(awk -v a="$p0" -v b="$(cpu_ticks $PGP)" -v hz="$HZ" -v d="$DUR" 'BEGIN{printf "%.2f", (b-a)/hz/d}')
   written=$(( $(count) - before ))
   api_cpu=$(awk -v a="$t0" -v b="$(cpu_ticks "$API_PID")" -v hz="$HZ" -v d="$DUR" 'BEGIN{printf "%.2f", (b-a)/hz/d}')
@@ -73,11 +75,11 @@ for rep in $(seq "$REPS"); do
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$pgb")
   pg_lat=$(sed -n 's/^latency average = \([0-9.]*\).*/\1/p' <<<"$pgb")
   line=$(jq -c --argjson rep "$rep" --arg load "$load" --argjson warm "$warm" --argjson written "$written" \
-     --argjson api_cores "$api_cpu" --argjson pg_cores "$pg_cpu" --argjson rss "$rss" --argjson tps "${tps:-0}" --argjson pglat "${pg_lat:-0}" \
+     --argjson api_cores "$api_cpu" --argjson pg_cores "$pg_cpu" --argjson wrk_cores "$wrk_cpu" --argjson rss "$rss" --argjson tps "${tps:-0}" --argjson pglat "${pg_lat:-0}" \
      --argjson queued "$(queued)" --arg ts "$(date -u +%FT%TZ)" \
      '{workload:"w5", peer:"amp", variant:"post-executions", rep:$rep, ts:$ts, load1:($load|tonumber),
-       wrk:"wrk -t2 -c50 -d'"$DUR"'s --latency -s ops/bench/wrk/post_execution.lua",
-       metrics:(. + {rows_written:$written, warmup_rows:$warm, queued_jobs_total:$queued, api_cpu_cores:$api_cores, postgres_cpu_cores:$pg_cores,
+       wrk:"wrk -t2 -c50 -d'"$DUR"'s --latency -s '"${W5_LUA:-ops/bench/wrk/post_execution.lua}"'",
+       metrics:(. + {rows_written:$written, warmup_rows:$warm, queued_jobs_total:$queued, api_cpu_cores:$api_cores, postgres_cpu_cores:$pg_cores, wrk_cpu_cores:$wrk_cores,
                     api_peak_rss_mb:$rss, pgbench_same_txn_tps:$tps, pgbench_latency_avg_ms:$pglat,
                     ratio_to_pgbench:(if $tps > 0 then (.rps / $tps) else null end)})}' <<<"$res")
   echo "$line" | tee -a "$OUT/w5-amp.jsonl"
