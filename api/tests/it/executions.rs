@@ -24,6 +24,30 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).expect("bigint")
 }
 
+/// `n` runs were written, each with its first audit row, its event and its submit job.
+async fn assert_written(app: &TestApp, n: i64) {
+    assert_eq!(count(app, "SELECT count(*) FROM executions").await, n);
+    assert_eq!(
+        count(app, "SELECT count(*) FROM execution_transitions WHERE from_status IS NULL AND to_status = 'queued'").await,
+        n
+    );
+    assert_eq!(
+        count(
+            app,
+            "SELECT count(*) FROM events WHERE event_type = 'execution.queued'"
+        )
+        .await,
+        n
+    );
+    let stats = app
+        .state
+        .producer
+        .stats(EXECUTION_SUBMIT)
+        .await
+        .expect("stats");
+    assert_eq!(stats.queued, n as u64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_share_transactions_and_answer_each_caller() {
     let app = spawn_app().await;
@@ -97,28 +121,9 @@ async fn concurrent_creates_share_transactions_and_answer_each_caller() {
     );
 
     // Each run has its row, its audit row, its event and its job; fewer commits than runs.
-    assert_eq!(count(&app, "SELECT count(*) FROM executions").await, 170);
-    assert_eq!(
-        count(&app, "SELECT count(*) FROM execution_transitions WHERE from_status IS NULL AND to_status = 'queued'").await,
-        170
-    );
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM events WHERE event_type = 'execution.queued'"
-        )
-        .await,
-        170
-    );
+    assert_written(&app, 170).await;
     let commits = count(&app, "SELECT count(DISTINCT xmin::text) FROM executions").await;
     assert!(commits < 170, "{commits} transactions for 170 runs");
-    let stats = app
-        .state
-        .producer
-        .stats(EXECUTION_SUBMIT)
-        .await
-        .expect("stats");
-    assert_eq!(stats.queued, 170);
     // Each answer is the run as stored: GET shows the same fields and times.
     for body in answered.iter().step_by(15) {
         let resp = app
@@ -184,6 +189,46 @@ async fn concurrent_creates_share_transactions_and_answer_each_caller() {
             .unwrap_or_default()
             .contains("parameters.bogus")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_that_fails_its_batch_fails_alone() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    app.connect_amazon(&user).await;
+    let (_, _, wf) = app.create_workflow(&user, SQL, json!({"n": 0})).await;
+    let token = user.access_token.as_str();
+    // Postgres refuses one run: the shared statement of its batch fails.
+    for sql in [
+        "CREATE FUNCTION refuse_thirteen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF NEW.parameters->>'n' = '13' THEN RAISE EXCEPTION 'run 13 refused'; END IF; \
+           RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_thirteen BEFORE INSERT ON executions \
+           FOR EACH ROW EXECUTE FUNCTION refuse_thirteen()",
+    ] {
+        app.db
+            .execute_unprepared(sql)
+            .await
+            .expect("install trigger");
+    }
+    let calls: Vec<_> = (0..60u64)
+        .map(|n| {
+            let (client, address, token) =
+                (app.client.clone(), app.address.clone(), token.to_string());
+            tokio::spawn(async move { (n, send(&client, &address, &token, wf, n, None).await) })
+        })
+        .collect();
+    for c in calls {
+        let (n, (status, body)) = c.await.expect("task");
+        if n == 13 {
+            assert_eq!(status, 500, "{body}");
+        } else {
+            assert_eq!(status, 202, "run {n}: {body}");
+            assert_eq!(body["parameters"]["n"], n, "{body}");
+        }
+    }
+    // Its neighbours were written one by one: each with its audit row, event and job.
+    assert_written(&app, 59).await;
 }
 
 async fn send(
