@@ -10,7 +10,7 @@ use std::fmt;
 /// AMC's time format: `yyyy-MM-ddTHH:mm:ss`, no offset.
 pub(crate) const AMC_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
-/// An ad hoc execution: SQL (one line, see [`crate::sql::one_line`]) over an explicit
+/// An ad hoc execution: SQL (one line, see [`crate::sql::render`]) over an explicit
 /// window read in the IANA zone `time_zone`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateExecution {

@@ -1,7 +1,7 @@
 //! Turning a run request into a recordable execution: merge parameters with the
-//! workflow's defaults, render the SQL safely, put it on one line, hash the request.
+//! workflow's defaults, render the SQL safely onto one line, hash the request.
 
-use crate::sql::{RenderError, one_line, render};
+use crate::sql::{RenderError, render};
 use serde_json::{Map, Value, json};
 
 /// The rendered SQL and the parameters it was rendered with.
@@ -11,8 +11,8 @@ pub struct Rendered {
     pub parameters: Value,
 }
 
-/// Merges `given` over the workflow's `defaults` (a given name must be a placeholder),
-/// renders every placeholder, and returns one-line SQL.
+/// Merges `given` over the workflow's `defaults` (a given name must be a placeholder)
+/// and renders the SQL to the one line AMC is sent.
 pub fn render_run(
     sql: &str,
     defaults: &Value,
@@ -22,9 +22,8 @@ pub fn render_run(
     for (k, v) in given {
         merged.insert(k.clone(), v.clone());
     }
-    let rendered = render(sql, &merged)?;
     Ok(Rendered {
-        sql_query: one_line(&rendered),
+        sql_query: render(sql, &merged)?,
         parameters: Value::Object(merged),
     })
 }
