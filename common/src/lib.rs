@@ -16,4 +16,5 @@ pub mod results;
 pub mod shutdown;
 pub mod sql;
 pub mod telemetry;
+pub mod text;
 pub mod time_window;
