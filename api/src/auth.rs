@@ -3,7 +3,9 @@
 //! opaque refresh tokens.
 
 use crate::error::ApiError;
+use crate::limits::Hashing;
 use crate::state::AppState;
+use crate::users::GateError;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use common::ids::UserId;
@@ -28,9 +30,22 @@ pub struct Claims {
     pub exp: i64,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
+    /// Not before (seconds since the epoch).
+    #[serde(default)]
+    pub nbf: i64,
     /// `admin` or `member`.
     #[serde(default)]
     pub role: String,
+    /// The user's token version when the token was issued (older tokens carry none: 0).
+    #[serde(default)]
+    pub ver: i32,
+}
+
+/// What a verified token says: whose it is, at which token version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSubject {
+    pub user_id: UserId,
+    pub version: i32,
 }
 
 /// The authenticated caller.
@@ -62,6 +77,7 @@ impl JwtKeys {
     pub fn new(secret: &str, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 5;
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -76,27 +92,33 @@ impl JwtKeys {
         self.ttl
     }
 
-    /// Signs an access token for this user.
-    pub fn issue(&self, user_id: UserId, role: &str) -> Result<String, ApiError> {
+    /// Signs an access token for this user at its token version.
+    pub fn issue(&self, user_id: UserId, role: &str, version: i32) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now,
+            nbf: now,
             exp: now + self.ttl.as_secs() as i64,
             role: role.to_string(),
+            ver: version,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
     }
 
-    /// Verifies an access token: signature, `alg` = HS256, `exp`, and a UUID `sub`.
-    pub fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| ApiError::unauthorized(format!("invalid access token: {e}")))?;
-        let id = Uuid::parse_str(&data.claims.sub)
-            .map_err(|_| ApiError::unauthorized("invalid access token: bad subject"))?;
-        Ok(AuthUser {
+    /// Verifies an access token: signature, `alg` = HS256, `exp`, `nbf`, and a UUID
+    /// `sub`. The 401 says no more than that the token is not valid (the library's words
+    /// stay in the debug log).
+    pub fn verify(&self, token: &str) -> Result<TokenSubject, ApiError> {
+        let invalid = || ApiError::unauthorized("invalid or expired access token");
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            tracing::debug!(error = %e, "access token refused");
+            invalid()
+        })?;
+        let id = Uuid::parse_str(&data.claims.sub).map_err(|_| invalid())?;
+        Ok(TokenSubject {
             user_id: UserId(id),
-            role: data.claims.role,
+            version: data.claims.ver,
         })
     }
 }
@@ -106,15 +128,30 @@ impl JwtKeys {
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "check_jwt")]
 pub struct BearerAuth(pub AuthUser);
 
+/// A valid token of a user that still exists at the token's version; its role is the
+/// user's current one. Everything else is 401.
 async fn check_jwt(req: &Request, bearer: Bearer) -> poem::Result<AuthUser> {
     let state = req.data::<Arc<AppState>>().ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("AppState is not attached to the route"))
     })?;
-    Ok(state.jwt.verify(&bearer.token)?)
+    let subject = state.jwt.verify(&bearer.token)?;
+    match state.users.check(subject.user_id, subject.version).await {
+        Ok(known) => Ok(AuthUser {
+            user_id: subject.user_id,
+            role: known.role,
+        }),
+        Err(GateError::Refused) => Err(ApiError::unauthorized(
+            "invalid or expired access token: its user no longer exists or its tokens were revoked",
+        )
+        .into()),
+        Err(GateError::Db(e)) => Err(ApiError::from(e).into()),
+    }
 }
 
-/// Hashes a password with argon2id (default parameters) on the blocking pool.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
+/// Hashes a password with argon2id (default parameters) on the blocking pool, in one of
+/// the process's few hashing turns.
+pub async fn hash_password(hashing: &Hashing, password: String) -> Result<String, ApiError> {
+    let _turn = hashing.turn().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         Argon2::default()
@@ -127,10 +164,15 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
     .map_err(ApiError::internal)
 }
 
-/// Checks a password against a stored hash on the blocking pool. With no hash (unknown
-/// user) it still spends the same work on a dummy hash, so timing does not reveal
-/// which emails exist.
-pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
+/// Checks a password against a stored hash on the blocking pool, in a hashing turn. With
+/// no hash (unknown user) it still spends the same work on a dummy hash, so timing does
+/// not reveal which emails exist.
+pub async fn verify_password(
+    hashing: &Hashing,
+    password: String,
+    hash: Option<String>,
+) -> Result<bool, ApiError> {
+    let _turn = hashing.turn().await?;
     tokio::task::spawn_blocking(move || {
         let stored = match &hash {
             Some(h) => h.as_str(),
@@ -177,8 +219,9 @@ mod tests {
     fn issued_tokens_verify_and_others_do_not() {
         let keys = JwtKeys::new(SECRET, Duration::from_secs(60));
         let user = UserId::new();
-        let token = keys.issue(user, "member").expect("issue");
-        assert_eq!(keys.verify(&token).expect("verify").user_id, user);
+        let token = keys.issue(user, "member", 3).expect("issue");
+        let subject = keys.verify(&token).expect("verify");
+        assert_eq!((subject.user_id, subject.version), (user, 3));
 
         let other = JwtKeys::new(
             "another-secret-that-is-at-least-32-chars",
@@ -192,7 +235,9 @@ mod tests {
                 sub: user.to_string(),
                 exp: i64::MAX / 2,
                 iat: 0,
+                nbf: 0,
                 role: "member".into(),
+                ver: 0,
             },
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
@@ -211,7 +256,9 @@ mod tests {
                 sub: UserId::new().to_string(),
                 exp: past,
                 iat: past,
+                nbf: past,
                 role: String::new(),
+                ver: 0,
             },
             &enc,
         )
@@ -224,24 +271,37 @@ mod tests {
         )
         .expect("encode");
         assert!(keys.verify(&no_sub).is_err());
+        // Not valid yet: refused, and the 401 names no library error.
+        let future = chrono::Utc::now().timestamp() + 3600;
+        let early = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": UserId::new().to_string(), "exp": future + 60, "nbf": future}),
+            &enc,
+        )
+        .expect("encode");
+        let e = keys.verify(&early).unwrap_err();
+        assert_eq!(e.to_string(), "invalid or expired access token");
     }
 
     #[tokio::test]
     async fn passwords_hash_and_verify() {
-        let hash = hash_password("correct horse".into()).await.expect("hash");
+        let h = Hashing::new(1);
+        let hash = hash_password(&h, "correct horse".into())
+            .await
+            .expect("hash");
         assert!(hash.starts_with("$argon2id$"));
         assert!(
-            verify_password("correct horse".into(), Some(hash.clone()))
+            verify_password(&h, "correct horse".into(), Some(hash.clone()))
                 .await
                 .expect("verify")
         );
         assert!(
-            !verify_password("wrong".into(), Some(hash))
+            !verify_password(&h, "wrong".into(), Some(hash))
                 .await
                 .expect("verify")
         );
         assert!(
-            !verify_password("anything".into(), None)
+            !verify_password(&h, "anything".into(), None)
                 .await
                 .expect("verify")
         );

@@ -5,7 +5,7 @@
 
 use common::repo::RepoError;
 use poem::http::{StatusCode, header};
-use poem::{Endpoint, Request, Response};
+use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object};
@@ -96,8 +96,12 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// 429: try again after `retry_after_secs` (sent as `Retry-After`).
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     /// 500: logged with its whole cause chain, answered with a generic detail.
@@ -156,7 +160,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -176,6 +180,23 @@ impl ApiError {
             },
             other => Problem::new(status, other.to_string()),
         }
+    }
+}
+
+impl ApiError {
+    /// The whole HTTP answer: the problem body, plus `Retry-After` on a 429.
+    pub fn response(&self) -> Response {
+        let mut resp = self.to_problem().into_http();
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(*retry_after_secs),
+            );
+        }
+        resp
     }
 }
 
@@ -199,31 +220,120 @@ impl poem::error::ResponseError for ApiError {
     }
 }
 
-impl ApiResponse for ApiError {
+/// Statuses an operation can answer with, as bits of [`Errors`]' mask.
+pub mod status {
+    /// A malformed request: the body is not JSON (or not an object), a header is bad.
+    pub const E400: u32 = 1 << 0;
+    /// Missing, invalid or expired credentials.
+    pub const E401: u32 = 1 << 1;
+    /// Not found, or owned by another user.
+    pub const E404: u32 = 1 << 2;
+    /// Conflicts with the resource's current state.
+    pub const E409: u32 = 1 << 3;
+    /// The body is larger than the API takes.
+    pub const E413: u32 = 1 << 4;
+    /// The body is not `application/json`.
+    pub const E415: u32 = 1 << 5;
+    /// A field is invalid; `errors` names it.
+    pub const E422: u32 = 1 << 6;
+    /// Too many attempts; `Retry-After` says when to try again.
+    pub const E429: u32 = 1 << 7;
+    /// A service this operation needs is unavailable.
+    pub const E503: u32 = 1 << 8;
+    /// What every operation with a JSON body can answer.
+    pub const BODY: u32 = E400 | E413 | E415 | E422;
+    /// What every operation behind bearer authentication can answer.
+    pub const AUTH: u32 = E401;
+
+    /// Each bit with its status and description.
+    pub(crate) const ALL: [(u32, u16, &str); 9] = [
+        (E400, 400, "Malformed request (not JSON, or a bad header)"),
+        (E401, 401, "Missing, invalid or expired credentials"),
+        (E404, 404, "Not found (or owned by another user)"),
+        (E409, 409, "Conflicts with the current state"),
+        (E413, 413, "Request body too large"),
+        (E415, 415, "Request body is not application/json"),
+        (E422, 422, "Invalid field values; `errors` names them"),
+        (E429, 429, "Too many attempts; see Retry-After"),
+        (E503, 503, "A service this operation needs is unavailable"),
+    ];
+}
+
+/// The errors of one operation: an [`ApiError`] whose possible statuses, the bits of `S`
+/// (see [`status`]), are what the spec lists for it (plus 500). Built from any
+/// `ApiError` with `?` or `.into()`.
+#[derive(Debug)]
+pub struct Errors<const S: u32>(pub ApiError);
+
+impl<const S: u32> From<ApiError> for Errors<S> {
+    fn from(e: ApiError) -> Self {
+        let code = e.status().as_u16();
+        if code != 500
+            && !status::ALL
+                .iter()
+                .any(|(bit, c, _)| *c == code && S & bit != 0)
+        {
+            tracing::error!(status = code, detail = %e, "an operation answered a status its spec does not list");
+        }
+        Self(e)
+    }
+}
+
+impl<const S: u32> From<RepoError> for Errors<S> {
+    fn from(e: RepoError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl<const S: u32> std::fmt::Display for Errors<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<const S: u32> std::error::Error for Errors<S> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl<const S: u32> poem::error::ResponseError for Errors<S> {
+    fn status(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn as_response(&self) -> Response {
+        self.0.response()
+    }
+}
+
+fn problem_content() -> Vec<MetaMediaType> {
+    vec![MetaMediaType {
+        content_type: PROBLEM_JSON,
+        schema: Problem::schema_ref(),
+    }]
+}
+
+impl<const S: u32> ApiResponse for Errors<S> {
     fn meta() -> MetaResponses {
-        let content = || {
-            vec![MetaMediaType {
-                content_type: PROBLEM_JSON,
-                schema: Problem::schema_ref(),
-            }]
-        };
-        let responses = [
-            (400, "Malformed request"),
-            (401, "Missing, invalid or expired credentials"),
-            (404, "Not found (or owned by another user)"),
-            (409, "Conflicts with the current state"),
-            (422, "Invalid field values"),
-            (500, "Internal error"),
-        ]
-        .into_iter()
-        .map(|(status, description)| MetaResponse {
-            description,
-            status: Some(status),
+        let mut responses: Vec<MetaResponse> = status::ALL
+            .iter()
+            .filter(|(bit, _, _)| S & bit != 0)
+            .map(|(_, code, description)| MetaResponse {
+                description,
+                status: Some(*code),
+                status_range: None,
+                content: problem_content(),
+                headers: vec![],
+            })
+            .collect();
+        responses.push(MetaResponse {
+            description: "Internal error (logged; the body says nothing more)",
+            status: Some(500),
             status_range: None,
-            content: content(),
+            content: problem_content(),
             headers: vec![],
-        })
-        .collect();
+        });
         MetaResponses { responses }
     }
 
@@ -232,11 +342,44 @@ impl ApiResponse for ApiError {
     }
 }
 
-/// Middleware body: every error response that is not already problem+json becomes one
-/// (poem's own 400 parse errors, 401 auth errors, 404/405 routing, 413, 5xx).
-pub async fn problem_layer<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
-    let resp = ep.get_response(req).await;
-    Ok(to_problem(resp).await)
+/// Middleware body: every error answer becomes problem+json. poem-openapi's parameter
+/// errors become 422 naming the parameter, its body errors 400, its auth errors 401 with
+/// a detail of our own; other plain error responses (404/405 routing, 413, 5xx) are
+/// rewrapped, and a 405 gets the `Allow` header of its path.
+pub async fn problem_layer<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    allow: Arc<crate::allow::AllowTable>,
+) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let resp = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => from_poem_error(e),
+    };
+    let mut resp = to_problem(resp).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = allow.allowed(&path)
+        && let Ok(v) = header::HeaderValue::from_str(&methods)
+    {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    Ok(resp)
+}
+
+/// The answer to an error poem or poem-openapi raised before (or instead of) a handler.
+fn from_poem_error(e: poem::Error) -> Response {
+    use poem_openapi::error::{AuthorizationError, ParseParamError, ParseRequestPayloadError};
+    if let Some(p) = e.downcast_ref::<ParseParamError>() {
+        return ApiError::field(p.name, format!("is not valid ({})", p.reason)).response();
+    }
+    if let Some(p) = e.downcast_ref::<ParseRequestPayloadError>() {
+        return ApiError::BadRequest(format!("could not parse the request body: {}", p.reason))
+            .response();
+    }
+    if e.is::<AuthorizationError>() {
+        return ApiError::unauthorized("missing or invalid bearer token").response();
+    }
+    e.into_response()
 }
 
 /// Converts a non-problem error response into problem+json; other responses pass.

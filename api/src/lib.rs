@@ -2,12 +2,17 @@
 //! accounts, instances, workflows and executions under `/api/v1`, with the spec at
 //! `/openapi.json`, Swagger UI at `/docs`, and `/healthz`, `/readyz`, `/metrics`.
 
+pub mod allow;
 pub mod auth;
 pub mod error;
+pub mod input;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod state;
+pub mod users;
 
 use anyhow::Context;
 use common::config::{Config, Env};
@@ -63,11 +68,27 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
     OpenApiService::new(apis, "RecomAMP Engine", env!("CARGO_PKG_VERSION")).server("/api/v1")
 }
 
+/// Paths outside the spec, with their methods (for `Allow`).
+const OPERATIONAL: &[(&str, &[&str])] = &[
+    ("/openapi.json", &["GET"]),
+    ("/docs", &["GET"]),
+    ("/metrics", &["GET"]),
+    ("/healthz", &["GET"]),
+    ("/readyz", &["GET"]),
+    ("/api/v1/healthz", &["GET"]),
+    ("/api/v1/readyz", &["GET"]),
+];
+
 /// The whole route tree with its middleware (problem+json errors, body limit, security
 /// headers, metrics), ready to serve.
 pub fn routes(state: Arc<AppState>) -> BoxEndpoint<'static, Response> {
     let api = api_service(&state);
     let metrics = state.metrics.clone();
+    let allow = Arc::new(allow::AllowTable::from_spec(
+        &api.spec(),
+        "/api/v1",
+        OPERATIONAL,
+    ));
     Route::new()
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
@@ -78,7 +99,7 @@ pub fn routes(state: Arc<AppState>) -> BoxEndpoint<'static, Response> {
         .at("/api/v1/readyz", get(routes::health::readyz))
         .nest("/api/v1", api)
         .around(middleware::body_limit_layer)
-        .around(error::problem_layer)
+        .around(move |ep, req| error::problem_layer(ep, req, allow.clone()))
         .with(middleware::security_headers(
             state.config.env == Env::Production,
         ))
@@ -91,7 +112,7 @@ pub fn routes(state: Arc<AppState>) -> BoxEndpoint<'static, Response> {
 /// A built, bound, not yet running API server.
 pub struct Application {
     port: u16,
-    acceptor: TcpAcceptor,
+    acceptor: listener::ProblemAcceptor<TcpAcceptor>,
     endpoint: BoxEndpoint<'static, Response>,
     state: Arc<AppState>,
 }
@@ -111,7 +132,7 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Application> {
         .context("the API listener has no socket address")?;
     Ok(Application {
         port,
-        acceptor,
+        acceptor: listener::ProblemAcceptor(acceptor),
         endpoint: routes(state.clone()),
         state,
     })
@@ -147,7 +168,13 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         common::execution::CREATE_LIMITS,
         Some(enqueue_submits(producer.clone())),
     );
+    let users = users::UserGate::start(db.clone(), &config.database_url);
+    let limiter = limits::RateLimiter::new(redis.clone(), &config.redis_prefix);
     Ok(AppState {
+        users,
+        hashing: limits::Hashing::new(config.login_concurrency),
+        limiter,
+        cursors: common::cursor::CursorKey::derive(config.jwt_secret.expose().as_bytes()),
         config,
         creates,
         db,

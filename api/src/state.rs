@@ -23,6 +23,14 @@ pub struct AppState {
     pub lwa: LwaClient,
     pub jwt: JwtKeys,
     pub metrics: Arc<Metrics>,
+    /// Whether a token's user still exists at its token version.
+    pub users: Arc<crate::users::UserGate>,
+    /// Password hashes at once.
+    pub hashing: crate::limits::Hashing,
+    /// Login and registration attempts per IP and email, shared through Redis.
+    pub limiter: crate::limits::RateLimiter,
+    /// Signs page cursors.
+    pub cursors: common::cursor::CursorKey,
     /// A Redis connection for readiness probes (reconnects by itself).
     pub redis: redis::aio::ConnectionManager,
 }

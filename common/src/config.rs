@@ -86,9 +86,39 @@ pub struct Config {
     /// so a crashed step's request is over before another worker takes the row.
     pub amc_timeout: Duration,
     pub access_token_ttl: Duration,
+    /// Password hashes (login, registration) computed at once by one API process.
+    pub login_concurrency: usize,
+    /// Login attempts allowed per client IP, and failed ones per email.
+    pub login_limit_ip: RateLimit,
+    pub login_limit_email: RateLimit,
+    /// Take the client IP from the first `X-Forwarded-For` address (behind a proxy).
+    pub trust_forwarded_for: bool,
     pub otel_endpoint: Option<String>,
     /// Names of secrets that fell back to their development values.
     pub dev_fallbacks: Vec<&'static str>,
+}
+
+/// At most `max` events per `window` (a fixed window), written `N/duration` (`10/15m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a rate like 10/15m (a count, a slash, a duration)");
+        let (n, d) = s.trim().split_once('/').ok_or_else(bad)?;
+        let max: u32 = n.trim().parse().map_err(|_| bad())?;
+        let window = parse_duration(d).map_err(|_| bad())?;
+        if max == 0 || window < Duration::from_secs(1) {
+            return Err(format!(
+                "`{s}`: the count must be at least 1 and the window at least 1s"
+            ));
+        }
+        Ok(Self { max, window })
+    }
 }
 
 /// Parses a human duration: `250ms`, `15s`, `5m`, `1h`, or combinations like `1m30s`.
@@ -211,6 +241,23 @@ impl Config {
                 )
             })?),
         };
+        let rate = |k: &'static str, dev: &str| -> Result<RateLimit, ConfigError> {
+            get(k)
+                .unwrap_or_else(|| dev.to_string())
+                .parse()
+                .map_err(|m| err(k, m))
+        };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let trust_forwarded_for = match get("AMP_TRUST_FORWARDED_FOR").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(err(
+                    "AMP_TRUST_FORWARDED_FOR",
+                    format!("`{other}` is not `true` or `false`"),
+                ));
+            }
+        };
         Ok(Config {
             env,
             database_url,
@@ -239,6 +286,11 @@ impl Config {
             max_attempts: positive("AMP_MAX_ATTEMPTS", 8)? as u32,
             amc_timeout: dur("AMP_AMC_TIMEOUT", "30s", "30s")?,
             access_token_ttl: dur("AMP_ACCESS_TOKEN_TTL", "15m", "15m")?,
+            login_concurrency: positive("AMP_LOGIN_CONCURRENCY", (cores as u64 / 2).max(1))?
+                as usize,
+            login_limit_ip: rate("AMP_LOGIN_RATE_LIMIT_IP", "30/1m")?,
+            login_limit_email: rate("AMP_LOGIN_RATE_LIMIT_EMAIL", "10/15m")?,
+            trust_forwarded_for,
             otel_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             dev_fallbacks,
         })
@@ -310,11 +362,24 @@ mod tests {
             ("AMP_JWT_SECRET", "short"),
             ("AMP_DATABASE_URL", "mysql://x"),
             ("AMP_ENV", "staging"),
+            ("AMP_LOGIN_RATE_LIMIT_IP", "10"),
+            ("AMP_LOGIN_RATE_LIMIT_EMAIL", "0/1m"),
+            ("AMP_LOGIN_CONCURRENCY", "0"),
+            ("AMP_TRUST_FORWARDED_FOR", "maybe"),
         ] {
             let e = Config::from_map(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");
             assert!(e.to_string().starts_with(k));
         }
+    }
+
+    #[test]
+    fn rates_read_count_and_window() {
+        let r: RateLimit = "10/15m".parse().unwrap();
+        assert_eq!((r.max, r.window), (10, Duration::from_secs(900)));
+        assert!("10".parse::<RateLimit>().is_err());
+        assert!("x/1m".parse::<RateLimit>().is_err());
+        assert!("5/100ms".parse::<RateLimit>().is_err());
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub enum Region {
 }
 
 impl Region {
+    /// Every region.
+    pub const ALL: [Region; 3] = [Region::NA, Region::EU, Region::FE];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Region::NA => "NA",

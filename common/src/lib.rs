@@ -6,6 +6,7 @@ pub mod amc;
 pub mod coalesce;
 pub mod config;
 pub mod crypto;
+pub mod cursor;
 pub mod db;
 pub mod execution;
 pub mod group;

@@ -3,7 +3,7 @@
 mod support;
 
 use migrations::{Migrator, MigratorTrait, database_name, migrate_up, migrate_up_applied};
-use sea_orm::Database;
+use sea_orm::{ConnectionTrait, Database};
 use std::process::Command;
 use support::*;
 
@@ -28,9 +28,10 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 2] = [
+const ALL_MIGRATIONS: [&str; 3] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
+    "m20261201_000001_user_tokens",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -212,7 +213,9 @@ async fn the_execution_keys_migration_goes_down_and_up_again() {
         "executions_workflow_fkey",
     ];
     assert_eq!(foreign_keys(&db, "executions").await, composite);
-    Migrator::down(&db, Some(1)).await.expect("down");
+    // Down through the execution keys (the migrations after it go first).
+    let after = ALL_MIGRATIONS.len() - 1;
+    Migrator::down(&db, Some(after as u32)).await.expect("down");
     assert_eq!(
         foreign_keys(&db, "executions").await,
         [
@@ -301,4 +304,43 @@ fn migrate_binary_up_twice_status_and_usage() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage: migrate"));
     }
+}
+
+#[tokio::test]
+async fn the_user_tokens_migration_notifies_and_goes_down_and_up_again() {
+    let url = fresh_database_url("migusers");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect(&url)
+        .await
+        .expect("listener");
+    listener.listen("amp_users").await.expect("listen");
+    for s in SEED.iter().take(1) {
+        db.execute_unprepared(s).await.expect("seed");
+    }
+    let id = "00000000-0000-7000-8000-000000000001";
+    db.execute_unprepared("UPDATE users SET email = 'b@example.com'")
+        .await
+        .expect("update");
+    db.execute_unprepared("UPDATE users SET token_version = token_version + 1")
+        .await
+        .expect("bump");
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a notification")
+        .expect("recv");
+    // The email change did not notify; the version change did.
+    assert_eq!(n.payload(), id);
+    db.execute_unprepared("DELETE FROM users")
+        .await
+        .expect("delete");
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a notification")
+        .expect("recv");
+    assert_eq!(n.payload(), id);
+    Migrator::down(&db, Some(1)).await.expect("down");
+    Migrator::up(&db, None).await.expect("up again");
+    db.close().await.expect("close");
 }

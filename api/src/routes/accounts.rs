@@ -1,11 +1,13 @@
 //! `/accounts`: the user's AMC accounts (advertiser entity, marketplace, region).
 
-use super::{ApiTags, positive, required};
+use super::ApiTags;
 use crate::auth::BearerAuth;
-use crate::error::ApiError;
+use crate::error::status::{AUTH, BODY, E404, E409, E422};
+use crate::error::{ApiError, Errors};
+use crate::input::{Ident, In, Int, Name, RegionKind, opt};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use common::ids::{AccountId, Region};
+use common::ids::AccountId;
 use common::repo::RepoError;
 use common::repo::accounts::{self, Account, NewAccount};
 use poem_openapi::param::Path;
@@ -17,15 +19,15 @@ use uuid::Uuid;
 /// A new account.
 #[derive(Debug, Object)]
 pub struct CreateAccount {
-    pub name: String,
+    pub name: In<Name<200>>,
     /// The advertiser's entity id (`Amazon-Advertising-API-AdvertiserId`).
-    pub entity_id: String,
+    pub entity_id: In<Ident<100>>,
     /// e.g. `ATVPDKIKX0DER`.
-    pub marketplace_id: String,
+    pub marketplace_id: In<Ident<100>>,
     /// `NA`, `EU` or `FE`.
-    pub region: String,
+    pub region: In<RegionKind>,
     /// Executions of this account running at AMC at once (default 200).
-    pub max_concurrent_executions: Option<i32>,
+    pub max_concurrent_executions: Option<In<Int<1, 10000>>>,
 }
 
 /// An account.
@@ -90,22 +92,17 @@ impl AccountsApi {
         &self,
         auth: BearerAuth,
         body: Json<CreateAccount>,
-    ) -> Result<CreateAccountResponse, ApiError> {
+    ) -> Result<CreateAccountResponse, Errors<{ AUTH | BODY | E409 }>> {
         let b = body.0;
-        let region: Region = b
-            .region
-            .trim()
-            .parse()
-            .map_err(|m: String| ApiError::field("region", m))?;
         let new = NewAccount {
-            name: required("name", &b.name, 200)?,
-            entity_id: required("entity_id", &b.entity_id, 100)?,
-            marketplace_id: required("marketplace_id", &b.marketplace_id, 100)?,
-            region: region.as_str().to_string(),
-            max_concurrent_executions: b
-                .max_concurrent_executions
-                .map(|v| positive("max_concurrent_executions", v))
-                .transpose()?,
+            name: b.name.get("name")?,
+            entity_id: b.entity_id.get("entity_id")?,
+            marketplace_id: b.marketplace_id.get("marketplace_id")?,
+            region: b.region.get("region")?.as_str().to_string(),
+            max_concurrent_executions: opt(
+                b.max_concurrent_executions,
+                "max_concurrent_executions",
+            )?,
         };
         let account = accounts::create_account(&self.state.db, auth.0.user_id, new)
             .await
@@ -120,7 +117,7 @@ impl AccountsApi {
 
     /// The user's accounts.
     #[oai(path = "/accounts", method = "get", operation_id = "listAccounts")]
-    async fn list(&self, auth: BearerAuth) -> Result<AccountListResponse, ApiError> {
+    async fn list(&self, auth: BearerAuth) -> Result<AccountListResponse, Errors<AUTH>> {
         let rows = accounts::list_accounts(&self.state.db, auth.0.user_id).await?;
         Ok(AccountListResponse::Ok(Json(
             rows.into_iter().map(Into::into).collect(),
@@ -129,7 +126,11 @@ impl AccountsApi {
 
     /// One account.
     #[oai(path = "/accounts/:id", method = "get", operation_id = "getAccount")]
-    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<AccountResponse, ApiError> {
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<AccountResponse, Errors<{ AUTH | E404 | E422 }>> {
         let account = accounts::get_account(&self.state.db, auth.0.user_id, AccountId(id.0))
             .await
             .map_err(|e| not_found(e, "account"))?;

@@ -4,7 +4,10 @@ use super::ApiTags;
 use crate::auth::{
     BearerAuth, REFRESH_TOKEN_TTL, hash_password, new_refresh_token, verify_password,
 };
-use crate::error::ApiError;
+use crate::error::status::{AUTH, BODY, E401, E409, E429};
+use crate::error::{ApiError, Errors};
+use crate::input::{Email, In, Opaque};
+use crate::limits::{Scope, client_ip};
 use crate::state::AppState;
 use common::ids::UserId;
 use common::repo::{RepoError, refresh_tokens, users};
@@ -13,17 +16,25 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// `{email, password}`.
+/// `{email, password}` of a new user.
+#[derive(Debug, Object)]
+pub struct Registration {
+    pub email: In<Email>,
+    /// 8 to 1,024 characters.
+    pub password: In<Opaque<8, 1024>>,
+}
+
+/// `{email, password}` of a login.
 #[derive(Debug, Object)]
 pub struct Credentials {
-    pub email: String,
-    pub password: String,
+    pub email: In<Email>,
+    pub password: In<Opaque<1, 1024>>,
 }
 
 /// `{refresh_token}`.
 #[derive(Debug, Object)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    pub refresh_token: In<Opaque<1, 512>>,
 }
 
 /// A registered user.
@@ -80,12 +91,22 @@ pub struct AuthApi {
 
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
-    /// Register a user.
+    /// Register a user. Registrations per client IP are limited like logins.
     #[oai(path = "/auth/register", method = "post", operation_id = "register")]
-    async fn register(&self, body: Json<Credentials>) -> Result<RegisterResponse, ApiError> {
-        let email = normalize_email(&body.email)?;
-        validate_password(&body.password)?;
-        let hash = hash_password(body.0.password).await?;
+    async fn register(
+        &self,
+        req: &poem::Request,
+        body: Json<Registration>,
+    ) -> Result<RegisterResponse, Errors<{ BODY | E409 | E429 }>> {
+        let b = body.0;
+        let email = b.email.get("email")?;
+        let password = b.password.get("password")?;
+        let st = &self.state;
+        let ip = client_ip(req, st.config.trust_forwarded_for);
+        st.limiter
+            .hit(Scope::RegisterIp, &ip, st.config.login_limit_ip)
+            .await?;
+        let hash = hash_password(&st.hashing, password).await?;
         let user = users::create_user(&self.state.db, &email, &hash)
             .await
             .map_err(|e| match e {
@@ -101,22 +122,45 @@ impl AuthApi {
         })))
     }
 
-    /// Log in with email and password.
+    /// Log in with email and password. Attempts per client IP and failed attempts per
+    /// email are limited (`AMP_LOGIN_RATE_LIMIT_IP`, `AMP_LOGIN_RATE_LIMIT_EMAIL`): over
+    /// the limit → 429 with `Retry-After`.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, body: Json<Credentials>) -> Result<TokenResponse, ApiError> {
-        let email = body.email.trim().to_lowercase();
-        let user = users::find_user_by_email(&self.state.db, &email).await?;
-        let ok = verify_password(
-            body.0.password,
-            user.as_ref().and_then(|u| u.password_hash.clone()),
-        )
-        .await?;
+    async fn login(
+        &self,
+        req: &poem::Request,
+        body: Json<Credentials>,
+    ) -> Result<TokenResponse, Errors<{ BODY | E401 | E429 }>> {
+        let b = body.0;
+        let email = b.email.get("email")?;
+        let password = b.password.get("password")?;
+        let st = &self.state;
+        let ip = client_ip(req, st.config.trust_forwarded_for);
+        st.limiter
+            .hit(Scope::LoginIp, &ip, st.config.login_limit_ip)
+            .await?;
+        st.limiter
+            .check(Scope::LoginEmail, &email, st.config.login_limit_email)
+            .await?;
+        let user = users::find_user_by_email(&st.db, &email).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let ok = verify_password(&st.hashing, password, stored).await?;
         let user = match user {
             Some(u) if ok => u,
-            _ => return Err(ApiError::unauthorized("invalid email or password")),
+            _ => {
+                st.limiter
+                    .hit(Scope::LoginEmail, &email, st.config.login_limit_email)
+                    .await?;
+                return Err(ApiError::unauthorized("invalid email or password").into());
+            }
         };
         let pair = self
-            .issue_pair(UserId(user.id), &user.role, Uuid::now_v7())
+            .issue_pair(
+                UserId(user.id),
+                &user.role,
+                user.token_version,
+                Uuid::now_v7(),
+            )
             .await?;
         Ok(TokenResponse::Ok(Json(pair)))
     }
@@ -124,8 +168,12 @@ impl AuthApi {
     /// Exchange a refresh token for a new pair; the old token stops working. Presenting
     /// an already used token revokes every token of its login (reuse detection).
     #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
-    async fn refresh(&self, body: Json<RefreshRequest>) -> Result<TokenResponse, ApiError> {
-        let old_hash = common::crypto::sha256_hex(body.refresh_token.trim().as_bytes());
+    async fn refresh(
+        &self,
+        body: Json<RefreshRequest>,
+    ) -> Result<TokenResponse, Errors<{ BODY | E401 }>> {
+        let presented = body.0.refresh_token.get("refresh_token")?;
+        let old_hash = common::crypto::sha256_hex(presented.trim().as_bytes());
         let (token, new_hash) = new_refresh_token();
         let expires = refresh_expiry()?;
         match refresh_tokens::rotate_refresh_token(&self.state.db, &old_hash, &new_hash, expires)
@@ -135,24 +183,28 @@ impl AuthApi {
                 let user = users::find_user(&self.state.db, user_id)
                     .await?
                     .ok_or_else(|| ApiError::unauthorized("invalid refresh token"))?;
-                let access_token = self.state.jwt.issue(user_id, &user.role)?;
+                let access_token = self
+                    .state
+                    .jwt
+                    .issue(user_id, &user.role, user.token_version)?;
                 Ok(TokenResponse::Ok(Json(self.pair(access_token, token))))
             }
             refresh_tokens::Rotation::Reused { user_id, family_id } => {
                 tracing::warn!(user.id = %user_id, token.family_id = %family_id, "refresh token reused; revoked its family");
                 Err(ApiError::unauthorized(
                     "refresh token already used; this login has been revoked",
-                ))
+                )
+                .into())
             }
             refresh_tokens::Rotation::Invalid => {
-                Err(ApiError::unauthorized("invalid or expired refresh token"))
+                Err(ApiError::unauthorized("invalid or expired refresh token").into())
             }
         }
     }
 
     /// The authenticated user.
     #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, auth: BearerAuth) -> Result<MeResponse, ApiError> {
+    async fn me(&self, auth: BearerAuth) -> Result<MeResponse, Errors<AUTH>> {
         let user = users::find_user(&self.state.db, auth.0.user_id)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the user of this token no longer exists"))?;
@@ -169,9 +221,10 @@ impl AuthApi {
         &self,
         user_id: UserId,
         role: &str,
+        version: i32,
         family_id: Uuid,
     ) -> Result<TokenPair, ApiError> {
-        let access_token = self.state.jwt.issue(user_id, role)?;
+        let access_token = self.state.jwt.issue(user_id, role, version)?;
         let (token, hash) = new_refresh_token();
         refresh_tokens::insert_refresh_token(
             &self.state.db,
@@ -200,10 +253,14 @@ fn refresh_expiry() -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
 }
 
 /// Trims and lowercases an email and checks its shape (`local@domain.tld`).
-pub(crate) fn normalize_email(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn normalize_email(raw: &str) -> Result<String, String> {
     let email = raw.trim().to_lowercase();
-    let bad = || ApiError::field("email", "is not a valid email address");
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let bad = || "is not a valid email address".to_string();
+    if email.len() > 254
+        || email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\u{202E}')
+    {
         return Err(bad());
     }
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
@@ -216,21 +273,6 @@ pub(crate) fn normalize_email(raw: &str) -> Result<String, ApiError> {
         return Err(bad());
     }
     Ok(email)
-}
-
-/// At least 8 characters (and at most 1,024, to bound hashing work).
-pub(crate) fn validate_password(password: &str) -> Result<(), ApiError> {
-    let n = password.chars().count();
-    if n < 8 {
-        return Err(ApiError::field("password", "must be at least 8 characters"));
-    }
-    if n > 1024 {
-        return Err(ApiError::field(
-            "password",
-            "must be at most 1024 characters",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -255,11 +297,5 @@ mod tests {
         ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn passwords_need_eight_characters() {
-        assert!(validate_password("1234567").is_err());
-        assert!(validate_password("12345678").is_ok());
     }
 }

@@ -3,7 +3,9 @@
 
 use super::ApiTags;
 use crate::auth::BearerAuth;
-use crate::error::ApiError;
+use crate::error::status::{AUTH, BODY, E404, E503};
+use crate::error::{ApiError, Errors};
+use crate::input::{In, Nullable, Opaque};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::amc::LwaError;
@@ -14,16 +16,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
 
-/// `{refresh_token}`: an LWA refresh token (`Atzr|…`).
-#[derive(Object)]
+/// `{refresh_token}`: an LWA refresh token (`Atzr|…`). Never printed.
+#[derive(Debug, Object)]
 pub struct ConnectRequest {
-    pub refresh_token: String,
-}
-
-impl std::fmt::Debug for ConnectRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ConnectRequest { refresh_token: *** }")
-    }
+    pub refresh_token: In<Opaque<1, 2048>>,
 }
 
 /// The connection's state (never its tokens).
@@ -32,8 +28,8 @@ pub struct ConnectionBody {
     /// `active` or `reauth_required`.
     pub status: String,
     /// Why re-authorisation is required, if it is.
-    pub last_error: Option<String>,
-    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub last_error: Nullable<String>,
+    pub access_token_expires_at: Nullable<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -42,8 +38,8 @@ impl From<ConnectionStatus> for ConnectionBody {
     fn from(c: ConnectionStatus) -> Self {
         Self {
             status: c.status,
-            last_error: c.last_error,
-            access_token_expires_at: c.access_token_expires_at,
+            last_error: c.last_error.into(),
+            access_token_expires_at: c.access_token_expires_at.into(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -74,11 +70,13 @@ impl ConnectionApi {
         &self,
         auth: BearerAuth,
         body: Json<ConnectRequest>,
-    ) -> Result<ConnectionResponse, ApiError> {
-        let refresh_token = body.0.refresh_token.trim().to_string();
-        if refresh_token.is_empty() {
-            return Err(ApiError::field("refresh_token", "must not be empty"));
-        }
+    ) -> Result<ConnectionResponse, Errors<{ AUTH | BODY | E503 }>> {
+        let refresh_token = body
+            .0
+            .refresh_token
+            .get("refresh_token")?
+            .trim()
+            .to_string();
         let grant = self
             .state
             .lwa
@@ -108,7 +106,7 @@ impl ConnectionApi {
         method = "get",
         operation_id = "getAmazonConnection"
     )]
-    async fn get(&self, auth: BearerAuth) -> Result<ConnectionResponse, ApiError> {
+    async fn get(&self, auth: BearerAuth) -> Result<ConnectionResponse, Errors<{ AUTH | E404 }>> {
         let conn = connections::find_connection(&self.state.db, auth.0.user_id)
             .await?
             .ok_or_else(|| ApiError::not_found("amazon connection"))?;

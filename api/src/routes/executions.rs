@@ -3,7 +3,9 @@
 
 use super::ApiTags;
 use crate::auth::BearerAuth;
-use crate::error::ApiError;
+use crate::error::status::{AUTH, BODY, E404, E409, E422};
+use crate::error::{ApiError, Errors};
+use crate::input::{In, JsonObject, LocalTime, Nullable, Obj, TimeZone, opt};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::execution::{
@@ -16,10 +18,34 @@ use common::time_window::TimeWindow;
 use poem::Body;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
+use poem_openapi::registry::{
+    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// The AMC time window of a run, as sent: local times read in `time_zone`.
+#[derive(Debug, Object)]
+pub struct TimeWindowInput {
+    /// `yyyy-MM-ddTHH:mm:ss`, no offset.
+    pub start: In<LocalTime>,
+    /// `yyyy-MM-ddTHH:mm:ss`, no offset; after `start`.
+    pub end: In<LocalTime>,
+    /// IANA time zone name (default `UTC`).
+    pub time_zone: Option<In<TimeZone>>,
+}
+
+impl TimeWindowInput {
+    /// The checked window; a bad field is named under `prefix` (`time_window.start`).
+    pub fn parse(self) -> Result<TimeWindow, ApiError> {
+        let start = self.start.get("time_window.start")?;
+        let end = self.end.get("time_window.end")?;
+        let zone = opt(self.time_zone, "time_window.time_zone")?.unwrap_or(chrono_tz::UTC);
+        TimeWindow::parse(&start, &end, Some(zone.name()))
+            .map_err(|e| ApiError::field(e.field, e.message))
+    }
+}
 
 /// The AMC time window of a run: local times read in `time_zone`.
 #[derive(Debug, Clone, Object)]
@@ -28,32 +54,31 @@ pub struct TimeWindowBody {
     pub start: String,
     /// `yyyy-MM-ddTHH:mm:ss`, no offset; after `start`.
     pub end: String,
-    /// IANA time zone name (default `UTC`).
-    pub time_zone: Option<String>,
+    /// IANA time zone name.
+    pub time_zone: String,
 }
 
 /// A request to run a workflow.
 #[derive(Debug, Object)]
 pub struct CreateExecutionBody {
     /// Values of the workflow's `{{placeholders}}`; defaults fill the rest.
-    #[oai(default)]
-    pub parameters: BTreeMap<String, serde_json::Value>,
-    pub time_window: TimeWindowBody,
+    pub parameters: Option<In<JsonObject>>,
+    pub time_window: In<Obj<TimeWindowInput>>,
 }
 
 /// An error recorded on a run, with AMC's or LWA's words verbatim.
 #[derive(Debug, Object)]
 pub struct ExecutionErrorBody {
     pub code: String,
-    pub message: Option<String>,
+    pub message: Nullable<String>,
 }
 
 /// One state change of a run.
 #[derive(Debug, Object)]
 pub struct TransitionBody {
-    pub from_status: Option<String>,
+    pub from_status: Nullable<String>,
     pub to_status: String,
-    pub reason: Option<String>,
+    pub reason: Nullable<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -65,10 +90,10 @@ pub struct ExecutionBody {
     pub instance_id: Uuid,
     /// `queued`, `submitting`, `running`, `fetching`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
-    pub amc_execution_id: Option<String>,
-    pub row_count: Option<i64>,
-    pub columns: Option<Vec<String>>,
-    pub error: Option<ExecutionErrorBody>,
+    pub amc_execution_id: Nullable<String>,
+    pub row_count: Nullable<i64>,
+    pub columns: Nullable<Vec<String>>,
+    pub error: Nullable<ExecutionErrorBody>,
     pub parameters: serde_json::Value,
     pub sql_query: String,
     pub time_window: TimeWindowBody,
@@ -76,16 +101,16 @@ pub struct ExecutionBody {
     pub triggered_by: String,
     /// Consecutive transient failures of the current step.
     pub attempt: i32,
-    pub next_check_at: Option<DateTime<Utc>>,
-    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub next_check_at: Nullable<DateTime<Utc>>,
+    pub cancel_requested_at: Nullable<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
+    pub completed_at: Nullable<DateTime<Utc>>,
     /// Why a queued run waits (`GET /executions/{id}` only): `daily_quota`,
     /// `instance_cap`, `account_cap` or `queued_behind_older_runs`.
-    pub waiting_reason: Option<String>,
+    pub waiting_reason: Nullable<String>,
     /// With `daily_quota`: when the run may start (the next midnight in the instance's zone).
-    pub quota_wait_until: Option<DateTime<Utc>>,
+    pub quota_wait_until: Nullable<DateTime<Utc>>,
     /// The audit trail (on `GET /executions/{id}` only).
     #[oai(skip_serializing_if_is_none)]
     pub transitions: Option<Vec<TransitionBody>>,
@@ -106,10 +131,13 @@ impl From<ExecutionRow> for ExecutionBody {
             id: r.id,
             workflow_id: r.workflow_id,
             instance_id: r.instance_id,
-            error: r.error_code.map(|code| ExecutionErrorBody {
-                code,
-                message: r.error_message,
-            }),
+            error: r
+                .error_code
+                .map(|code| ExecutionErrorBody {
+                    code,
+                    message: r.error_message.into(),
+                })
+                .into(),
             time_window: TimeWindowBody {
                 start: r
                     .time_window_start
@@ -119,23 +147,23 @@ impl From<ExecutionRow> for ExecutionBody {
                     .time_window_end
                     .format(common::time_window::AMC_FORMAT)
                     .to_string(),
-                time_zone: Some(r.time_zone),
+                time_zone: r.time_zone,
             },
             status: r.status,
-            amc_execution_id: r.amc_execution_id,
-            row_count: r.row_count,
-            columns,
+            amc_execution_id: r.amc_execution_id.into(),
+            row_count: r.row_count.into(),
+            columns: columns.into(),
             parameters: r.parameters,
             sql_query: r.sql_query,
             triggered_by: r.triggered_by,
             attempt: r.attempt,
-            next_check_at: r.next_check_at,
-            cancel_requested_at: r.cancel_requested_at,
+            next_check_at: r.next_check_at.into(),
+            cancel_requested_at: r.cancel_requested_at.into(),
             created_at: r.created_at,
             updated_at: r.updated_at,
-            completed_at: r.completed_at,
-            waiting_reason: r.waiting_reason,
-            quota_wait_until: r.quota_wait_until,
+            completed_at: r.completed_at.into(),
+            waiting_reason: r.waiting_reason.into(),
+            quota_wait_until: r.quota_wait_until.into(),
             transitions: None,
         }
     }
@@ -147,7 +175,17 @@ pub struct ResultsPage {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<String>>,
     /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
+    pub next_cursor: Nullable<String>,
+}
+
+/// How `GET /executions/{id}/results` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ResultFormat {
+    /// JSON pages (the default).
+    Json,
+    /// The whole result as CSV, streamed.
+    Csv,
 }
 
 #[derive(ApiResponse)]
@@ -164,14 +202,51 @@ pub enum ExecutionResponse {
     Ok(Json<ExecutionBody>),
 }
 
-#[derive(ApiResponse)]
+/// A page of rows as JSON, or the whole result as CSV: both are the 200 answer, told apart
+/// by their content type (a derived `ApiResponse` would list only one of them).
 pub enum ResultsResponse {
-    /// A page of rows.
-    #[oai(status = 200)]
     Page(Json<ResultsPage>),
-    /// The whole result as CSV, streamed.
-    #[oai(status = 200, content_type = "text/csv")]
     Csv(Binary<Body>),
+}
+
+impl poem::IntoResponse for ResultsResponse {
+    fn into_response(self) -> poem::Response {
+        match self {
+            ResultsResponse::Page(p) => p.into_response(),
+            ResultsResponse::Csv(b) => b
+                .with_content_type("text/csv; charset=utf-8")
+                .into_response(),
+        }
+    }
+}
+
+impl ApiResponse for ResultsResponse {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "A page of rows (JSON), or with `format=csv` the whole result as CSV, streamed",
+                status: Some(200),
+                status_range: None,
+                content: vec![
+                    MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: <ResultsPage as poem_openapi::types::Type>::schema_ref(),
+                    },
+                    MetaMediaType {
+                        content_type: "text/csv",
+                        schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format(
+                            "string", "binary",
+                        ))),
+                    },
+                ],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        <ResultsPage as poem_openapi::types::Type>::register(registry);
+    }
 }
 
 /// Execution endpoints.
@@ -205,24 +280,23 @@ impl ExecutionsApi {
         id: Path<Uuid>,
         body: Json<CreateExecutionBody>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-    ) -> Result<CreateExecutionResponse, ApiError> {
+    ) -> Result<CreateExecutionResponse, Errors<{ AUTH | BODY | E404 }>> {
         let user = auth.0.user_id;
-        let tw = &body.0.time_window;
-        let window = TimeWindow::parse(&tw.start, &tw.end, tw.time_zone.as_deref())
-            .map_err(|e| ApiError::field(e.field, e.message))?;
+        let b = body.0;
+        let parameters = opt(b.parameters, "parameters")?.unwrap_or_default();
+        let window = b.time_window.get("time_window")?.parse()?;
         let idempotency_key = match idempotency_key.0.map(|k| k.trim().to_string()) {
             Some(k) if k.is_empty() || k.len() > 255 => {
-                return Err(ApiError::field(
-                    "Idempotency-Key",
-                    "must be 1 to 255 characters",
-                ));
+                return Err(
+                    ApiError::field("Idempotency-Key", "must be 1 to 255 characters").into(),
+                );
             }
             key => key,
         };
         let request = RunRequest {
             user_id: user,
             workflow_id: WorkflowId(id.0),
-            parameters: body.0.parameters.into_iter().collect(),
+            parameters,
             window,
             triggered_by: TriggeredBy::Api,
             idempotency_key,
@@ -247,7 +321,11 @@ impl ExecutionsApi {
         method = "get",
         operation_id = "getExecution"
     )]
-    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<ExecutionResponse, ApiError> {
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<ExecutionResponse, Errors<{ AUTH | E404 | E422 }>> {
         let id = ExecutionId(id.0);
         let row = execution::find_for_user(&self.state.db, auth.0.user_id, id)
             .await
@@ -264,9 +342,9 @@ impl ExecutionsApi {
             trail
                 .into_iter()
                 .map(|t| TransitionBody {
-                    from_status: t.from_status,
+                    from_status: t.from_status.into(),
                     to_status: t.to_status,
-                    reason: t.reason,
+                    reason: t.reason.into(),
                     at: t.created_at,
                 })
                 .collect(),
@@ -275,7 +353,8 @@ impl ExecutionsApi {
     }
 
     /// The result of a succeeded run: JSON pages (`cursor`, `limit` ≤ 10,000, default
-    /// 1,000), or `?format=csv` for the whole result as streamed CSV.
+    /// 1,000), or `?format=csv` for the whole result as streamed CSV. A cursor is
+    /// opaque: one this endpoint did not return for this run → 422.
     #[oai(
         path = "/executions/:id/results",
         method = "get",
@@ -286,9 +365,9 @@ impl ExecutionsApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         cursor: Query<Option<String>>,
-        limit: Query<Option<u32>>,
-        format: Query<Option<String>>,
-    ) -> Result<ResultsResponse, ApiError> {
+        #[oai(validator(minimum(value = "1"), maximum(value = "10000")))] limit: Query<Option<u32>>,
+        format: Query<Option<ResultFormat>>,
+    ) -> Result<ResultsResponse, Errors<{ AUTH | E404 | E409 | E422 }>> {
         let row = execution::find_for_user(&self.state.db, auth.0.user_id, ExecutionId(id.0))
             .await
             .map_err(ApiError::internal)?
@@ -297,47 +376,42 @@ impl ExecutionsApi {
             return Err(ApiError::conflict(format!(
                 "the execution is {}; results exist once it has succeeded",
                 row.status
-            )));
+            ))
+            .into());
         };
         let store = &self.state.results;
-        match format.0.as_deref() {
-            Some("csv") => {
-                let chunks = store.open(&location).await.map_err(ApiError::internal)?;
-                return Ok(ResultsResponse::Csv(Binary(Body::from_bytes_stream(
-                    chunks,
-                ))));
-            }
-            None | Some("json") => {}
-            Some(other) => {
-                return Err(ApiError::field(
-                    "format",
-                    format!("`{other}` is not `json` or `csv`"),
-                ));
-            }
+        if format.0 == Some(ResultFormat::Csv) {
+            let chunks = store.open(&location).await.map_err(ApiError::internal)?;
+            return Ok(ResultsResponse::Csv(Binary(Body::from_bytes_stream(
+                chunks,
+            ))));
         }
         let limit = limit.0.unwrap_or(1_000);
-        if !(1..=10_000).contains(&limit) {
-            return Err(ApiError::field("limit", "must be between 1 and 10000"));
-        }
+        let bad_cursor = || ApiError::field("cursor", "is not a cursor returned by this endpoint");
+        let scope = row.id.as_bytes();
         let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
             None => None,
-            Some(c) => Some(c.parse::<u64>().map_err(|_| {
-                ApiError::field("cursor", "is not a cursor returned by this endpoint")
-            })?),
+            Some(c) => Some(
+                self.state
+                    .cursors
+                    .open_offset(scope, c)
+                    .ok_or_else(bad_cursor)?,
+            ),
         };
         let page = store
             .page(&location, cursor, limit as usize)
             .await
             .map_err(|e| match e {
-                common::results::ResultsError::BadCursor => {
-                    ApiError::field("cursor", "is not a cursor returned by this endpoint")
-                }
+                common::results::ResultsError::BadCursor => bad_cursor(),
                 other => ApiError::internal(other),
             })?;
+        let next = page
+            .next_cursor
+            .map(|c| self.state.cursors.sign_offset(scope, c));
         Ok(ResultsResponse::Page(Json(ResultsPage {
             columns: page.columns,
             rows: page.rows,
-            next_cursor: page.next_cursor.map(|c| c.to_string()),
+            next_cursor: next.into(),
         })))
     }
 
@@ -352,17 +426,18 @@ impl ExecutionsApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-    ) -> Result<ExecutionResponse, ApiError> {
+    ) -> Result<ExecutionResponse, Errors<{ AUTH | E404 | E409 | E422 }>> {
         let outcome = execution::request_cancel(&self.state.db, auth.0.user_id, ExecutionId(id.0))
             .await
             .map_err(ApiError::internal)?;
         let row = match outcome {
-            CancelOutcome::NotFound => return Err(ApiError::not_found("execution")),
+            CancelOutcome::NotFound => return Err(ApiError::not_found("execution").into()),
             CancelOutcome::Terminal(r) => {
                 return Err(ApiError::conflict(format!(
                     "the execution has already ended ({})",
                     r.status
-                )));
+                ))
+                .into());
             }
             CancelOutcome::Cancelled(r) => r,
             CancelOutcome::Requested(r) => {

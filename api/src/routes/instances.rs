@@ -1,9 +1,11 @@
 //! `/instances`: AMC instances under the user's accounts, with their caps.
 
+use super::ApiTags;
 use super::accounts::not_found;
-use super::{ApiTags, positive, required, time_zone};
 use crate::auth::BearerAuth;
-use crate::error::ApiError;
+use crate::error::status::{AUTH, BODY, E404, E409, E422};
+use crate::error::{ApiError, Errors};
+use crate::input::{Id, Ident, In, Int, Name, Nullable, TimeZone, opt};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::{AccountId, InstanceId};
@@ -19,25 +21,25 @@ use uuid::Uuid;
 /// A new instance.
 #[derive(Debug, Object)]
 pub struct CreateInstance {
-    pub name: String,
+    pub name: In<Name<200>>,
     /// One of the user's accounts.
-    pub account_id: Uuid,
+    pub account_id: In<Id>,
     /// AMC's instance id (e.g. `amcabc123`).
-    pub amc_instance_id: String,
+    pub amc_instance_id: In<Ident<100>>,
     /// Executions of this instance at AMC at once (default 10).
-    pub max_concurrent_executions: Option<i32>,
+    pub max_concurrent_executions: Option<In<Int<1, 10000>>>,
     /// Executions started per local day of `time_zone` (none: unlimited).
-    pub daily_execution_quota: Option<i32>,
+    pub daily_execution_quota: Option<In<Int<1, 10000>>>,
     /// IANA zone of the daily quota's day (default `UTC`).
-    pub time_zone: Option<String>,
+    pub time_zone: Option<In<TimeZone>>,
 }
 
 /// A change of caps; an omitted field stays, `daily_execution_quota: null` removes the quota.
 #[derive(Debug, Object)]
 pub struct UpdateInstance {
-    pub max_concurrent_executions: Option<i32>,
-    pub daily_execution_quota: MaybeUndefined<i32>,
-    pub time_zone: Option<String>,
+    pub max_concurrent_executions: Option<In<Int<1, 10000>>>,
+    pub daily_execution_quota: MaybeUndefined<In<Int<1, 10000>>>,
+    pub time_zone: Option<In<TimeZone>>,
 }
 
 /// An instance.
@@ -48,7 +50,7 @@ pub struct InstanceBody {
     pub name: String,
     pub amc_instance_id: String,
     pub max_concurrent_executions: i32,
-    pub daily_execution_quota: Option<i32>,
+    pub daily_execution_quota: Nullable<i32>,
     pub time_zone: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -62,7 +64,7 @@ impl From<Instance> for InstanceBody {
             name: i.name,
             amc_instance_id: i.amc_instance_id,
             max_concurrent_executions: i.max_concurrent_executions,
-            daily_execution_quota: i.daily_execution_quota,
+            daily_execution_quota: i.daily_execution_quota.into(),
             time_zone: i.time_zone,
             created_at: i.created_at,
             updated_at: i.updated_at,
@@ -104,21 +106,22 @@ impl InstancesApi {
         &self,
         auth: BearerAuth,
         body: Json<CreateInstance>,
-    ) -> Result<CreateInstanceResponse, ApiError> {
+    ) -> Result<CreateInstanceResponse, Errors<{ AUTH | BODY | E404 | E409 }>> {
         let b = body.0;
         let new = NewInstance {
-            account_id: AccountId(b.account_id),
-            name: required("name", &b.name, 200)?,
-            amc_instance_id: required("amc_instance_id", &b.amc_instance_id, 100)?,
-            max_concurrent_executions: positive(
+            name: b.name.get("name")?,
+            account_id: AccountId(b.account_id.get("account_id")?),
+            amc_instance_id: b.amc_instance_id.get("amc_instance_id")?,
+            max_concurrent_executions: opt(
+                b.max_concurrent_executions,
                 "max_concurrent_executions",
-                b.max_concurrent_executions.unwrap_or(10),
-            )?,
-            daily_execution_quota: b
-                .daily_execution_quota
-                .map(|q| positive("daily_execution_quota", q))
-                .transpose()?,
-            time_zone: time_zone("time_zone", b.time_zone.as_deref().unwrap_or("UTC"))?,
+            )?
+            .unwrap_or(10),
+            daily_execution_quota: opt(b.daily_execution_quota, "daily_execution_quota")?,
+            time_zone: opt(b.time_zone, "time_zone")?
+                .unwrap_or(chrono_tz::UTC)
+                .name()
+                .to_string(),
         };
         let instance = instances::create_instance(&self.state.db, auth.0.user_id, new)
             .await
@@ -133,7 +136,7 @@ impl InstancesApi {
 
     /// The user's instances.
     #[oai(path = "/instances", method = "get", operation_id = "listInstances")]
-    async fn list(&self, auth: BearerAuth) -> Result<InstanceListResponse, ApiError> {
+    async fn list(&self, auth: BearerAuth) -> Result<InstanceListResponse, Errors<AUTH>> {
         let rows = instances::list_instances(&self.state.db, auth.0.user_id).await?;
         Ok(InstanceListResponse::Ok(Json(
             rows.into_iter().map(Into::into).collect(),
@@ -142,7 +145,11 @@ impl InstancesApi {
 
     /// One instance.
     #[oai(path = "/instances/:id", method = "get", operation_id = "getInstance")]
-    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<InstanceResponse, ApiError> {
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<InstanceResponse, Errors<{ AUTH | E404 | E422 }>> {
         let instance = instances::get_instance(&self.state.db, auth.0.user_id, InstanceId(id.0))
             .await
             .map_err(|e| not_found(e, "instance"))?;
@@ -160,23 +167,19 @@ impl InstancesApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         body: Json<UpdateInstance>,
-    ) -> Result<InstanceResponse, ApiError> {
+    ) -> Result<InstanceResponse, Errors<{ AUTH | BODY | E404 }>> {
         let b = body.0;
         let caps = InstanceCaps {
-            max_concurrent_executions: b
-                .max_concurrent_executions
-                .map(|v| positive("max_concurrent_executions", v))
-                .transpose()?,
+            max_concurrent_executions: opt(
+                b.max_concurrent_executions,
+                "max_concurrent_executions",
+            )?,
             daily_execution_quota: match b.daily_execution_quota {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(q) => Some(Some(positive("daily_execution_quota", q)?)),
+                MaybeUndefined::Value(q) => Some(Some(q.get("daily_execution_quota")?)),
             },
-            time_zone: b
-                .time_zone
-                .as_deref()
-                .map(|tz| time_zone("time_zone", tz))
-                .transpose()?,
+            time_zone: opt(b.time_zone, "time_zone")?.map(|tz| tz.name().to_string()),
         };
         let instance =
             instances::update_instance_caps(&self.state.db, auth.0.user_id, InstanceId(id.0), caps)

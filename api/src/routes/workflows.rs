@@ -1,9 +1,11 @@
 //! `/workflows`: saved AMC SQL with `{{name}}` placeholders and their default values.
 
+use super::ApiTags;
 use super::accounts::not_found;
-use super::{ApiTags, required};
 use crate::auth::BearerAuth;
-use crate::error::ApiError;
+use crate::error::status::{AUTH, BODY, E404, E422};
+use crate::error::{ApiError, Errors};
+use crate::input::{Id, In, JsonObject, LongText, Name, Nullable, opt};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::{InstanceId, WorkflowId};
@@ -11,22 +13,21 @@ use common::repo::workflows::{self, NewWorkflow, Workflow};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
 /// A new workflow.
 #[derive(Debug, Object)]
 pub struct CreateWorkflow {
-    pub name: String,
+    pub name: In<Name<200>>,
     /// One of the user's instances.
-    pub instance_id: Uuid,
-    /// AMC SQL; may hold `{{name}}` placeholders.
-    pub sql_query: String,
+    pub instance_id: In<Id>,
+    /// AMC SQL; may hold `{{name}}` placeholders. At most 100,000 characters.
+    pub sql_query: In<LongText<100000>>,
     /// Default values of placeholders (each key must be a placeholder of `sql_query`).
-    #[oai(default)]
-    pub parameters: BTreeMap<String, serde_json::Value>,
-    pub description: Option<String>,
+    pub parameters: Option<In<JsonObject>>,
+    /// At most 2,000 characters.
+    pub description: Option<In<LongText<2000>>>,
 }
 
 /// A workflow.
@@ -35,7 +36,7 @@ pub struct WorkflowBody {
     pub id: Uuid,
     pub instance_id: Uuid,
     pub name: String,
-    pub description: Option<String>,
+    pub description: Nullable<String>,
     pub sql_query: String,
     /// Default values of placeholders.
     pub parameters: serde_json::Value,
@@ -52,7 +53,7 @@ impl From<Workflow> for WorkflowBody {
             id: w.id,
             instance_id: w.instance_id,
             name: w.name,
-            description: w.description,
+            description: w.description.into(),
             sql_query: w.sql_query,
             parameters: w.parameters,
             created_at: w.created_at,
@@ -95,25 +96,33 @@ impl WorkflowsApi {
         &self,
         auth: BearerAuth,
         body: Json<CreateWorkflow>,
-    ) -> Result<CreateWorkflowResponse, ApiError> {
+    ) -> Result<CreateWorkflowResponse, Errors<{ AUTH | BODY | E404 }>> {
         let b = body.0;
-        let sql_query = required("sql_query", &b.sql_query, 100_000)?;
-        let placeholders = common::sql::placeholders(&sql_query);
-        if let Some(unknown) = b.parameters.keys().find(|k| !placeholders.contains(k)) {
+        let name = b.name.get("name")?;
+        let instance_id = InstanceId(b.instance_id.get("instance_id")?);
+        let sql_query = b.sql_query.get("sql_query")?;
+        if sql_query.trim().is_empty() {
+            return Err(ApiError::field("sql_query", "must not be empty").into());
+        }
+        let parameters = opt(b.parameters, "parameters")?.unwrap_or_default();
+        if let Some(unknown) = parameters
+            .keys()
+            .find(|k| !common::sql::is_known_name(&sql_query, k))
+        {
             return Err(ApiError::field(
                 &format!("parameters.{unknown}"),
                 format!("`{unknown}` is not a placeholder of sql_query"),
-            ));
+            )
+            .into());
         }
         let new = NewWorkflow {
-            instance_id: InstanceId(b.instance_id),
-            name: required("name", &b.name, 200)?,
-            description: b
-                .description
+            instance_id,
+            name,
+            description: opt(b.description, "description")?
                 .map(|d| d.trim().to_string())
                 .filter(|d| !d.is_empty()),
             sql_query,
-            parameters: serde_json::Value::Object(b.parameters.into_iter().collect()),
+            parameters: serde_json::Value::Object(parameters),
         };
         let workflow = workflows::create_workflow(&self.state.db, auth.0.user_id, new)
             .await
@@ -123,7 +132,7 @@ impl WorkflowsApi {
 
     /// The user's workflows.
     #[oai(path = "/workflows", method = "get", operation_id = "listWorkflows")]
-    async fn list(&self, auth: BearerAuth) -> Result<WorkflowListResponse, ApiError> {
+    async fn list(&self, auth: BearerAuth) -> Result<WorkflowListResponse, Errors<AUTH>> {
         let rows = workflows::list_workflows(&self.state.db, auth.0.user_id).await?;
         Ok(WorkflowListResponse::Ok(Json(
             rows.into_iter().map(Into::into).collect(),
@@ -132,7 +141,11 @@ impl WorkflowsApi {
 
     /// One workflow.
     #[oai(path = "/workflows/:id", method = "get", operation_id = "getWorkflow")]
-    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<WorkflowResponse, ApiError> {
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<WorkflowResponse, Errors<{ AUTH | E404 | E422 }>> {
         let workflow = workflows::get_workflow(&self.state.db, auth.0.user_id, WorkflowId(id.0))
             .await
             .map_err(|e| not_found(e, "workflow"))?;

@@ -165,5 +165,10 @@ async fn bad_tokens_and_bodies_are_problems() {
             Some(json!({"email": "a@b.co"})),
         )
         .await;
-    missing_field.assert_problem(400);
+    let p = missing_field.assert_problem(422);
+    assert_eq!(
+        p["errors"][0]["field"], "password",
+        "{}",
+        missing_field.text
+    );
 }

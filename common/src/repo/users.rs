@@ -13,10 +13,12 @@ pub struct User {
     pub email: String,
     pub password_hash: Option<String>,
     pub role: String,
+    /// Access tokens carry it; raising it (or deleting the user) refuses older tokens.
+    pub token_version: i32,
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, email, password_hash, role, created_at";
+const COLUMNS: &str = "id, email, password_hash, role, token_version, created_at";
 
 /// Inserts a user; an email already taken → [`RepoError::Conflict`].
 /// The caller normalises (lowercases) the email first.

@@ -1,0 +1,521 @@
+//! Request fields that are checked by the handler, not by the JSON parser, so that every
+//! bad value is answered 422 naming its field (poem-openapi's own parse errors name no
+//! field, and its `String` takes `123` for `"123"`).
+//!
+//! A body field of type [`In<K>`] takes any JSON at parse time and carries its
+//! [`Kind`]'s schema into the spec (type, length, range, enum, format), so a client that
+//! reads the spec knows the limits. The handler turns it into a checked value with
+//! [`In::get`] (required) or [`opt`] (optional), each naming the field in its 422.
+//! The checks themselves are the domain's (`common::text`, `common::ids`, …).
+
+use crate::error::ApiError;
+use common::ids::Region;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+/// What a field holds: its schema and its check.
+pub trait Kind: Send + Sync + 'static {
+    /// The checked value.
+    type Out;
+    /// A name for the schema (unique per distinct schema).
+    fn name() -> Cow<'static, str>;
+    fn schema() -> MetaSchemaRef;
+    /// Registers referenced schemas.
+    fn register(_registry: &mut Registry) {}
+    /// Checks a present, non-null value; the message reads after the field's name.
+    fn parse(value: Value) -> Result<Self::Out, String>;
+}
+
+/// A body field of kind `K`, parsed leniently and checked by the handler.
+pub struct In<K> {
+    value: Option<Value>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> std::fmt::Debug for In<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Field values may be secrets (passwords, refresh tokens): never printed.
+        f.write_str("In(…)")
+    }
+}
+
+impl<K: Kind> In<K> {
+    /// The checked value of a required field; absent or null → 422 naming `field`.
+    pub fn get(self, field: &str) -> Result<K::Out, ApiError> {
+        match self.value {
+            None | Some(Value::Null) => Err(ApiError::field(field, "is required")),
+            Some(v) => K::parse(v).map_err(|m| ApiError::field(field, m)),
+        }
+    }
+}
+
+/// The checked value of an optional field (absent or null → `None`).
+pub fn opt<K: Kind>(input: Option<In<K>>, field: &str) -> Result<Option<K::Out>, ApiError> {
+    match input {
+        None => Ok(None),
+        Some(i) if matches!(i.value, None | Some(Value::Null)) => Ok(None),
+        Some(i) => i.get(field).map(Some),
+    }
+}
+
+impl<K: Kind> Type for In<K> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        K::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        K::schema()
+    }
+
+    fn register(registry: &mut Registry) {
+        K::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        self.value.as_ref()
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(self.value.iter())
+    }
+}
+
+impl<K: Kind> ParseFromJSON for In<K> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(Self {
+            value,
+            kind: PhantomData,
+        })
+    }
+}
+
+impl<K: Kind> ToJSON for In<K> {
+    fn to_json(&self) -> Option<Value> {
+        self.value.clone()
+    }
+}
+
+fn inline(schema: MetaSchema) -> MetaSchemaRef {
+    MetaSchemaRef::Inline(Box::new(schema))
+}
+
+fn string_schema(min: usize, max: usize) -> MetaSchema {
+    MetaSchema {
+        min_length: (min > 0).then_some(min),
+        max_length: Some(max),
+        ..MetaSchema::new("string")
+    }
+}
+
+fn as_string(value: Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(format!("must be a string, not {}", json_kind(&other))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A display name of at most `MAX` characters ([`common::text::name`]).
+pub struct Name<const MAX: usize>;
+
+impl<const MAX: usize> Kind for Name<MAX> {
+    type Out = String;
+    fn name() -> Cow<'static, str> {
+        format!("name_{MAX}").into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            description: Some(
+                "Shown to people: trimmed and Unicode-normalised (NFC); one line, at least one visible character, no control or bidirectional control characters.",
+            ),
+            ..string_schema(1, MAX)
+        })
+    }
+    fn parse(value: Value) -> Result<String, String> {
+        common::text::name(&as_string(value)?, MAX).map_err(|e| e.to_string())
+    }
+}
+
+/// An identifier of another system, at most `MAX` characters, no white space.
+pub struct Ident<const MAX: usize>;
+
+impl<const MAX: usize> Kind for Ident<MAX> {
+    type Out = String;
+    fn name() -> Cow<'static, str> {
+        format!("identifier_{MAX}").into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            pattern: Some(r"^\s*\S+\s*$".into()),
+            ..string_schema(1, MAX)
+        })
+    }
+    fn parse(value: Value) -> Result<String, String> {
+        common::text::identifier(&as_string(value)?, MAX).map_err(|e| e.to_string())
+    }
+}
+
+/// Text that may span lines, at most `MAX` characters.
+pub struct LongText<const MAX: usize>;
+
+impl<const MAX: usize> Kind for LongText<MAX> {
+    type Out = String;
+    fn name() -> Cow<'static, str> {
+        format!("text_{MAX}").into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(string_schema(0, MAX))
+    }
+    fn parse(value: Value) -> Result<String, String> {
+        common::text::long_text(&as_string(value)?, MAX).map_err(|e| e.to_string())
+    }
+}
+
+/// A required, non-blank text of at most `MAX` characters with no control characters,
+/// kept as given (a secret, a password).
+pub struct Opaque<const MIN: usize, const MAX: usize>;
+
+impl<const MIN: usize, const MAX: usize> Kind for Opaque<MIN, MAX> {
+    type Out = String;
+    fn name() -> Cow<'static, str> {
+        format!("opaque_{MIN}_{MAX}").into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            format: Some("password"),
+            ..string_schema(MIN.max(1), MAX)
+        })
+    }
+    fn parse(value: Value) -> Result<String, String> {
+        let s = as_string(value)?;
+        if s.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        let n = s.chars().count();
+        if n < MIN {
+            return Err(format!("must be at least {MIN} characters"));
+        }
+        if n > MAX {
+            return Err(format!("must be at most {MAX} characters"));
+        }
+        Ok(s)
+    }
+}
+
+/// An email address, lowercased.
+pub struct Email;
+
+impl Kind for Email {
+    type Out = String;
+    fn name() -> Cow<'static, str> {
+        "email".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            format: Some("email"),
+            ..string_schema(3, 254)
+        })
+    }
+    fn parse(value: Value) -> Result<String, String> {
+        crate::routes::auth::normalize_email(&as_string(value)?)
+    }
+}
+
+/// An Amazon Ads region.
+pub struct RegionKind;
+
+impl Kind for RegionKind {
+    type Out = Region;
+    fn name() -> Cow<'static, str> {
+        "region".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            enum_items: Region::ALL
+                .iter()
+                .map(|r| Value::from(r.as_str()))
+                .collect(),
+            ..MetaSchema::new("string")
+        })
+    }
+    fn parse(value: Value) -> Result<Region, String> {
+        as_string(value)?.trim().parse()
+    }
+}
+
+/// A whole number in `MIN..=MAX`.
+pub struct Int<const MIN: i64, const MAX: i64>;
+
+impl<const MIN: i64, const MAX: i64> Kind for Int<MIN, MAX> {
+    type Out = i32;
+    fn name() -> Cow<'static, str> {
+        format!("int_{MIN}_{MAX}").into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            minimum: Some(MIN as f64),
+            maximum: Some(MAX as f64),
+            ..MetaSchema::new_with_format("integer", "int32")
+        })
+    }
+    fn parse(value: Value) -> Result<i32, String> {
+        let range = || format!("must be a whole number from {MIN} to {MAX}");
+        let n = value.as_i64().ok_or_else(range)?;
+        if !(MIN..=MAX).contains(&n) {
+            return Err(range());
+        }
+        i32::try_from(n).map_err(|_| range())
+    }
+}
+
+/// An IANA time zone name.
+pub struct TimeZone;
+
+impl Kind for TimeZone {
+    type Out = chrono_tz::Tz;
+    fn name() -> Cow<'static, str> {
+        "time_zone".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            description: Some("An IANA time zone name, such as `UTC` or `America/New_York`."),
+            example: Some(Value::from("America/New_York")),
+            ..string_schema(1, 64)
+        })
+    }
+    fn parse(value: Value) -> Result<chrono_tz::Tz, String> {
+        let s = as_string(value)?;
+        let v = s.trim();
+        v.parse()
+            .map_err(|_| format!("`{v}` is not an IANA time zone such as UTC or America/New_York"))
+    }
+}
+
+/// AMC's local time, `yyyy-MM-ddTHH:mm:ss` (checked with its window).
+pub struct LocalTime;
+
+impl Kind for LocalTime {
+    type Out = String;
+    fn name() -> Cow<'static, str> {
+        "local_time".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            description: Some(
+                "A local time `yyyy-MM-ddTHH:mm:ss` (no offset) read in the window's zone, from 2000-01-01T00:00:00 to 2100-01-01T00:00:00, that exists in that zone.",
+            ),
+            pattern: Some(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z?$".into()),
+            example: Some(Value::from("2026-01-01T00:00:00")),
+            ..MetaSchema::new("string")
+        })
+    }
+    fn parse(value: Value) -> Result<String, String> {
+        as_string(value)
+    }
+}
+
+/// A UUID.
+pub struct Id;
+
+impl Kind for Id {
+    type Out = uuid::Uuid;
+    fn name() -> Cow<'static, str> {
+        "id".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema::new_with_format("string", "uuid"))
+    }
+    fn parse(value: Value) -> Result<uuid::Uuid, String> {
+        let s = as_string(value)?;
+        uuid::Uuid::parse_str(s.trim()).map_err(|_| format!("`{s}` is not a UUID"))
+    }
+}
+
+/// A JSON object of named values (parameters), every key and string storable.
+pub struct JsonObject;
+
+impl Kind for JsonObject {
+    type Out = Map<String, Value>;
+    fn name() -> Cow<'static, str> {
+        "json_object".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            additional_properties: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema::ANY)))),
+            ..MetaSchema::new("object")
+        })
+    }
+    fn parse(value: Value) -> Result<Map<String, Value>, String> {
+        let Value::Object(map) = value else {
+            return Err(format!("must be an object, not {}", json_kind(&value)));
+        };
+        let map = Value::Object(map);
+        common::text::check_json(&map).map_err(|e| {
+            let at = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!(" (at `{}`)", e.path.escape_default())
+            };
+            format!("{}{at}", e.error)
+        })?;
+        match map {
+            Value::Object(m) => Ok(m),
+            _ => Err("must be an object".into()),
+        }
+    }
+}
+
+/// A nested object whose own fields are [`In`] fields.
+pub struct Obj<T>(PhantomData<fn() -> T>);
+
+impl<T: ParseFromJSON + Send + Sync + 'static> Kind for Obj<T> {
+    type Out = T;
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+    fn schema() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+    fn parse(value: Value) -> Result<T, String> {
+        if !value.is_object() {
+            return Err(format!("must be an object, not {}", json_kind(&value)));
+        }
+        T::parse_from_json(Some(value)).map_err(|e| e.into_message())
+    }
+}
+
+/// A response field that may be `null`: always present, marked `nullable` in the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nullable<T>(pub Option<T>);
+
+impl<T> From<Option<T>> for Nullable<T> {
+    fn from(v: Option<T>) -> Self {
+        Self(v)
+    }
+}
+
+impl<T: Type> Type for Nullable<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        format!("nullable_{}", T::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        match T::schema_ref() {
+            MetaSchemaRef::Inline(schema) => inline(MetaSchema {
+                nullable: true,
+                ..*schema
+            }),
+            reference => inline(MetaSchema {
+                all_of: vec![reference],
+                nullable: true,
+                ..MetaSchema::ANY
+            }),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(v) => v.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: ToJSON> ToJSON for Nullable<T> {
+    fn to_json(&self) -> Option<Value> {
+        Some(
+            self.0
+                .as_ref()
+                .and_then(ToJSON::to_json)
+                .unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for Nullable<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(Self(None)),
+            v => Ok(Self(Some(
+                T::parse_from_json(v).map_err(poem_openapi::types::ParseError::propagate)?,
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field<K: Kind>(v: Value) -> Result<K::Out, String> {
+        let i = In::<K>::parse_from_json(Some(v)).map_err(|e| e.into_message())?;
+        i.get("f").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn wrong_types_are_named_not_coerced() {
+        assert!(field::<Opaque<8, 64>>(json!(123456789)).is_err());
+        assert!(field::<Name<10>>(json!(true)).is_err());
+        assert_eq!(field::<Int<1, 10>>(json!(3)).unwrap(), 3);
+        assert!(field::<Int<1, 10>>(json!(3.5)).is_err());
+        assert!(field::<Int<1, 10>>(json!("3")).is_err());
+        assert!(field::<Int<1, 10>>(json!(0)).is_err());
+        assert!(field::<RegionKind>(json!("XX")).is_err());
+        let missing = In::<Name<10>>::parse_from_json(None).unwrap().get("name");
+        assert!(missing.unwrap_err().to_string().starts_with("name:"));
+    }
+
+    #[test]
+    fn json_objects_refuse_nul() {
+        assert!(field::<JsonObject>(json!({"a": "x\u{0}"})).is_err());
+        assert!(field::<JsonObject>(json!([1])).is_err());
+        assert!(field::<JsonObject>(json!({"a": [1, {"b": "c"}]})).is_ok());
+    }
+
+    #[test]
+    fn nullable_fields_are_present_and_marked() {
+        assert_eq!(Nullable::<String>(None).to_json(), Some(Value::Null));
+        match Nullable::<String>::schema_ref() {
+            MetaSchemaRef::Inline(s) => assert!(s.nullable),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! A token version on users and a NOTIFY on each change of a user (deleted, version or role changed)
+//! so the API refuses their access tokens at once; plain SQL
+//! in `m20261201_000001_user_tokens.sql` (and `_down.sql`).
+
+use super::m20260101_000001_initial::run_script;
+use sea_orm_migration::prelude::*;
+
+const UP_SQL: &str = include_str!("m20261201_000001_user_tokens.sql");
+const DOWN_SQL: &str = include_str!("m20261201_000001_user_tokens_down.sql");
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_script(manager, UP_SQL).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_script(manager, DOWN_SQL).await
+    }
+}
