@@ -313,3 +313,21 @@ pub async fn read(resp: reqwest::Response) -> TestResponse {
         json,
     }
 }
+
+/// Polls `f` every 50 ms until it is true or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: std::time::Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -5,6 +5,7 @@ mod auth;
 mod connection;
 mod executions;
 mod helpers;
+mod hostile;
 mod ops;
 mod resources;
 mod spec;

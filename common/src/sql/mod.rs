@@ -13,12 +13,13 @@
 //!   string), a space separates them;
 //! - inside a quoted literal or identifier (`'{{start}}'`): the bare text, with that
 //!   quote character doubled, so it cannot close the quotes; lists are refused there;
-//! - inside a comment: nothing, because comments are not sent. A name that appears only
-//!   in comments may be given a value (it is not unknown) but needs none.
+//! - inside a comment: nothing; the comment stays as written. A name that appears only in
+//!   comments may be given a value (it is not unknown) but needs none.
 //!
-//! The output is one line: comments are dropped by the tokenizer (each becomes a space,
-//! never a line cut), white space runs become one space, line breaks inside literals
-//! become spaces, and trailing `;` go. Strings holding a backslash or a control character
+//! The output is one line: `--` comments are dropped by the tokenizer (each becomes a
+//! space, never a line cut), `/* … */` comments are kept as written (on one line; markers
+//! such as hints stay), white space runs become one space, line breaks inside literals
+//! and block comments become spaces, and trailing `;` go. Strings holding a backslash or a control character
 //! are refused: backslash escaping differs between SQL dialects.
 
 mod lex;
@@ -140,6 +141,19 @@ impl Line {
     }
 }
 
+/// The text with each line break or tab as a space.
+fn flatten(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Renders the template to the one line AMC is sent (see the module docs). Every
 /// placeholder outside comments needs a value, and every value a placeholder.
 pub fn render(sql: &str, params: &Map<String, Value>) -> Result<String, RenderError> {
@@ -161,7 +175,8 @@ pub fn render(sql: &str, params: &Map<String, Value>) -> Result<String, RenderEr
     let mut line = Line::default();
     for t in lex::tokens(sql) {
         match t.kind {
-            Kind::Space | Kind::LineComment | Kind::BlockComment => line.space = true,
+            Kind::Space | Kind::LineComment => line.space = true,
+            Kind::BlockComment => line.push(&flatten(t.text), false),
             Kind::Placeholder => {
                 let name = t.placeholder_name().unwrap_or_default();
                 line.push(&literal(name, value(name)?)?, true);

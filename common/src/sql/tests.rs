@@ -143,14 +143,14 @@ fn placeholders_inside_quotes_get_bare_escaped_text() {
 }
 
 #[test]
-fn placeholders_inside_comments_are_dropped_with_the_comment() {
+fn placeholders_inside_comments_are_not_rendered() {
     assert_eq!(
         render_v("SELECT 1 -- {{v}}\n", json!("a")).unwrap(),
         "SELECT 1"
     );
     assert_eq!(
         render_v("SELECT 1 /* {{v}} */ + 2", json!("*/ DROP /*")).unwrap(),
-        "SELECT 1 + 2"
+        "SELECT 1 /* {{v}} */ + 2"
     );
     // Known, so not `unknown`, but not required either.
     assert_eq!(
@@ -189,8 +189,11 @@ fn one_line_rules() {
         "SELECT 'a  b', 'it''s  --x'"
     );
     assert_eq!(one_line("SELECT 'l1\nl2'"), "SELECT 'l1 l2'");
-    assert_eq!(one_line("SELECT /* drop\n -- me */ 1"), "SELECT 1");
-    assert_eq!(one_line("SELECT a/* c */b"), "SELECT a b");
+    assert_eq!(
+        one_line("SELECT /* keep\n -- me */ 1"),
+        "SELECT /* keep  -- me */ 1"
+    );
+    assert_eq!(one_line("SELECT a/* c */b"), "SELECT a/* c */b");
     assert_eq!(one_line("  SELECT 1 ; ; "), "SELECT 1");
     assert_eq!(one_line("SELECT 1--x\n+2"), "SELECT 1 +2");
     assert_eq!(one_line("SELECT ';'"), "SELECT ';'");

@@ -138,5 +138,53 @@ async fn big_results_stream_through_the_store_in_bounded_memory() {
         assert_eq!(count, rows, "CSV of {rows}");
         assert_eq!(last, last_row(rows).join(","), "CSV of {rows}");
     }
+    cursors_are_opaque_and_checked(&c, &small, &big).await;
     sys.cleanup().await;
+}
+
+/// A cursor cannot be edited, guessed or used on another run: each try is 422 naming
+/// `cursor`, never a page cut in the middle of a row.
+async fn cursors_are_opaque_and_checked(c: &Client, small: &str, big: &str) {
+    let (s, first) = c.get(&format!("/executions/{big}/results?limit=3")).await;
+    assert_eq!(s, 200, "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a cursor").to_string();
+    let (s, next) = c
+        .get(&format!(
+            "/executions/{big}/results?limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(
+        (s, &next["rows"][0][0]),
+        (200, &json!("campaign_3")),
+        "{next}"
+    );
+    let mut tampered = cursor.clone().into_bytes();
+    let i = tampered.len() / 2;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    for bad in [
+        tampered.as_str(),
+        "17",
+        "campaign",
+        &cursor[..cursor.len() - 1],
+    ] {
+        for id in [big, small] {
+            let (s, p) = c
+                .get(&format!("/executions/{id}/results?limit=1&cursor={bad}"))
+                .await;
+            assert_eq!(s, 422, "{bad} on {id}: {p}");
+            assert_eq!(p["errors"][0]["field"], "cursor", "{p}");
+        }
+    }
+    // The big run's cursor is not the small run's.
+    let (s, p) = c
+        .get(&format!(
+            "/executions/{small}/results?limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(
+        (s, &p["errors"][0]["field"]),
+        (422, &json!("cursor")),
+        "{p}"
+    );
 }
