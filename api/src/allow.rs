@@ -1,5 +1,7 @@
-//! The methods each path answers, for the `Allow` header of a 405: read from the spec's
-//! paths (under the `/api/v1` server) plus the operational endpoints outside it.
+//! The routes of the spec, read from its paths (under the `/api/v1` server) plus the
+//! operational endpoints outside it: the methods each path answers (the `Allow` header of
+//! a 405), and the names of its path parameters (poem-openapi reports a bad one as
+//! `param0`, `param1`, …).
 
 /// Path templates (`/api/v1/executions/{id}`) and their methods.
 #[derive(Debug, Default)]
@@ -10,7 +12,7 @@ pub struct AllowTable {
 #[derive(Debug, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Param,
+    Param(String),
 }
 
 fn segments(path: &str) -> Vec<Segment> {
@@ -18,7 +20,7 @@ fn segments(path: &str) -> Vec<Segment> {
         .split('/')
         .map(|s| {
             if s.starts_with('{') && s.ends_with('}') {
-                Segment::Param
+                Segment::Param(s[1..s.len() - 1].to_owned())
             } else {
                 Segment::Literal(s.to_owned())
             }
@@ -52,19 +54,39 @@ impl AllowTable {
         self.routes.push((segments(path), methods));
     }
 
+    /// The routes whose template matches the path.
+    fn matching<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> impl Iterator<Item = &'a (Vec<Segment>, Vec<String>)> {
+        let wanted: Vec<&str> = path.trim_matches('/').split('/').collect();
+        self.routes.iter().filter(move |(route, _)| {
+            route.len() == wanted.len()
+                && route.iter().zip(&wanted).all(|(r, w)| match r {
+                    Segment::Param(_) => !w.is_empty(),
+                    Segment::Literal(l) => l == w,
+                })
+        })
+    }
+
+    /// The name of the path's `index`-th parameter (counting from 0).
+    pub fn param_name(&self, path: &str, index: usize) -> Option<String> {
+        self.matching(path).find_map(|(route, _)| {
+            route
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Param(name) => Some(name.clone()),
+                    Segment::Literal(_) => None,
+                })
+                .nth(index)
+        })
+    }
+
     /// The methods of the path, comma-separated, if some route matches it.
     pub fn allowed(&self, path: &str) -> Option<String> {
-        let wanted: Vec<&str> = path.trim_matches('/').split('/').collect();
         let mut methods: Vec<&str> = Vec::new();
-        for (route, ms) in &self.routes {
-            let matches = route.len() == wanted.len()
-                && route.iter().zip(&wanted).all(|(r, w)| match r {
-                    Segment::Param => !w.is_empty(),
-                    Segment::Literal(l) => l == w,
-                });
-            if matches {
-                methods.extend(ms.iter().map(String::as_str));
-            }
+        for (_, ms) in self.matching(path) {
+            methods.extend(ms.iter().map(String::as_str));
         }
         methods.sort_unstable();
         methods.dedup();
@@ -89,5 +111,10 @@ mod tests {
         assert_eq!(t.allowed("/api/v1/workflows").as_deref(), Some("GET, POST"));
         assert_eq!(t.allowed("/healthz").as_deref(), Some("GET"));
         assert_eq!(t.allowed("/api/v1/nothing"), None);
+        assert_eq!(
+            t.param_name("/api/v1/executions/abc/cancel", 0).as_deref(),
+            Some("id")
+        );
+        assert_eq!(t.param_name("/api/v1/executions/abc/cancel", 1), None);
     }
 }

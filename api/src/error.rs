@@ -354,7 +354,7 @@ pub async fn problem_layer<E: Endpoint>(
     let path = req.uri().path().to_owned();
     let resp = match ep.call(req).await {
         Ok(r) => r.into_response(),
-        Err(e) => from_poem_error(e),
+        Err(e) => from_poem_error(e, &path, &allow),
     };
     let mut resp = to_problem(resp).await;
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
@@ -367,10 +367,19 @@ pub async fn problem_layer<E: Endpoint>(
 }
 
 /// The answer to an error poem or poem-openapi raised before (or instead of) a handler.
-fn from_poem_error(e: poem::Error) -> Response {
-    use poem_openapi::error::{AuthorizationError, ParseParamError, ParseRequestPayloadError};
+fn from_poem_error(e: poem::Error, path: &str, routes: &crate::allow::AllowTable) -> Response {
+    use poem_openapi::error::{
+        AuthorizationError, ParseParamError, ParsePathError, ParseRequestPayloadError,
+    };
     if let Some(p) = e.downcast_ref::<ParseParamError>() {
         return ApiError::field(p.name, format!("is not valid ({})", p.reason)).response();
+    }
+    if let Some(p) = e.downcast_ref::<ParsePathError>() {
+        let index = p.name.strip_prefix("param").and_then(|n| n.parse().ok());
+        let name = index
+            .and_then(|i| routes.param_name(path, i))
+            .unwrap_or_else(|| p.name.to_string());
+        return ApiError::field(&name, format!("is not valid ({})", p.reason)).response();
     }
     if let Some(p) = e.downcast_ref::<ParseRequestPayloadError>() {
         return ApiError::BadRequest(format!("could not parse the request body: {}", p.reason))

@@ -102,6 +102,14 @@ impl<K: Kind> ToJSON for In<K> {
     }
 }
 
+/// Characters no field takes: C0 and C1 controls, line separators, bidirectional controls.
+const NO_CONTROLS: &str = r"\u0000-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069";
+/// What [`NO_CONTROLS`] leaves out for text that may span lines: tab, LF and CR stay.
+const NO_CONTROLS_BUT_LINES: &str =
+    r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069";
+/// Characters that show nothing.
+const INVISIBLE: &str = r"\s\u200B-\u200F\u2060-\u2064\uFEFF";
+
 fn inline(schema: MetaSchema) -> MetaSchemaRef {
     MetaSchemaRef::Inline(Box::new(schema))
 }
@@ -145,6 +153,9 @@ impl<const MAX: usize> Kind for Name<MAX> {
             description: Some(
                 "Shown to people: trimmed and Unicode-normalised (NFC); one line, at least one visible character, no control or bidirectional control characters.",
             ),
+            pattern: Some(format!(
+                "^[^{NO_CONTROLS}]*[^{NO_CONTROLS}{INVISIBLE}][^{NO_CONTROLS}]*$"
+            )),
             ..string_schema(1, MAX)
         })
     }
@@ -163,7 +174,7 @@ impl<const MAX: usize> Kind for Ident<MAX> {
     }
     fn schema() -> MetaSchemaRef {
         inline(MetaSchema {
-            pattern: Some(r"^\s*\S+\s*$".into()),
+            pattern: Some(format!("^\\s*[^{NO_CONTROLS}{INVISIBLE}]+\\s*$")),
             ..string_schema(1, MAX)
         })
     }
@@ -181,7 +192,10 @@ impl<const MAX: usize> Kind for LongText<MAX> {
         format!("text_{MAX}").into()
     }
     fn schema() -> MetaSchemaRef {
-        inline(string_schema(0, MAX))
+        inline(MetaSchema {
+            pattern: Some(format!("^[^{NO_CONTROLS_BUT_LINES}]*$")),
+            ..string_schema(0, MAX)
+        })
     }
     fn parse(value: Value) -> Result<String, String> {
         common::text::long_text(&as_string(value)?, MAX).map_err(|e| e.to_string())
@@ -200,6 +214,7 @@ impl<const MIN: usize, const MAX: usize> Kind for Opaque<MIN, MAX> {
     fn schema() -> MetaSchemaRef {
         inline(MetaSchema {
             format: Some("password"),
+            pattern: Some(format!("^[^{NO_CONTROLS}]*\\S[^{NO_CONTROLS}]*$")),
             ..string_schema(MIN.max(1), MAX)
         })
     }

@@ -265,6 +265,17 @@ async fn http_errors_are_problems_with_allow_on_405() {
         r.headers.get("allow").and_then(|v| v.to_str().ok()),
         Some("GET, POST")
     );
+    let r = app
+        .get("/api/v1/executions/not-a-uuid", &user.access_token)
+        .await;
+    assert_field(&r, "id");
+    let r = app
+        .get(
+            "/api/v1/executions/00000000-0000-7000-8000-000000000000/results?limit=0",
+            &user.access_token,
+        )
+        .await;
+    assert_field(&r, "limit");
     let r = app.request("PUT", "/healthz", None, None).await;
     r.assert_problem(405);
     assert_eq!(
