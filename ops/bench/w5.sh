@@ -3,6 +3,8 @@
 # beside pgbench running the same transaction with 50 clients and (unless W5_PEERS=none)
 # the harness's W5 for FastAPI + Celery and fastify + BullMQ, all in one run.
 #   REPS=3 ops/bench/w5.sh        → ops/bench/results/w5-amp.jsonl (+ the harness's w5.jsonl)
+# API_BIN=path/to/api (and BUILD_LABEL) measures another build the same way, for
+# interleaved comparisons; W5_PEERS=none leaves the peers out.
 # Uses a scratch database amp_bench_w5 and Redis prefix bench_w5 (both removed afterwards).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +22,7 @@ cd "$ROOT"
 bash ops/services.sh >/dev/null
 cargo build --release -p api -p migrations -p amc-sim --bins
 BIN=$ROOT/target/release
+API_BIN=${API_BIN:-$BIN/api}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
 cleanup() {
@@ -35,7 +38,8 @@ export AMP_DATABASE_URL="postgres://postgres@$PG:5432/$DB?sslmode=${PGSSLMODE:-d
 SIM_PORT=$(free_port); API_PORT=$(free_port)
 AMP_SIM_ADDR=127.0.0.1:$SIM_PORT "$BIN/amc-sim" >/dev/null 2>&1 & pids+=($!)
 export AMP_AMC_BASE_URL=http://127.0.0.1:$SIM_PORT AMP_LWA_TOKEN_URL=http://127.0.0.1:$SIM_PORT/auth/o2/token
-AMP_API_ADDR=127.0.0.1:$API_PORT "$BIN/api" >"${W5_API_LOG:-/dev/null}" 2>&1 & API_PID=$!; pids+=($API_PID)
+# Each wrk thread logs in once per run: more logins than the default per-IP limit allows.
+AMP_LOGIN_RATE_LIMIT_IP=1000/1m AMP_API_ADDR=127.0.0.1:$API_PORT "$API_BIN" >"${W5_API_LOG:-/dev/null}" 2>&1 & API_PID=$!; pids+=($API_PID)
 API=http://127.0.0.1:$API_PORT
 for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -77,7 +81,8 @@ for rep in $(seq "$REPS"); do
   line=$(jq -c --argjson rep "$rep" --arg load "$load" --argjson warm "$warm" --argjson written "$written" \
      --argjson api_cores "$api_cpu" --argjson pg_cores "$pg_cpu" --argjson wrk_cores "$wrk_cpu" --argjson rss "$rss" --argjson tps "${tps:-0}" --argjson pglat "${pg_lat:-0}" \
      --argjson queued "$(queued)" --arg ts "$(date -u +%FT%TZ)" \
-     '{workload:"w5", peer:"amp", variant:"post-executions", rep:$rep, ts:$ts, load1:($load|tonumber),
+     --arg build "${BUILD_LABEL:-$(git rev-parse --short HEAD)}" \
+     '{workload:"w5", peer:"amp", variant:"post-executions", build:$build, rep:$rep, ts:$ts, load1:($load|tonumber),
        wrk:"wrk -t2 -c50 -d'"$DUR"'s --latency -s '"${W5_LUA:-ops/bench/wrk/post_execution.lua}"'",
        metrics:(. + {rows_written:$written, warmup_rows:$warm, queued_jobs_total:$queued, api_cpu_cores:$api_cores, postgres_cpu_cores:$pg_cores, wrk_cpu_cores:$wrk_cores,
                     api_peak_rss_mb:$rss, pgbench_same_txn_tps:$tps, pgbench_latency_avg_ms:$pglat,
