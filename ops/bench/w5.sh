@@ -20,8 +20,9 @@ PREFIX=bench_w5
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { echo "w5.sh needs wrk (apt-get install wrk)" >&2; exit 1; }; }
 cd "$ROOT"
 bash ops/services.sh >/dev/null
-cargo build --release -p api -p migrations -p amc-sim --bins
-BIN=$ROOT/target/release
+# BIN_DIR=dir of prebuilt release binaries (api, migrate, amc-sim) skips the build.
+[ -n "${BIN_DIR:-}" ] || cargo build --release -p api -p migrations -p amc-sim --bins
+BIN=${BIN_DIR:-$ROOT/target/release}
 API_BIN=${API_BIN:-$BIN/api}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()

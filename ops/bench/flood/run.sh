@@ -13,8 +13,10 @@ DB=amp_bench_flood
 PREFIX=bench_flood
 cd "$ROOT"
 bash ops/services.sh >/dev/null
-cargo build --release -p api -p migrations --bins
-API_BIN=${API_BIN:-$ROOT/target/release/api}
+# BIN_DIR=dir of prebuilt release binaries (api, migrate) skips the build.
+[ -n "${BIN_DIR:-}" ] || cargo build --release -p api -p migrations --bins
+BIN=${BIN_DIR:-$ROOT/target/release}
+API_BIN=${API_BIN:-$BIN/api}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pid=
 cleanup() {
@@ -28,7 +30,7 @@ mkdir -p "$OUT"
 for rep in $(seq "$REPS"); do
   for mode in one-client spread; do
     cleanup; pid=
-    "$ROOT/target/release/migrate" up >/dev/null
+    "$BIN/migrate" up >/dev/null
     port=$(free_port)
     AMP_API_ADDR=127.0.0.1:$port AMP_TRUST_FORWARDED_FOR=true "$API_BIN" >/dev/null 2>&1 & pid=$!
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
