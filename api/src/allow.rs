@@ -7,6 +7,16 @@
 #[derive(Debug, Default)]
 pub struct AllowTable {
     routes: Vec<(Vec<Segment>, Vec<String>)>,
+    /// Each route's template, kept for the life of the process (metrics label with it).
+    templates: Vec<&'static str>,
+}
+
+fn matches(route: &[Segment], wanted: &[&str]) -> bool {
+    route.len() == wanted.len()
+        && route.iter().zip(wanted).all(|(r, w)| match r {
+            Segment::Param(_) => !w.is_empty(),
+            Segment::Literal(l) => l == w,
+        })
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -52,6 +62,18 @@ impl AllowTable {
     fn add(&mut self, path: &str, mut methods: Vec<String>) {
         methods.sort();
         self.routes.push((segments(path), methods));
+        self.templates
+            .push(Box::leak(path.to_owned().into_boxed_str()));
+    }
+
+    /// The template of the route that matches the path (`/api/v1/executions/{id}`).
+    pub fn template(&self, path: &str) -> Option<&'static str> {
+        let wanted: Vec<&str> = path.trim_matches('/').split('/').collect();
+        self.routes
+            .iter()
+            .zip(&self.templates)
+            .find(|((route, _), _)| matches(route, &wanted))
+            .map(|(_, t)| *t)
     }
 
     /// The routes whose template matches the path.
@@ -60,13 +82,9 @@ impl AllowTable {
         path: &'a str,
     ) -> impl Iterator<Item = &'a (Vec<Segment>, Vec<String>)> {
         let wanted: Vec<&str> = path.trim_matches('/').split('/').collect();
-        self.routes.iter().filter(move |(route, _)| {
-            route.len() == wanted.len()
-                && route.iter().zip(&wanted).all(|(r, w)| match r {
-                    Segment::Param(_) => !w.is_empty(),
-                    Segment::Literal(l) => l == w,
-                })
-        })
+        self.routes
+            .iter()
+            .filter(move |(route, _)| matches(route, &wanted))
     }
 
     /// The name of the path's `index`-th parameter (counting from 0).
@@ -116,5 +134,10 @@ mod tests {
             Some("id")
         );
         assert_eq!(t.param_name("/api/v1/executions/abc/cancel", 1), None);
+        assert_eq!(
+            t.template("/api/v1/executions/abc/cancel"),
+            Some("/api/v1/executions/{id}/cancel")
+        );
+        assert_eq!(t.template("/nope"), None);
     }
 }

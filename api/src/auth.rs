@@ -9,6 +9,7 @@ use crate::users::GateError;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use common::ids::UserId;
+use common::repo::users::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use poem::Request;
 use poem_openapi::SecurityScheme;
@@ -52,7 +53,7 @@ pub struct TokenSubject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
     pub user_id: UserId,
-    pub role: String,
+    pub role: Role,
 }
 
 /// Signing and verification keys plus the access token lifetime.
@@ -93,14 +94,14 @@ impl JwtKeys {
     }
 
     /// Signs an access token for this user at its token version.
-    pub fn issue(&self, user_id: UserId, role: &str, version: i32) -> Result<String, ApiError> {
+    pub fn issue(&self, user_id: UserId, role: Role, version: i32) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now,
             nbf: now,
             exp: now + self.ttl.as_secs() as i64,
-            role: role.to_string(),
+            role: role.as_str().to_owned(),
             ver: version,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
@@ -219,7 +220,7 @@ mod tests {
     fn issued_tokens_verify_and_others_do_not() {
         let keys = JwtKeys::new(SECRET, Duration::from_secs(60));
         let user = UserId::new();
-        let token = keys.issue(user, "member", 3).expect("issue");
+        let token = keys.issue(user, Role::Member, 3).expect("issue");
         let subject = keys.verify(&token).expect("verify");
         assert_eq!((subject.user_id, subject.version), (user, 3));
 

@@ -274,7 +274,10 @@ impl Kind for RegionKind {
         })
     }
     fn parse(value: Value) -> Result<Region, String> {
-        as_string(value)?.trim().parse()
+        let s = as_string(value)?;
+        s.trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a region: expected NA, EU or FE"))
     }
 }
 

@@ -89,6 +89,7 @@ pub fn routes(state: Arc<AppState>) -> BoxEndpoint<'static, Response> {
         "/api/v1",
         OPERATIONAL,
     ));
+    let routes = allow.clone();
     Route::new()
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
@@ -105,7 +106,7 @@ pub fn routes(state: Arc<AppState>) -> BoxEndpoint<'static, Response> {
         ))
         .data(state)
         .with(poem::middleware::Tracing)
-        .around(move |ep, req| metrics::metrics_layer(ep, req, metrics.clone()))
+        .around(move |ep, req| metrics::metrics_layer(ep, req, metrics.clone(), routes.clone()))
         .boxed()
 }
 
@@ -169,6 +170,10 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         Some(enqueue_submits(producer.clone())),
     );
     let users = users::UserGate::start(db.clone(), &config.database_url);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(common::telemetry::metrics::HttpMetrics::register(
+        &mut registry,
+    ));
     let limiter = limits::RateLimiter::new(redis.clone(), &config.redis_prefix);
     Ok(AppState {
         users,
@@ -183,7 +188,8 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         cipher,
         lwa,
         jwt,
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics,
+        registry: Arc::new(registry),
         redis,
     })
 }
@@ -196,15 +202,9 @@ fn enqueue_submits(producer: queue::Producer) -> common::execution::AfterCommit 
         Box::pin(async move {
             let jobs: Vec<_> = ids
                 .iter()
-                .map(|&execution_id| common::jobs::StepJobV1 {
-                    execution_id,
-                    due: None,
-                })
+                .map(|&id| common::jobs::SubmitJob::new(id, None))
                 .collect();
-            if let Err(e) = producer
-                .push_batch(common::jobs::EXECUTION_SUBMIT, &jobs)
-                .await
-            {
+            if let Err(e) = producer.enqueue_batch(&jobs).await {
                 tracing::warn!(runs = ids.len(), error = %e, "could not enqueue; the reconciler will pick the runs up");
             }
         })

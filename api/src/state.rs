@@ -3,7 +3,6 @@
 //! attached to the route with `.data(..)` for the security checker.
 
 use crate::auth::JwtKeys;
-use crate::metrics::Metrics;
 use common::amc::LwaClient;
 use common::config::Config;
 use common::crypto::Cipher;
@@ -22,7 +21,9 @@ pub struct AppState {
     pub cipher: Cipher,
     pub lwa: LwaClient,
     pub jwt: JwtKeys,
-    pub metrics: Arc<Metrics>,
+    /// The HTTP series, and the registry `/metrics` renders.
+    pub metrics: Arc<common::telemetry::metrics::HttpMetrics>,
+    pub registry: Arc<prometheus_client::registry::Registry>,
     /// Whether a token's user still exists at its token version.
     pub users: Arc<crate::users::UserGate>,
     /// Password hashes at once.

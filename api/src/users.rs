@@ -24,7 +24,7 @@ const MAX_CACHED: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
     pub token_version: i32,
-    pub role: String,
+    pub role: users::Role,
 }
 
 /// Why a token's user was refused.

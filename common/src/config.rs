@@ -75,6 +75,8 @@ pub struct Config {
     /// Runtime threads of a worker process; `None`: one per CPU core.
     pub worker_threads: Option<usize>,
     pub worker_health_addr: Option<SocketAddr>,
+    /// Where the scheduler serves `/healthz` and `/metrics` (off when unset).
+    pub scheduler_health_addr: Option<SocketAddr>,
     pub poll_min: Duration,
     pub poll_max: Duration,
     pub reconcile_interval: Duration,
@@ -232,15 +234,17 @@ impl Config {
         if poll_max < poll_min {
             return Err(err("AMP_POLL_MAX", "must not be shorter than AMP_POLL_MIN"));
         }
-        let worker_health_addr = match get("AMP_WORKER_HEALTH_ADDR") {
-            None => None,
-            Some(v) => Some(v.parse().map_err(|_| {
-                err(
-                    "AMP_WORKER_HEALTH_ADDR",
-                    format!("`{v}` is not a socket address"),
-                )
-            })?),
+        let optional_addr = |k: &'static str| -> Result<Option<SocketAddr>, ConfigError> {
+            match get(k) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| err(k, format!("`{v}` is not a socket address"))),
+            }
         };
+        let worker_health_addr = optional_addr("AMP_WORKER_HEALTH_ADDR")?;
+        let scheduler_health_addr = optional_addr("AMP_SCHEDULER_HEALTH_ADDR")?;
         let rate = |k: &'static str, dev: &str| -> Result<RateLimit, ConfigError> {
             get(k)
                 .unwrap_or_else(|| dev.to_string())
@@ -278,6 +282,7 @@ impl Config {
                 Some(_) => Some(positive("AMP_WORKER_THREADS", 1)? as usize),
             },
             worker_health_addr,
+            scheduler_health_addr,
             poll_min,
             poll_max,
             reconcile_interval: dur("AMP_RECONCILE_INTERVAL", "5s", "5s")?,
@@ -356,6 +361,7 @@ mod tests {
         for (k, v) in [
             ("AMP_POLL_MIN", "soon"),
             ("AMP_API_ADDR", "nowhere"),
+            ("AMP_SCHEDULER_HEALTH_ADDR", "port 80"),
             ("AMP_WORKER_CONCURRENCY", "0"),
             ("AMP_WORKER_THREADS", "two"),
             ("AMP_ENCRYPTION_KEY", "c2hvcnQ="),

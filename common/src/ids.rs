@@ -37,6 +37,27 @@ macro_rules! uuid_id {
                 Self(u)
             }
         }
+
+        impl From<$name> for sea_orm::Value {
+            fn from(id: $name) -> Self {
+                sea_orm::Value::Uuid(Some(id.0))
+            }
+        }
+
+        impl sea_orm::sea_query::Nullable for $name {
+            fn null() -> sea_orm::Value {
+                sea_orm::Value::Uuid(None)
+            }
+        }
+
+        impl sea_orm::TryGetable for $name {
+            fn try_get_by<I: sea_orm::ColIdx>(
+                res: &sea_orm::QueryResult,
+                index: I,
+            ) -> Result<Self, sea_orm::TryGetError> {
+                <Uuid as sea_orm::TryGetable>::try_get_by(res, index).map(Self)
+            }
+        }
     };
 }
 
@@ -83,6 +104,27 @@ macro_rules! string_id {
                 f.write_str(&self.0)
             }
         }
+
+        impl From<$name> for sea_orm::Value {
+            fn from(id: $name) -> Self {
+                sea_orm::Value::String(Some(id.0))
+            }
+        }
+
+        impl sea_orm::sea_query::Nullable for $name {
+            fn null() -> sea_orm::Value {
+                sea_orm::Value::String(None)
+            }
+        }
+
+        impl sea_orm::TryGetable for $name {
+            fn try_get_by<I: sea_orm::ColIdx>(
+                res: &sea_orm::QueryResult,
+                index: I,
+            ) -> Result<Self, sea_orm::TryGetError> {
+                <String as sea_orm::TryGetable>::try_get_by(res, index).map(Self)
+            }
+        }
     };
 }
 
@@ -103,26 +145,16 @@ string_id!(
     MarketplaceId
 );
 
-/// The Amazon Ads region of an account; picks the regional API and LWA hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Region {
-    NA,
-    EU,
-    FE,
+crate::text_enum! {
+    /// The Amazon Ads region of an account; picks the regional API and LWA hosts.
+    pub enum Region("region") {
+        NA = "NA",
+        EU = "EU",
+        FE = "FE",
+    }
 }
 
 impl Region {
-    /// Every region.
-    pub const ALL: [Region; 3] = [Region::NA, Region::EU, Region::FE];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::NA => "NA",
-            Region::EU => "EU",
-            Region::FE => "FE",
-        }
-    }
-
     /// Amazon's Ads API host for this region.
     pub fn ads_api_base(self) -> &'static str {
         match self {
@@ -139,23 +171,5 @@ impl Region {
             Region::EU => "https://api.amazon.co.uk/auth/o2/token",
             Region::FE => "https://api.amazon.co.jp/auth/o2/token",
         }
-    }
-}
-
-impl std::str::FromStr for Region {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "NA" => Ok(Region::NA),
-            "EU" => Ok(Region::EU),
-            "FE" => Ok(Region::FE),
-            other => Err(format!("unknown region `{other}`: expected NA, EU or FE")),
-        }
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }

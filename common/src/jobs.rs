@@ -1,56 +1,178 @@
-//! Job payloads and queue names: the Redis contract between the API, the scheduler and
-//! the workers. Payloads carry ids, never data; Postgres holds the truth (DESIGN inv. 1).
+//! Job payloads and their queues: the Redis contract between the API, the scheduler and
+//! the workers. Each kind is a type implementing [`queue::Job`]: its queue's name is
+//! written there and nowhere else. Payloads carry ids, never data; Postgres holds the
+//! truth (DESIGN inv. 1). Their JSON is what earlier builds pushed, so jobs already queued
+//! by them still decode (see the tests).
+//!
+//! A new kind is a payload type here with its `Job` impl, a handler file in
+//! `worker/src/jobs/`, and one line in `worker::jobs::register`.
 
+use crate::execution::ExecutionStatus;
 use crate::ids::{ExecutionId, InstanceId};
 use chrono::{DateTime, Utc};
+use queue::{Job, JobId, Producer, QueueError};
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime};
 
-/// Admit queued runs and submit an admitted run to AMC.
-pub const EXECUTION_SUBMIT: &str = "execution.submit";
-/// Check an AMC run's status (a delayed job; never a sleep).
-pub const EXECUTION_POLL: &str = "execution.poll";
-/// Stream a finished run's results into the result store.
-pub const EXECUTION_FETCH: &str = "execution.fetch";
-/// Carry a cancellation request to AMC.
-pub const EXECUTION_CANCEL: &str = "execution.cancel";
-/// Admit the oldest queued runs of an instance into free slots.
-pub const INSTANCE_ADMIT: &str = "instance.admit";
-
-/// Every queue a worker consumes.
-pub const ALL_QUEUES: [&str; 5] = [
-    EXECUTION_SUBMIT,
-    EXECUTION_POLL,
-    EXECUTION_FETCH,
-    EXECUTION_CANCEL,
-    INSTANCE_ADMIT,
-];
-
-/// One step of an execution: submit, poll or fetch.
+/// One step of an execution (submit, poll, fetch or cancel, told apart by `K`).
 ///
 /// `due` is the execution's `next_check_at` this job was scheduled for. A step only acts
 /// when the row still holds that value, so twins (a redelivered job, a reconciler
 /// re-push) cannot fork the chain: the first to move the row wins, the others drop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepJobV1 {
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct StepJob<K> {
     pub execution_id: ExecutionId,
     #[serde(default)]
     pub due: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    kind: PhantomData<fn() -> K>,
 }
 
-/// Admission for one instance.
+impl<K> StepJob<K> {
+    /// The step for this execution, due as its row says (`None`: whenever it is taken).
+    pub fn new(execution_id: ExecutionId, due: Option<DateTime<Utc>>) -> Self {
+        Self {
+            execution_id,
+            due,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> Clone for StepJob<K> {
+    fn clone(&self) -> Self {
+        Self::new(self.execution_id, self.due)
+    }
+}
+
+impl<K> PartialEq for StepJob<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.execution_id == other.execution_id && self.due == other.due
+    }
+}
+
+/// Admits queued runs, and submits an admitted run to AMC.
+#[derive(Debug)]
+pub enum Submit {}
+/// Checks an AMC run's status (a delayed job; never a sleep).
+#[derive(Debug)]
+pub enum Poll {}
+/// Streams a finished run's results into the result store.
+#[derive(Debug)]
+pub enum Fetch {}
+/// Carries a cancellation request to AMC.
+#[derive(Debug)]
+pub enum Cancel {}
+
+pub type SubmitJob = StepJob<Submit>;
+pub type PollJob = StepJob<Poll>;
+pub type FetchJob = StepJob<Fetch>;
+pub type CancelJob = StepJob<Cancel>;
+
+impl Job for SubmitJob {
+    const QUEUE: &'static str = "execution.submit";
+}
+
+impl Job for PollJob {
+    const QUEUE: &'static str = "execution.poll";
+
+    /// Status checks are due every few seconds per run: promoted in batches of a tenth of
+    /// `AMP_POLL_MIN` (at most 100 ms late), so a worker tracking thousands of runs wakes
+    /// a few times a second for many checks, not once per check.
+    fn timer_granularity(poll_min: Duration) -> Duration {
+        (poll_min / 10).min(Duration::from_millis(100))
+    }
+}
+
+impl Job for FetchJob {
+    const QUEUE: &'static str = "execution.fetch";
+}
+
+impl Job for CancelJob {
+    const QUEUE: &'static str = "execution.cancel";
+
+    fn concurrency(configured: usize) -> usize {
+        configured.min(16)
+    }
+}
+
+/// Admission for one instance (its account's queued runs into free slots).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdmitJobV1 {
+pub struct AdmitJob {
     pub instance_id: InstanceId,
 }
 
-/// The queue that carries the step for an execution in `status`.
-pub fn step_queue(status: &str) -> Option<&'static str> {
-    match status {
-        "submitting" => Some(EXECUTION_SUBMIT),
-        "running" => Some(EXECUTION_POLL),
-        "fetching" => Some(EXECUTION_FETCH),
-        _ => None,
+impl Job for AdmitJob {
+    const QUEUE: &'static str = "instance.admit";
+
+    fn concurrency(configured: usize) -> usize {
+        configured.min(8)
     }
+}
+
+/// Which step job carries an execution forward from a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    Submit,
+    Poll,
+    Fetch,
+    Cancel,
+}
+
+impl StepKind {
+    /// The step of a run in `status` (`None`: nothing to do for it, or terminal).
+    pub fn of_status(status: ExecutionStatus) -> Option<Self> {
+        match status {
+            ExecutionStatus::Submitting => Some(Self::Submit),
+            ExecutionStatus::Running => Some(Self::Poll),
+            ExecutionStatus::Fetching => Some(Self::Fetch),
+            _ => None,
+        }
+    }
+
+    /// The queue of this step (for logs and the queue stats).
+    pub fn queue(self) -> &'static str {
+        match self {
+            Self::Submit => SubmitJob::QUEUE,
+            Self::Poll => PollJob::QUEUE,
+            Self::Fetch => FetchJob::QUEUE,
+            Self::Cancel => CancelJob::QUEUE,
+        }
+    }
+}
+
+/// One step to enqueue: which, for which run, due when, runnable when.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub kind: StepKind,
+    pub execution_id: ExecutionId,
+    pub due: Option<DateTime<Utc>>,
+    pub at: SystemTime,
+}
+
+/// Enqueues steps of any kind, each runnable at its time, one pipeline per kind.
+pub async fn enqueue_steps(producer: &Producer, steps: &[Step]) -> Result<Vec<JobId>, QueueError> {
+    async fn of<K>(p: &Producer, steps: &[Step], kind: StepKind) -> Result<Vec<JobId>, QueueError>
+    where
+        StepJob<K>: Job,
+    {
+        let jobs: Vec<(StepJob<K>, SystemTime)> = steps
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| (StepJob::new(s.execution_id, s.due), s.at))
+            .collect();
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        p.enqueue_at_batch(&jobs).await
+    }
+    let mut ids = of::<Submit>(producer, steps, StepKind::Submit).await?;
+    ids.extend(of::<Poll>(producer, steps, StepKind::Poll).await?);
+    ids.extend(of::<Fetch>(producer, steps, StepKind::Fetch).await?);
+    ids.extend(of::<Cancel>(producer, steps, StepKind::Cancel).await?);
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -58,21 +180,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn old_payloads_without_due_still_decode() {
-        let j: StepJobV1 =
+    fn payloads_queued_by_earlier_builds_still_decode() {
+        // Exactly what the previous build pushed (`StepJobV1`, `AdmitJobV1`).
+        let j: PollJob =
             serde_json::from_str(r#"{"execution_id":"0190b0a0-0000-7000-8000-000000000000"}"#)
                 .unwrap();
         assert_eq!(j.due, None);
+        let j: SubmitJob = serde_json::from_str(
+            r#"{"execution_id":"0190b0a0-0000-7000-8000-000000000000","due":"2026-12-01T10:00:00.123456Z"}"#,
+        )
+        .unwrap();
+        assert!(j.due.is_some());
+        let a: AdmitJob =
+            serde_json::from_str(r#"{"instance_id":"0190b0a0-0000-7000-8000-000000000001"}"#)
+                .unwrap();
+        assert_eq!(
+            a.instance_id.to_string(),
+            "0190b0a0-0000-7000-8000-000000000001"
+        );
     }
 
     #[test]
-    fn due_round_trips_at_microsecond_precision() {
+    fn due_round_trips_at_microsecond_precision_and_in_the_old_shape() {
         let due = crate::execution::now_micros();
-        let j = StepJobV1 {
-            execution_id: ExecutionId::new(),
-            due: Some(due),
-        };
-        let back: StepJobV1 = serde_json::from_str(&serde_json::to_string(&j).unwrap()).unwrap();
+        let j = FetchJob::new(ExecutionId::new(), Some(due));
+        let text = serde_json::to_string(&j).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2, "{text}");
+        let back: FetchJob = serde_json::from_str(&text).unwrap();
         assert_eq!(back, j);
+    }
+
+    #[test]
+    fn the_queues_are_those_earlier_builds_used() {
+        assert_eq!(
+            [
+                SubmitJob::QUEUE,
+                PollJob::QUEUE,
+                FetchJob::QUEUE,
+                CancelJob::QUEUE,
+                AdmitJob::QUEUE
+            ],
+            [
+                "execution.submit",
+                "execution.poll",
+                "execution.fetch",
+                "execution.cancel",
+                "instance.admit"
+            ]
+        );
+        assert_eq!(
+            StepKind::of_status(ExecutionStatus::Running),
+            Some(StepKind::Poll)
+        );
+        assert_eq!(StepKind::of_status(ExecutionStatus::Queued), None);
     }
 }

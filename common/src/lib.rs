@@ -5,10 +5,13 @@
 pub mod amc;
 pub mod coalesce;
 pub mod config;
+pub mod connection;
 pub mod crypto;
 pub mod cursor;
 pub mod db;
+pub mod event;
 pub mod execution;
+pub mod fleet;
 pub mod group;
 pub mod ids;
 pub mod jobs;
@@ -19,3 +22,8 @@ pub mod sql;
 pub mod telemetry;
 pub mod text;
 pub mod time_window;
+
+/// poem-openapi, for the spec impls [`text_enum!`] generates with the `openapi` feature.
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+pub use poem_openapi as __openapi;

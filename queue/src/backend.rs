@@ -113,6 +113,15 @@ impl<T> RedisBackend<T> {
         })
     }
 
+    /// The consumer of `J`'s queue, with `J`'s attempts, named `consumer`.
+    pub fn for_job(mut config: QueueConfig, consumer: impl Into<String>) -> Result<Self>
+    where
+        T: crate::Job,
+    {
+        config.max_attempts = T::MAX_ATTEMPTS;
+        Self::new_named(config, T::QUEUE, consumer)
+    }
+
     /// Sets how many jobs this worker runs at once (min 1). Fetches never exceed free slots.
     pub fn with_concurrency(self, n: usize) -> Self {
         self.shared.concurrency.store(n.max(1), Ordering::Release);

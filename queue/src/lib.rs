@@ -1,5 +1,7 @@
 //! Redis Streams job transport under apalis-core 1.0 workers (DESIGN §2a).
 //!
+//! - [`Job`] ties a payload type to its queue and settings; [`Producer::enqueue`] and
+//!   [`RedisBackend::for_job`] take the queue from it.
 //! - [`Producer`] pushes jobs (`push`, `push_batch`, `push_delayed`, `push_delayed_batch`, `push_after`), reads
 //!   [`QueueStats`] and cleans a key prefix.
 //! - [`RedisBackend`] is an apalis-core `Backend`: blocking XREADGROUP pickup, FIFO per
@@ -19,6 +21,7 @@ mod envelope;
 mod error;
 mod handback;
 mod health;
+mod job;
 mod middleware;
 mod producer;
 mod scripts;
@@ -31,5 +34,6 @@ pub use envelope::{Envelope, now_ms, retry_delay};
 pub use error::{QueueError, Result};
 pub use handback::{HandBack, HeldJob};
 pub use health::ConsumerHealth;
+pub use job::Job;
 pub use middleware::{AckLayer, AckService, HandlerPanic, JobMeta};
 pub use producer::{DeadJob, JobId, Producer, QueueStats, remove_prefix_keys};

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::config::{GROUP, QueueConfig, validate_queue};
 use crate::envelope::{Envelope, due_unix_ms, now_ms};
 use crate::error::{QueueError, Result};
+use crate::job::Job;
 use crate::timer;
 
 /// Id of a pushed job (UUID v7).
@@ -94,7 +95,80 @@ impl Producer {
         &self.config
     }
 
-    /// Pushes one job for immediate execution.
+    /// Enqueues one job of its kind's queue for immediate execution.
+    pub async fn enqueue<J: Job>(&self, job: &J) -> Result<JobId> {
+        self.push(J::QUEUE, job).await
+    }
+
+    /// Enqueues many jobs of one kind in pipelines (in order).
+    pub async fn enqueue_batch<J: Job>(&self, jobs: &[J]) -> Result<Vec<JobId>> {
+        self.push_batch(J::QUEUE, jobs).await
+    }
+
+    /// Enqueues a job that becomes runnable at `due`.
+    pub async fn enqueue_at<J: Job>(&self, job: &J, due: SystemTime) -> Result<JobId> {
+        self.push_delayed(J::QUEUE, job, due).await
+    }
+
+    /// Enqueues a job that becomes runnable after `delay`.
+    pub async fn enqueue_after<J: Job>(&self, job: &J, delay: Duration) -> Result<JobId> {
+        self.push_after(J::QUEUE, job, delay).await
+    }
+
+    /// Enqueues many jobs of one kind, each runnable at its own time.
+    pub async fn enqueue_at_batch<J: Job>(&self, jobs: &[(J, SystemTime)]) -> Result<Vec<JobId>> {
+        self.push_delayed_batch(J::QUEUE, jobs).await
+    }
+
+    /// Takes up to `max` runnable jobs of `J` off its queue, oldest first, after promoting
+    /// the delayed ones due by `until` (a time in the future runs them early). For
+    /// in-process test drivers only: it reads the stream directly, outside the consumer
+    /// group, so it must not share a prefix with running workers.
+    pub async fn take_runnable<J: Job>(&self, max: usize, until: SystemTime) -> Result<Vec<J>> {
+        let keys = self.config.keys(J::QUEUE);
+        let mut conn = self.conn.clone();
+        loop {
+            let n: usize = crate::scripts::PROMOTE
+                .key(&keys.delayed)
+                .key(&keys.stream)
+                .key(&keys.dead)
+                .arg(crate::envelope::to_unix_ms(until))
+                .arg(crate::timer::PROMOTE_BATCH)
+                .arg(crate::config::DEAD_CAP)
+                .invoke_async(&mut conn)
+                .await?;
+            if n < crate::timer::PROMOTE_BATCH {
+                break;
+            }
+        }
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&keys.stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(max)
+            .query_async(&mut conn)
+            .await?;
+        let mut jobs = Vec::with_capacity(reply.ids.len());
+        for entry in &reply.ids {
+            let env = Envelope::from_stream_entry(entry)?;
+            let _: u64 = redis::cmd("XDEL")
+                .arg(&keys.stream)
+                .arg(&entry.id)
+                .query_async(&mut conn)
+                .await?;
+            jobs.push(serde_json::from_slice(&env.payload)?);
+        }
+        Ok(jobs)
+    }
+
+    /// Counts of a kind's queue.
+    pub async fn stats_of<J: Job>(&self) -> Result<QueueStats> {
+        self.stats(J::QUEUE).await
+    }
+
+    /// Pushes one job for immediate execution onto a queue named at run time (the
+    /// benchmarks' and tests' queues; the services enqueue by type).
     pub async fn push<T: Serialize + ?Sized>(&self, queue: &str, job: &T) -> Result<JobId> {
         self.push_raw(queue, serde_json::to_vec(job)?).await
     }

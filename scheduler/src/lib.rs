@@ -1,6 +1,7 @@
 //! The scheduler process: the reconciler (DESIGN inv. 1) that re-enqueues overdue work
 //! from Postgres, so that losing Redis, or a worker dying mid-step, loses nothing.
 
+pub mod health;
 pub mod reconcile;
 pub mod tokens;
 
@@ -22,6 +23,9 @@ pub struct Scheduler {
     pub token_refresh: tokens::TokenRefresh,
     /// Steps this process re-pushed lately (see [`reconcile::Repushes`]).
     pub repushes: reconcile::Repushes,
+    /// The scheduler's series, and the registry `/metrics` renders.
+    pub metrics: common::telemetry::metrics::SchedulerMetrics,
+    pub registry: Arc<prometheus_client::registry::Registry>,
 }
 
 /// The queue settings every process derives from the config.
@@ -44,7 +48,11 @@ impl Scheduler {
         let cipher = Cipher::from_base64_key(config.encryption_key.expose())
             .context("AMP_ENCRYPTION_KEY")?;
         let token_refresh = tokens::TokenRefresh::from_env()?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = common::telemetry::metrics::SchedulerMetrics::register(&mut registry);
         Ok(Self {
+            metrics,
+            registry: Arc::new(registry),
             config,
             db,
             producer,
@@ -76,6 +84,7 @@ impl Scheduler {
                     }
                 }
                 _ = tick.tick() => {
+                    self.metrics.passes.inc();
                     match reconcile::once(&self).await {
                         Ok(r) if r.total() > 0 => tracing::info!(steps = r.steps, admissions = r.admissions, cancels = r.cancels, "reconciled overdue work"),
                         Ok(_) => {}

@@ -9,7 +9,10 @@ async fn main() -> anyhow::Result<()> {
     let config = Arc::new(Config::load_or_exit());
     common::telemetry::init(&config, "scheduler");
     config.warn_dev_fallbacks();
-    let scheduler = scheduler::Scheduler::build(config).await?;
+    let scheduler = scheduler::Scheduler::build(config.clone()).await?;
+    if let Some(addr) = config.scheduler_health_addr {
+        scheduler::health::serve(addr, scheduler.registry.clone());
+    }
     scheduler
         .run_until_stopped(common::shutdown::signal())
         .await;

@@ -4,15 +4,16 @@
 
 use crate::Scheduler;
 use chrono::{DateTime, Utc};
-use common::execution::overdue_steps;
-use common::ids::{ExecutionId, InstanceId};
-use common::jobs::{AdmitJobV1, EXECUTION_CANCEL, INSTANCE_ADMIT, StepJobV1, step_queue};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use common::execution::{
+    ExecutionStatus, instances_with_queued_runs, overdue_steps, unsubmitted_cancellations,
+};
+use common::ids::ExecutionId;
+use common::jobs::{AdmitJob, CancelJob, Step, StepKind, enqueue_steps};
+use common::telemetry::metrics::ReconcileLabels;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use uuid::Uuid;
+use std::time::{Duration, Instant, SystemTime};
 
 /// What a pass re-enqueued.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +48,10 @@ impl Repushes {
     /// re-pushed now; entries older than `quiet` are forgotten.
     pub fn fresh(
         &self,
-        overdue: Vec<(ExecutionId, String, DateTime<Utc>)>,
+        overdue: Vec<(ExecutionId, ExecutionStatus, DateTime<Utc>)>,
         now: Instant,
         quiet: Duration,
-    ) -> Vec<(ExecutionId, String, DateTime<Utc>)> {
+    ) -> Vec<(ExecutionId, ExecutionStatus, DateTime<Utc>)> {
         let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
         at.retain(|_, t| now.duration_since(*t) < quiet);
         overdue
@@ -71,65 +72,52 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
     // A step job fires within milliseconds of its due time; one that is late by a whole
     // reconcile interval (at least a second) is presumed lost.
     let grace = s.config.reconcile_interval.max(Duration::from_secs(1));
-    let mut by_queue: HashMap<&'static str, Vec<StepJobV1>> = HashMap::new();
     let overdue = overdue_steps(&s.db, grace, BATCH).await?;
-    for (id, status, due) in s.repushes.fresh(overdue, Instant::now(), REPUSH_QUIET) {
-        if let Some(q) = step_queue(&status) {
-            by_queue.entry(q).or_default().push(StepJobV1 {
+    let now = SystemTime::now();
+    let steps: Vec<Step> = s
+        .repushes
+        .fresh(overdue, Instant::now(), REPUSH_QUIET)
+        .into_iter()
+        .filter_map(|(id, status, due)| {
+            StepKind::of_status(status).map(|kind| Step {
+                kind,
                 execution_id: id,
                 due: Some(due),
-            });
-        }
-    }
-    for (q, jobs) in by_queue {
-        out.steps += jobs.len();
-        s.producer.push_batch(q, &jobs).await?;
-    }
-    // One admission per account that has queued runs (admission covers the account).
-    let rows =
-        s.db.query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT DISTINCT ON (i.account_id) e.instance_id FROM executions e \
-             JOIN amc_instances i ON i.id = e.instance_id WHERE e.status = 'queued' \
-             ORDER BY i.account_id LIMIT $1",
-            [(BATCH as i64).into()],
-        ))
-        .await?;
-    let admits: Vec<AdmitJobV1> = rows
-        .iter()
-        .map(|r| {
-            r.try_get::<Uuid>("", "instance_id").map(|i| AdmitJobV1 {
-                instance_id: InstanceId(i),
+                at: now,
             })
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
+    out.steps = steps.len();
+    enqueue_steps(&s.producer, &steps).await?;
+    // One admission per account that has queued runs (admission covers the account).
+    let admits: Vec<AdmitJob> = instances_with_queued_runs(&s.db, BATCH)
+        .await?
+        .into_iter()
+        .map(|instance_id| AdmitJob { instance_id })
+        .collect();
     if !admits.is_empty() {
         out.admissions = admits.len();
-        s.producer.push_batch(INSTANCE_ADMIT, &admits).await?;
+        s.producer.enqueue_batch(&admits).await?;
     }
     // Cancellations of admitted runs that never reached AMC.
-    let rows = s
-        .db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM executions WHERE status = 'submitting' AND cancel_requested_at IS NOT NULL \
-             AND submit_started_at IS NULL AND cancel_requested_at < now() - make_interval(secs => $1) LIMIT $2",
-            [grace.as_secs_f64().into(), (BATCH as i64).into()],
-        ))
-        .await?;
-    let cancels: Vec<StepJobV1> = rows
-        .iter()
-        .map(|r| {
-            r.try_get::<Uuid>("", "id").map(|i| StepJobV1 {
-                execution_id: ExecutionId(i),
-                due: None,
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let cancels: Vec<CancelJob> = unsubmitted_cancellations(&s.db, grace, BATCH)
+        .await?
+        .into_iter()
+        .map(|id| CancelJob::new(id, None))
+        .collect();
     if !cancels.is_empty() {
         out.cancels = cancels.len();
-        s.producer.push_batch(EXECUTION_CANCEL, &cancels).await?;
+        s.producer.enqueue_batch(&cancels).await?;
     }
+    let count = |kind, n: usize| {
+        s.metrics
+            .reconciled
+            .get_or_create(&ReconcileLabels { kind })
+            .inc_by(n as u64);
+    };
+    count("step", out.steps);
+    count("admission", out.admissions);
+    count("cancel", out.cancels);
     Ok(out)
 }
 
@@ -144,7 +132,7 @@ mod tests {
         let due = Utc::now();
         let t0 = Instant::now();
         let quiet = Duration::from_secs(30);
-        let step = |id| (id, "running".to_string(), due);
+        let step = |id| (id, ExecutionStatus::Running, due);
         assert_eq!(r.fresh(vec![step(a)], t0, quiet).len(), 1);
         // Still overdue a pass later: its twin is queued, not lost.
         let later = t0 + Duration::from_secs(5);
@@ -153,10 +141,10 @@ mod tests {
         // A step that moved on is a new step.
         let moved = (
             a,
-            "running".to_string(),
+            ExecutionStatus::Running,
             due + chrono::Duration::seconds(15),
         );
-        assert_eq!(r.fresh(vec![moved.clone()], later, quiet), vec![moved]);
+        assert_eq!(r.fresh(vec![moved], later, quiet), vec![moved]);
         // After the quiet period a step still overdue is pushed again.
         let much_later = t0 + Duration::from_secs(31);
         assert_eq!(r.fresh(vec![step(a)], much_later, quiet), vec![step(a)]);

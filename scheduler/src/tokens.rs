@@ -6,7 +6,7 @@
 
 use crate::Scheduler;
 use common::config::parse_duration;
-use common::repo::connections::{self, RefreshError, Refreshed};
+use common::connection::{self as connections, RefreshError, Refreshed};
 use sea_orm::TransactionTrait;
 use std::time::Duration;
 

@@ -1,28 +1,23 @@
-//! The worker process: apalis workers over our Redis Streams transport, one per queue,
-//! running the execution steps (submit, poll, fetch, cancel) and admission.
+//! The worker process: apalis workers over our Redis Streams transport, one per job kind
+//! (`jobs::register`), running the execution steps (submit, poll, fetch, cancel) and
+//! admission.
 
 pub mod ctx;
 pub mod fleet;
 pub mod jobs;
+pub mod registry;
 pub mod steps;
-mod target;
+pub mod testing;
 pub mod token;
 
 use anyhow::Context;
-use apalis_core::error::BoxDynError;
-use apalis_core::task::data::Data;
-use apalis_core::worker::builder::WorkerBuilder;
 use common::amc::{AmcClient, AmcConfig, LwaClient};
 use common::config::Config;
 use common::crypto::Cipher;
-use common::jobs::{
-    AdmitJobV1, EXECUTION_CANCEL, EXECUTION_FETCH, EXECUTION_POLL, EXECUTION_SUBMIT,
-    INSTANCE_ADMIT, StepJobV1,
-};
 use common::results::ResultStore;
 use ctx::Ctx;
-use futures::future::BoxFuture;
-use queue::{ConsumerHealth, HandBack, Producer, QueueConfig, RedisBackend, RedisWorkerExt};
+use queue::{ConsumerHealth, Producer, QueueConfig};
+use registry::{HandBackOf, Registrar, RunResult};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,17 +28,6 @@ use tokio_util::sync::CancellationToken;
 pub fn queue_config(config: &Config) -> QueueConfig {
     let mut q = QueueConfig::new(config.redis_url.clone(), config.redis_prefix.clone());
     q.claim_idle = config.claim_idle;
-    q
-}
-
-/// The settings of one queue's consumer: status checks, due every few seconds, are
-/// promoted in batches (a tenth of `AMP_POLL_MIN`, at most 100 ms late), so a worker
-/// tracking thousands of runs wakes a few times a second for many checks, not per check.
-pub fn consumer_config(config: &Config, queue: &str) -> QueueConfig {
-    let mut q = queue_config(config);
-    if queue == EXECUTION_POLL {
-        q.timer_granularity = (config.poll_min / 10).min(Duration::from_millis(100));
-    }
     q
 }
 
@@ -65,7 +49,13 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
         Cipher::from_base64_key(config.encryption_key.expose()).context("AMP_ENCRYPTION_KEY")?;
     let results = ResultStore::from_url(&config.results_url)?;
     let steps = crate::steps::Steps::start(db.clone(), producer.clone(), Default::default());
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(common::telemetry::metrics::JobMetrics::register(
+        &mut registry,
+    ));
     Ok(Ctx {
+        metrics,
+        registry: Arc::new(registry),
         admissions: Default::default(),
         steps,
         config,
@@ -78,88 +68,41 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     })
 }
 
-async fn submit(job: StepJobV1, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
-    jobs::submit::handle(&ctx, job).await.map_err(Into::into)
-}
-async fn poll(job: StepJobV1, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
-    jobs::poll::handle(&ctx, job).await.map_err(Into::into)
-}
-async fn fetch(job: StepJobV1, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
-    jobs::fetch::handle(&ctx, job).await.map_err(Into::into)
-}
-async fn cancel(job: StepJobV1, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
-    jobs::cancel::handle(&ctx, job).await.map_err(Into::into)
-}
-async fn admit(job: AdmitJobV1, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
-    jobs::admit::handle(&ctx, job).await.map_err(Into::into)
-}
-
-/// The queues whose jobs are [`StepJobV1`] (their hand-back takes the row's lease over).
-const STEP_QUEUES: [&str; 4] = [
-    EXECUTION_SUBMIT,
-    EXECUTION_POLL,
-    EXECUTION_FETCH,
-    EXECUTION_CANCEL,
-];
-
 /// A running worker process: one apalis worker per queue.
 pub struct Worker {
     ctx: Ctx,
-    identity: fleet::Identity,
+    identity: common::fleet::Identity,
     health: Vec<ConsumerHealth>,
-    hand_backs: Vec<HandBack>,
+    hand_backs: Vec<HandBackOf>,
     stop_tx: watch::Sender<bool>,
-    runs: Vec<BoxFuture<'static, RunResult>>,
-}
-
-async fn stop_signal(mut rx: watch::Receiver<bool>) -> Result<(), std::io::Error> {
-    let _ = rx.wait_for(|stop| *stop).await;
-    Ok(())
-}
-
-macro_rules! spawn_queue {
-    ($self:ident, $queue:expr, $args:ty, $handler:ident, $concurrency:expr) => {{
-        let backend = RedisBackend::<$args>::new_named(
-            consumer_config(&$self.ctx.config, $queue),
-            $queue,
-            $self.identity.id.clone(),
-        )?;
-        $self.health.push(backend.health());
-        $self.hand_backs.push(backend.hand_back_handle());
-        $self.identity.queues.push($queue.to_string());
-        let worker = WorkerBuilder::new(format!("{}-{}", $queue, backend.consumer_name()))
-            .backend(backend)
-            .concurrency($concurrency)
-            .data($self.ctx.clone())
-            .build($handler);
-        let signal = stop_signal($self.stop_tx.subscribe());
-        $self.runs.push(Box::pin(async move {
-            let r = worker.run_until(signal).await.map_err(|e| e.to_string());
-            ($queue.to_string(), r)
-        }));
-    }};
+    runs: Vec<futures::future::BoxFuture<'static, RunResult>>,
 }
 
 impl Worker {
     pub async fn build(config: Arc<Config>) -> anyhow::Result<Self> {
         let ctx = build_ctx(config).await?;
-        let (stop_tx, _) = watch::channel(false);
-        let identity = fleet::Identity::new(Vec::new(), ctx.config.worker_concurrency);
-        let mut w = Worker {
-            ctx,
-            identity,
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut identity = fleet::new_identity(ctx.config.worker_concurrency);
+        let mut r = Registrar {
+            ctx: ctx.clone(),
+            consumer: identity.id.clone(),
+            queues: Vec::new(),
             health: Vec::new(),
             hand_backs: Vec::new(),
-            stop_tx,
             runs: Vec::new(),
+            stop: stop_rx,
         };
-        let c = w.ctx.config.worker_concurrency;
-        spawn_queue!(w, EXECUTION_SUBMIT, StepJobV1, submit, c);
-        spawn_queue!(w, EXECUTION_POLL, StepJobV1, poll, c);
-        spawn_queue!(w, EXECUTION_FETCH, StepJobV1, fetch, c);
-        spawn_queue!(w, EXECUTION_CANCEL, StepJobV1, cancel, c.min(16));
-        spawn_queue!(w, INSTANCE_ADMIT, AdmitJobV1, admit, c.min(8));
-        fleet::register(&w.ctx.db, &w.identity)
+        jobs::register(&mut r)?;
+        identity.queues = r.queues;
+        let w = Worker {
+            ctx,
+            identity,
+            health: r.health,
+            hand_backs: r.hand_backs,
+            stop_tx,
+            runs: r.runs,
+        };
+        common::fleet::register(&w.ctx.db, &w.identity)
             .await
             .context("registering the worker in `workers`")?;
         tracing::info!(worker.id = %w.identity.id, "worker registered");
@@ -167,8 +110,13 @@ impl Worker {
     }
 
     /// This worker's identity (its id is the consumer name in every queue's group).
-    pub fn identity(&self) -> &fleet::Identity {
+    pub fn identity(&self) -> &common::fleet::Identity {
         &self.identity
+    }
+
+    /// The registry of this worker's metrics.
+    pub fn registry(&self) -> Arc<prometheus_client::registry::Registry> {
+        self.ctx.registry.clone()
     }
 
     /// True while every queue consumer can reach Redis.
@@ -226,7 +174,7 @@ impl Worker {
             Err(_) => {
                 let handed = tokio::time::timeout(
                     margin / 2,
-                    fleet::hand_back_running(&self.ctx.db, &self.hand_backs, &STEP_QUEUES),
+                    fleet::hand_back_running(&self.ctx, &self.hand_backs),
                 )
                 .await
                 .unwrap_or(0);
@@ -240,7 +188,11 @@ impl Worker {
         drop(all);
         drop(runs);
         let left = timeout.saturating_sub(started.elapsed()).min(margin / 2);
-        match tokio::time::timeout(left, fleet::mark_stopped(&self.ctx.db, &self.identity.id)).await
+        match tokio::time::timeout(
+            left,
+            common::fleet::mark_stopped(&self.ctx.db, &self.identity.id),
+        )
+        .await
         {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "could not mark the worker stopped"),
@@ -250,14 +202,12 @@ impl Worker {
     }
 }
 
-type RunResult = (String, Result<(), String>);
-
 /// The queue workers' tasks; dropping them stops what still runs (after hand-back).
 struct Runs(Vec<tokio::task::JoinHandle<RunResult>>);
 
 impl Runs {
     fn outcome(r: Result<RunResult, tokio::task::JoinError>) -> RunResult {
-        r.unwrap_or_else(|e| ("?".to_string(), Err(format!("worker task ended: {e}"))))
+        r.unwrap_or_else(|e| ("?", Err(format!("worker task ended: {e}"))))
     }
 }
 

@@ -25,6 +25,13 @@ fn healthz(health: Data<&WorkerHealth>) -> (StatusCode, &'static str) {
     }
 }
 
+#[handler]
+fn metrics(registry: Data<&Arc<prometheus_client::registry::Registry>>) -> poem::Response {
+    poem::Response::builder()
+        .content_type(common::telemetry::metrics::CONTENT_TYPE)
+        .body(common::telemetry::metrics::render(&registry))
+}
+
 fn main() -> anyhow::Result<()> {
     let config = Arc::new(Config::load_or_exit());
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -46,13 +53,15 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     if let Some(addr) = config.worker_health_addr {
         let app = Route::new()
             .at("/healthz", get(healthz))
-            .data(worker.health());
+            .at("/metrics", get(metrics))
+            .data(worker.health())
+            .data(worker.registry());
         tokio::spawn(async move {
             if let Err(e) = Server::new(TcpListener::bind(addr)).run(app).await {
                 tracing::error!(error = %e, "worker health endpoint stopped");
             }
         });
-        tracing::info!(%addr, "worker health endpoint at /healthz");
+        tracing::info!(%addr, "worker health endpoint at /healthz, metrics at /metrics");
     }
     worker.run_until_stopped(common::shutdown::signal()).await
 }

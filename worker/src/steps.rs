@@ -7,19 +7,18 @@ use chrono::{DateTime, Utc};
 use common::execution::{DueStep, Reschedule, Status, read_due, reschedule_many};
 use common::group::{BatchLimits, Call, Group};
 use common::ids::ExecutionId;
-use common::jobs::StepJobV1;
+use common::jobs::{Step, StepKind, enqueue_steps};
 use queue::Producer;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DatabaseConnection;
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 type Read = (Status, ExecutionId, DateTime<Utc>);
 type ReadAnswer = Result<Option<DueStep>, String>;
 
-/// A step to schedule again, and the queue its next job goes to.
+/// A step to schedule again (its next job goes to the queue of its status).
 #[derive(Debug, Clone)]
 pub struct Next {
-    pub queue: &'static str,
     pub step: Reschedule,
 }
 
@@ -39,12 +38,6 @@ pub struct Steps {
 pub struct StepsError {
     what: &'static str,
     message: String,
-}
-
-impl From<StepsError> for DbErr {
-    fn from(e: StepsError) -> Self {
-        DbErr::Custom(e.to_string())
-    }
 }
 
 impl Steps {
@@ -107,7 +100,7 @@ async fn read_batch(db: &DatabaseConnection, calls: Vec<Call<Read, ReadAnswer>>)
             Ok(rows) => {
                 for s in rows {
                     if let Some(due) = s.row.next_check_at {
-                        found.insert((s.row.execution_id(), due), s);
+                        found.insert((s.row.id, due), s);
                     }
                 }
             }
@@ -145,7 +138,7 @@ async fn next_batch(
         }
     };
     let moved: HashMap<ExecutionId, _> = moved.into_iter().map(|m| (m.id, m)).collect();
-    let mut jobs: HashMap<&'static str, Vec<(StepJobV1, SystemTime)>> = HashMap::new();
+    let mut jobs: Vec<Step> = Vec::new();
     let mut answered: HashSet<ExecutionId> = HashSet::new();
     let mut outcome = Vec::with_capacity(calls.len());
     for c in calls {
@@ -159,23 +152,24 @@ async fn next_batch(
             } else {
                 m.next.into()
             };
-            let job = StepJobV1 {
-                execution_id: id,
-                due: Some(m.next),
-            };
-            jobs.entry(c.request.queue).or_default().push((job, at));
+            if let Some(kind) = StepKind::of_status(c.request.step.status) {
+                jobs.push(Step {
+                    kind,
+                    execution_id: id,
+                    due: Some(m.next),
+                    at,
+                });
+            }
         }
         outcome.push((c, m.is_some()));
     }
-    for (queue, batch) in jobs {
-        if let Err(e) = producer.push_delayed_batch(queue, &batch).await {
-            // The rows moved: the reconciler re-pushes their jobs once they are overdue.
-            let msg = e.to_string();
-            for (c, _) in outcome {
-                c.answer(Err(msg.clone()));
-            }
-            return;
+    if let Err(e) = enqueue_steps(producer, &jobs).await {
+        // The rows moved: the reconciler re-pushes their jobs once they are overdue.
+        let msg = e.to_string();
+        for (c, _) in outcome {
+            c.answer(Err(msg.clone()));
         }
+        return;
     }
     for (c, moved) in outcome {
         c.answer(Ok(moved));

@@ -4,11 +4,10 @@
 
 use crate::ctx::Ctx;
 use chrono::Utc;
-use common::execution::TokenState;
-use common::repo::connections::{self, RefreshError, Refreshed};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
+use common::connection::{self, ConnectionStatus, RefreshError, Refreshed, TokenState};
+use common::ids::ConnectionId;
+use sea_orm::{DbErr, TransactionTrait};
 use std::time::Duration;
-use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -20,34 +19,6 @@ pub enum TokenError {
     Transient(String),
     #[error(transparent)]
     Db(#[from] DbErr),
-}
-
-async fn read<C: ConnectionTrait>(
-    conn: &C,
-    id: Uuid,
-    lock: bool,
-) -> Result<Option<TokenState>, DbErr> {
-    let sql = format!(
-        "SELECT status, last_error, access_token_enc, access_token_expires_at, updated_at FROM amazon_connections WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let Some(r) = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [id.into()],
-        ))
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(TokenState {
-        status: r.try_get("", "status")?,
-        last_error: r.try_get("", "last_error")?,
-        access_token_enc: r.try_get("", "access_token_enc")?,
-        access_token_expires_at: r.try_get("", "access_token_expires_at")?,
-        updated_at: r.try_get("", "updated_at")?,
-    }))
 }
 
 /// How long before expiry a token counts as stale: a twelfth of its lifetime, between one
@@ -71,7 +42,7 @@ fn fresh_token(ctx: &Ctx, t: &TokenState) -> Option<String> {
 /// worker already replaced it.
 pub async fn access_token(
     ctx: &Ctx,
-    connection: Uuid,
+    connection: ConnectionId,
     stale: Option<&str>,
 ) -> Result<String, TokenError> {
     access_token_with(ctx, connection, None, stale).await
@@ -81,17 +52,17 @@ pub async fn access_token(
 /// (a status check reads it with its row).
 pub async fn access_token_with(
     ctx: &Ctx,
-    connection: Uuid,
+    connection: ConnectionId,
     known: Option<TokenState>,
     stale: Option<&str>,
 ) -> Result<String, TokenError> {
     let cached = match known {
         Some(k) => k,
-        None => read(&ctx.db, connection, false)
+        None => connection::token_state(&ctx.db, connection, false)
             .await?
             .ok_or(TokenError::NoConnection)?,
     };
-    if cached.status == "reauth_required" {
+    if cached.status == ConnectionStatus::ReauthRequired {
         return Err(TokenError::ReauthRequired(
             cached.last_error.unwrap_or_default(),
         ));
@@ -100,10 +71,10 @@ pub async fn access_token_with(
         return Ok(t);
     }
     let txn = ctx.db.begin().await?;
-    let locked = read(&txn, connection, true)
+    let locked = connection::token_state(&txn, connection, true)
         .await?
         .ok_or(TokenError::NoConnection)?;
-    if locked.status == "reauth_required" {
+    if locked.status == ConnectionStatus::ReauthRequired {
         return Err(TokenError::ReauthRequired(
             locked.last_error.unwrap_or_default(),
         ));
@@ -111,7 +82,7 @@ pub async fn access_token_with(
     if let Some(t) = fresh_token(ctx, &locked).filter(|t| Some(t.as_str()) != stale) {
         return Ok(t);
     }
-    match connections::refresh_locked(&txn, &ctx.cipher, &ctx.lwa, connection).await {
+    match connection::refresh_locked(&txn, &ctx.cipher, &ctx.lwa, connection).await {
         Ok(Refreshed::Token(token)) => {
             txn.commit().await?;
             Ok(token)

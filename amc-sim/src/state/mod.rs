@@ -134,13 +134,11 @@ impl Sim {
         st.token_exchanges += 1;
         let refresh = req.refresh_token.clone().unwrap_or_default();
         *st.exchanges_by_refresh.entry(refresh).or_insert(0) += 1;
-        let (a, r) = st.tokens.exchange(
-            req,
-            &self.cfg.client_id,
-            &self.cfg.client_secret,
-            now,
-            expires_at,
-        )?;
+        let client = tokens::Client {
+            id: &self.cfg.client_id,
+            secret: &self.cfg.client_secret,
+        };
+        let (a, r) = st.tokens.exchange(req, &client, now, expires_at)?;
         Ok((a, r, ttl.as_secs()))
     }
 

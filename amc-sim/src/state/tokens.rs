@@ -33,6 +33,13 @@ struct AccessToken {
     expires_at: DateTime<Utc>,
 }
 
+/// The LWA app a token request must come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
+}
+
 /// Issued access tokens and revoked refresh tokens.
 #[derive(Debug, Default)]
 pub struct Tokens {
@@ -41,15 +48,16 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Checks a request and issues a new access token valid until `expires_at`.
+    /// Checks a request from the app `client` and issues a new access token valid until
+    /// `expires_at`.
     pub fn exchange(
         &mut self,
         req: &TokenRequest,
-        client_id: &str,
-        client_secret: &str,
+        client: &Client<'_>,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(String, String), LwaError> {
+        let (client_id, client_secret) = (client.id, client.secret);
         let (Some(grant), Some(refresh), Some(id), Some(secret)) = (
             req.grant_type.as_deref(),
             req.refresh_token.as_deref(),
@@ -106,6 +114,11 @@ impl Tokens {
 mod tests {
     use super::*;
 
+    const APP: Client<'static> = Client {
+        id: "c",
+        secret: "s",
+    };
+
     fn req(refresh: &str, secret: &str) -> TokenRequest {
         TokenRequest {
             grant_type: Some("refresh_token".into()),
@@ -121,19 +134,19 @@ mod tests {
         let now = Utc::now();
         let later = now + chrono::Duration::seconds(60);
         assert_eq!(
-            t.exchange(&TokenRequest::default(), "c", "s", now, later),
+            t.exchange(&TokenRequest::default(), &APP, now, later),
             Err(LwaError::Request)
         );
         assert_eq!(
-            t.exchange(&req("Atzr|x", "bad"), "c", "s", now, later),
+            t.exchange(&req("Atzr|x", "bad"), &APP, now, later),
             Err(LwaError::Client)
         );
         assert_eq!(
-            t.exchange(&req("nope", "s"), "c", "s", now, later),
+            t.exchange(&req("nope", "s"), &APP, now, later),
             Err(LwaError::Grant)
         );
         let (access, refresh) = t
-            .exchange(&req("Atzr|x", "s"), "c", "s", now, later)
+            .exchange(&req("Atzr|x", "s"), &APP, now, later)
             .expect("ok");
         assert!(access.starts_with("Atza|"));
         assert_eq!(refresh, "Atzr|x");
@@ -142,7 +155,7 @@ mod tests {
         t.revoke("Atzr|x");
         assert!(!t.is_valid(&access, now));
         assert_eq!(
-            t.exchange(&req("Atzr|x", "s"), "c", "s", now, later),
+            t.exchange(&req("Atzr|x", "s"), &APP, now, later),
             Err(LwaError::Grant)
         );
     }

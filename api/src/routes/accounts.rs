@@ -37,7 +37,7 @@ pub struct AccountBody {
     pub name: String,
     pub entity_id: String,
     pub marketplace_id: String,
-    pub region: String,
+    pub region: common::ids::Region,
     pub max_concurrent_executions: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -46,10 +46,10 @@ pub struct AccountBody {
 impl From<Account> for AccountBody {
     fn from(a: Account) -> Self {
         Self {
-            id: a.id,
+            id: a.id.0,
             name: a.name,
-            entity_id: a.entity_id,
-            marketplace_id: a.marketplace_id,
+            entity_id: a.entity_id.0,
+            marketplace_id: a.marketplace_id.0,
             region: a.region,
             max_concurrent_executions: a.max_concurrent_executions,
             created_at: a.created_at,
@@ -96,9 +96,9 @@ impl AccountsApi {
         let b = body.0;
         let new = NewAccount {
             name: b.name.get("name")?,
-            entity_id: b.entity_id.get("entity_id")?,
-            marketplace_id: b.marketplace_id.get("marketplace_id")?,
-            region: b.region.get("region")?.as_str().to_string(),
+            entity_id: common::ids::EntityId(b.entity_id.get("entity_id")?),
+            marketplace_id: common::ids::MarketplaceId(b.marketplace_id.get("marketplace_id")?),
+            region: b.region.get("region")?,
             max_concurrent_executions: opt(
                 b.max_concurrent_executions,
                 "max_concurrent_executions",

@@ -49,7 +49,7 @@ pub struct UserBody {
 pub struct MeBody {
     pub id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: common::repo::users::Role,
 }
 
 /// An access + refresh token pair.
@@ -117,7 +117,7 @@ impl AuthApi {
             })?;
         tracing::info!(user.id = %user.id, "user registered");
         Ok(RegisterResponse::Created(Json(UserBody {
-            id: user.id,
+            id: user.id.0,
             email: user.email,
         })))
     }
@@ -155,12 +155,7 @@ impl AuthApi {
             }
         };
         let pair = self
-            .issue_pair(
-                UserId(user.id),
-                &user.role,
-                user.token_version,
-                Uuid::now_v7(),
-            )
+            .issue_pair(user.id, user.role, user.token_version, Uuid::now_v7())
             .await?;
         Ok(TokenResponse::Ok(Json(pair)))
     }
@@ -186,7 +181,7 @@ impl AuthApi {
                 let access_token = self
                     .state
                     .jwt
-                    .issue(user_id, &user.role, user.token_version)?;
+                    .issue(user_id, user.role, user.token_version)?;
                 Ok(TokenResponse::Ok(Json(self.pair(access_token, token))))
             }
             refresh_tokens::Rotation::Reused { user_id, family_id } => {
@@ -209,7 +204,7 @@ impl AuthApi {
             .await?
             .ok_or_else(|| ApiError::unauthorized("the user of this token no longer exists"))?;
         Ok(MeResponse::Ok(Json(MeBody {
-            id: user.id,
+            id: user.id.0,
             email: user.email,
             role: user.role,
         })))
@@ -220,7 +215,7 @@ impl AuthApi {
     async fn issue_pair(
         &self,
         user_id: UserId,
-        role: &str,
+        role: common::repo::users::Role,
         version: i32,
         family_id: Uuid,
     ) -> Result<TokenPair, ApiError> {

@@ -12,7 +12,7 @@ use common::execution::{
     self, CancelOutcome, Created, ExecutionRow, RunError, RunRequest, TriggeredBy,
 };
 use common::ids::{ExecutionId, WorkflowId};
-use common::jobs::{EXECUTION_CANCEL, StepJobV1};
+use common::jobs::CancelJob;
 use common::sql::RenderError;
 use common::time_window::TimeWindow;
 use poem::Body;
@@ -69,15 +69,15 @@ pub struct CreateExecutionBody {
 /// An error recorded on a run, with AMC's or LWA's words verbatim.
 #[derive(Debug, Object)]
 pub struct ExecutionErrorBody {
-    pub code: String,
+    pub code: execution::ErrorCode,
     pub message: Nullable<String>,
 }
 
 /// One state change of a run.
 #[derive(Debug, Object)]
 pub struct TransitionBody {
-    pub from_status: Nullable<String>,
-    pub to_status: String,
+    pub from_status: Nullable<execution::Status>,
+    pub to_status: execution::Status,
     pub reason: Nullable<String>,
     pub at: DateTime<Utc>,
 }
@@ -88,8 +88,7 @@ pub struct ExecutionBody {
     pub id: Uuid,
     pub workflow_id: Uuid,
     pub instance_id: Uuid,
-    /// `queued`, `submitting`, `running`, `fetching`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: execution::Status,
     pub amc_execution_id: Nullable<String>,
     pub row_count: Nullable<i64>,
     pub columns: Nullable<Vec<String>>,
@@ -97,8 +96,7 @@ pub struct ExecutionBody {
     pub parameters: serde_json::Value,
     pub sql_query: String,
     pub time_window: TimeWindowBody,
-    /// `api`, `schedule` or `collection`.
-    pub triggered_by: String,
+    pub triggered_by: TriggeredBy,
     /// Consecutive transient failures of the current step.
     pub attempt: i32,
     pub next_check_at: Nullable<DateTime<Utc>>,
@@ -108,7 +106,7 @@ pub struct ExecutionBody {
     pub completed_at: Nullable<DateTime<Utc>>,
     /// Why a queued run waits (`GET /executions/{id}` only): `daily_quota`,
     /// `instance_cap`, `account_cap` or `queued_behind_older_runs`.
-    pub waiting_reason: Nullable<String>,
+    pub waiting_reason: Nullable<execution::WaitingReason>,
     /// With `daily_quota`: when the run may start (the next midnight in the instance's zone).
     pub quota_wait_until: Nullable<DateTime<Utc>>,
     /// The audit trail (on `GET /executions/{id}` only).
@@ -128,9 +126,9 @@ impl From<ExecutionRow> for ExecutionBody {
                     .collect()
             });
         Self {
-            id: r.id,
-            workflow_id: r.workflow_id,
-            instance_id: r.instance_id,
+            id: r.id.0,
+            workflow_id: r.workflow_id.0,
+            instance_id: r.instance_id.0,
             error: r
                 .error_code
                 .map(|code| ExecutionErrorBody {
@@ -150,7 +148,7 @@ impl From<ExecutionRow> for ExecutionBody {
                 time_zone: r.time_zone,
             },
             status: r.status,
-            amc_execution_id: r.amc_execution_id.into(),
+            amc_execution_id: r.amc_execution_id.map(|a| a.0).into(),
             row_count: r.row_count.into(),
             columns: columns.into(),
             parameters: r.parameters,
@@ -326,20 +324,14 @@ impl ExecutionsApi {
         auth: BearerAuth,
         id: Path<Uuid>,
     ) -> Result<ExecutionResponse, Errors<{ AUTH | E404 | E422 }>> {
-        let id = ExecutionId(id.0);
-        let row = execution::find_for_user(&self.state.db, auth.0.user_id, id)
+        let detail = execution::detail(&self.state.db, auth.0.user_id, ExecutionId(id.0))
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("execution"))?;
-        let row = execution::with_waiting(&self.state.db, row)
-            .await
-            .map_err(ApiError::internal)?;
-        let trail = execution::transitions(&self.state.db, id)
-            .await
-            .map_err(ApiError::internal)?;
-        let mut body = ExecutionBody::from(row);
+        let mut body = ExecutionBody::from(detail.row);
         body.transitions = Some(
-            trail
+            detail
+                .transitions
                 .into_iter()
                 .map(|t| TransitionBody {
                     from_status: t.from_status.into(),
@@ -360,6 +352,10 @@ impl ExecutionsApi {
         method = "get",
         operation_id = "getExecutionResults"
     )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "an HTTP operation takes each of its parameters as an argument (poem-openapi has no parameter structs)"
+    )]
     async fn results(
         &self,
         auth: BearerAuth,
@@ -372,7 +368,10 @@ impl ExecutionsApi {
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("execution"))?;
-        let Some(location) = row.result_location.filter(|_| row.status == "succeeded") else {
+        let Some(location) = row
+            .result_location
+            .filter(|_| row.status == execution::Status::Succeeded)
+        else {
             return Err(ApiError::conflict(format!(
                 "the execution is {}; results exist once it has succeeded",
                 row.status
@@ -388,7 +387,7 @@ impl ExecutionsApi {
         }
         let limit = limit.0.unwrap_or(1_000);
         let bad_cursor = || ApiError::field("cursor", "is not a cursor returned by this endpoint");
-        let scope = row.id.as_bytes();
+        let scope = row.id.0.as_bytes();
         let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
             None => None,
             Some(c) => Some(
@@ -441,13 +440,9 @@ impl ExecutionsApi {
             }
             CancelOutcome::Cancelled(r) => r,
             CancelOutcome::Requested(r) => {
-                let job = StepJobV1 {
-                    execution_id: r.execution_id(),
-                    due: None,
-                };
                 self.state
                     .producer
-                    .push(EXECUTION_CANCEL, &job)
+                    .enqueue(&CancelJob::new(r.id, None))
                     .await
                     .map_err(ApiError::internal)?;
                 r

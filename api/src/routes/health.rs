@@ -44,8 +44,8 @@ pub async fn readyz(state: Data<&Arc<AppState>>) -> Response {
 #[handler]
 pub async fn metrics(state: Data<&Arc<AppState>>) -> Response {
     Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .content_type(common::telemetry::metrics::CONTENT_TYPE)
+        .body(common::telemetry::metrics::render(&state.registry))
 }
 
 async fn check_postgres(state: &AppState) -> Result<(), String> {

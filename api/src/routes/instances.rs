@@ -59,10 +59,10 @@ pub struct InstanceBody {
 impl From<Instance> for InstanceBody {
     fn from(i: Instance) -> Self {
         Self {
-            id: i.id,
-            account_id: i.account_id,
+            id: i.id.0,
+            account_id: i.account_id.0,
             name: i.name,
-            amc_instance_id: i.amc_instance_id,
+            amc_instance_id: i.amc_instance_id.0,
             max_concurrent_executions: i.max_concurrent_executions,
             daily_execution_quota: i.daily_execution_quota.into(),
             time_zone: i.time_zone,
@@ -111,7 +111,7 @@ impl InstancesApi {
         let new = NewInstance {
             name: b.name.get("name")?,
             account_id: AccountId(b.account_id.get("account_id")?),
-            amc_instance_id: b.amc_instance_id.get("amc_instance_id")?,
+            amc_instance_id: common::ids::AmcInstanceId(b.amc_instance_id.get("amc_instance_id")?),
             max_concurrent_executions: opt(
                 b.max_concurrent_executions,
                 "max_concurrent_executions",

@@ -50,8 +50,8 @@ impl From<Workflow> for WorkflowBody {
     fn from(w: Workflow) -> Self {
         Self {
             placeholders: common::sql::placeholders(&w.sql_query),
-            id: w.id,
-            instance_id: w.instance_id,
+            id: w.id.0,
+            instance_id: w.instance_id.0,
             name: w.name,
             description: w.description.into(),
             sql_query: w.sql_query,

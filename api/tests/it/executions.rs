@@ -2,7 +2,8 @@
 //! one transaction, and each caller still gets its own answer.
 
 use crate::helpers::{TestApp, spawn_app};
-use common::jobs::EXECUTION_SUBMIT;
+use common::jobs::SubmitJob;
+use queue::Job;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -11,7 +12,25 @@ use uuid::Uuid;
 const SQL: &str = "SELECT campaign FROM dsp_impressions WHERE run_no = {{n}}";
 
 async fn post(app: &TestApp, token: &str, wf: Uuid, n: u64, key: Option<&str>) -> (u16, Value) {
-    send(&app.client, &app.address, token, wf, n, key).await
+    send(&Caller::of(app, token), wf, n, key).await
+}
+
+/// Who sends a run request, and where (cheap to clone into a task).
+#[derive(Clone)]
+struct Caller {
+    client: reqwest::Client,
+    address: String,
+    token: String,
+}
+
+impl Caller {
+    fn of(app: &TestApp, token: &str) -> Self {
+        Self {
+            client: app.client.clone(),
+            address: app.address.clone(),
+            token: token.to_string(),
+        }
+    }
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -42,7 +61,7 @@ async fn assert_written(app: &TestApp, n: i64) {
     let stats = app
         .state
         .producer
-        .stats(EXECUTION_SUBMIT)
+        .stats(SubmitJob::QUEUE)
         .await
         .expect("stats");
     assert_eq!(stats.queued, n as u64);
@@ -60,18 +79,16 @@ async fn concurrent_creates_share_transactions_and_answer_each_caller() {
     let mut calls = Vec::new();
     for n in 0..150u64 {
         calls.push(tokio::spawn({
-            let (client, address, token) =
-                (app.client.clone(), app.address.clone(), token.to_string());
-            async move { (n, None, send(&client, &address, &token, wf, n, None).await) }
+            let caller = Caller::of(&app, token);
+            async move { (n, None, send(&caller, wf, n, None).await) }
         }));
     }
     for k in 0..40u64 {
         let key = format!("key-{}", k % 20);
         calls.push(tokio::spawn({
-            let (client, address, token) =
-                (app.client.clone(), app.address.clone(), token.to_string());
+            let caller = Caller::of(&app, token);
             async move {
-                let r = send(&client, &address, &token, wf, 1000 + k % 20, Some(&key)).await;
+                let r = send(&caller, wf, 1000 + k % 20, Some(&key)).await;
                 (1000 + k % 20, Some(key), r)
             }
         }));
@@ -79,11 +96,8 @@ async fn concurrent_creates_share_transactions_and_answer_each_caller() {
     // Unknown workflows in the same moment fail alone.
     let missing: Vec<_> = (0..5)
         .map(|_| {
-            let (client, address, token) =
-                (app.client.clone(), app.address.clone(), token.to_string());
-            tokio::spawn(
-                async move { send(&client, &address, &token, Uuid::new_v4(), 1, None).await },
-            )
+            let caller = Caller::of(&app, token);
+            tokio::spawn(async move { send(&caller, Uuid::new_v4(), 1, None).await })
         })
         .collect();
     let mut unkeyed = HashSet::new();
@@ -213,9 +227,8 @@ async fn a_request_that_fails_its_batch_fails_alone() {
     }
     let calls: Vec<_> = (0..60u64)
         .map(|n| {
-            let (client, address, token) =
-                (app.client.clone(), app.address.clone(), token.to_string());
-            tokio::spawn(async move { (n, send(&client, &address, &token, wf, n, None).await) })
+            let caller = Caller::of(&app, token);
+            tokio::spawn(async move { (n, send(&caller, wf, n, None).await) })
         })
         .collect();
     for c in calls {
@@ -231,17 +244,14 @@ async fn a_request_that_fails_its_batch_fails_alone() {
     assert_written(&app, 59).await;
 }
 
-async fn send(
-    client: &reqwest::Client,
-    address: &str,
-    token: &str,
-    wf: Uuid,
-    n: u64,
-    key: Option<&str>,
-) -> (u16, Value) {
-    let mut req = client
-        .post(format!("{address}/api/v1/workflows/{wf}/executions"))
-        .bearer_auth(token)
+async fn send(caller: &Caller, wf: Uuid, n: u64, key: Option<&str>) -> (u16, Value) {
+    let mut req = caller
+        .client
+        .post(format!(
+            "{}/api/v1/workflows/{wf}/executions",
+            caller.address
+        ))
+        .bearer_auth(&caller.token)
         .json(&json!({
             "parameters": {"n": n},
             "time_window": {"start": "2026-01-01T00:00:00", "end": "2026-01-08T00:00:00"}

@@ -192,7 +192,11 @@ async fn tokens_of_missing_or_deleted_users_are_refused_everywhere() {
     let ghost = app
         .state
         .jwt
-        .issue(common::ids::UserId::new(), "member", 0)
+        .issue(
+            common::ids::UserId::new(),
+            common::repo::users::Role::Member,
+            0,
+        )
         .expect("issue");
     app.get("/api/v1/accounts", &ghost)
         .await

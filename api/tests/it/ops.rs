@@ -110,24 +110,29 @@ async fn operational_endpoints_answer() {
     )
     .await;
     assert_eq!(metrics.status, StatusCode::OK);
+    // Labelled by route template, not raw path: the unknown path counts as `unmatched`.
     assert!(
         metrics
             .text
-            .contains("http_requests_total{method=\"GET\",status=\"200\"}"),
+            .contains("http_requests_total{method=\"GET\",route=\"/openapi.json\",status=\"200\"}"),
         "{}",
         metrics.text
     );
     assert!(
         metrics
             .text
-            .contains("http_requests_total{method=\"GET\",status=\"404\"} 1"),
+            .contains("http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1"),
         "{}",
         metrics.text
     );
     assert!(
-        metrics
-            .text
-            .contains("http_request_duration_seconds_bucket{le=\"+Inf\"}")
+        metrics.text.contains(
+            "http_request_duration_seconds_bucket{le=\"+Inf\",method=\"GET\",route=\"/openapi.json\"}"
+        ) || metrics.text.contains(
+            "http_request_duration_seconds_bucket{method=\"GET\",route=\"/openapi.json\",le=\"+Inf\"}"
+        ),
+        "{}",
+        metrics.text
     );
     assert!(metrics.text.contains("http_request_duration_seconds_count"));
 }

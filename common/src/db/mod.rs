@@ -1,10 +1,11 @@
-//! Database access: the sea-orm entities of every table ([`entity`]) and [`connect`].
-//! Query functions live next to the code that needs them.
+//! Database access: [`connect`], and [`text_enum!`](crate::text_enum) for the enums stored
+//! as text. Queries are plain SQL in the module that owns each table (sea-orm is the
+//! connection pool, the statement API and row decoding; its entities are not used).
 
-pub mod entity;
+mod text_enum;
 
-pub use entity::execution::{ExecutionStatus, UnknownExecutionStatus};
 pub use sea_orm::{DatabaseConnection, DbErr};
+pub use text_enum::UnknownValue;
 
 use sea_orm::{ConnectOptions, Database};
 use std::time::Duration;

@@ -2,7 +2,8 @@
 //! the optional per-instance daily quota, all under the account row's lock, so any
 //! number of workers admit correctly and queued runs start oldest first.
 
-use super::{Change, Status, now_micros, transition_in};
+use super::store::{Change, transition_in};
+use super::{Status, now_micros};
 use crate::ids::{AccountId, ExecutionId, InstanceId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
@@ -53,7 +54,7 @@ pub async fn admit_account(
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT i.id, i.max_concurrent_executions AS cap, i.daily_execution_quota AS quota, \
-               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active, \
+               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active_runs, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
                   (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) AS used_today \
              FROM amc_instances i WHERE i.account_id = $1",
@@ -63,7 +64,7 @@ pub async fn admit_account(
     let mut caps: HashMap<Uuid, InstanceCaps> = HashMap::new();
     let mut account_active = 0i64;
     for r in rows {
-        let active: i64 = r.try_get("", "active")?;
+        let active: i64 = r.try_get("", "active_runs")?;
         let quota: Option<i32> = r.try_get("", "quota")?;
         let used: i64 = r.try_get("", "used_today")?;
         account_active += active;

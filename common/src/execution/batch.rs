@@ -55,7 +55,7 @@ type Pending = Call<RunRequest, Answer>;
 
 /// A request rendered against its workflow, ready to insert under `id`.
 struct Ready {
-    id: Uuid,
+    id: ExecutionId,
     new: NewExecution,
     reply: oneshot::Sender<Answer>,
 }
@@ -190,7 +190,7 @@ async fn write_batch(
         let Call { request, reply } = p;
         match prepare(&workflows, request) {
             Ok(new) => batch.push(Ready {
-                id: Uuid::now_v7(),
+                id: ExecutionId::new(),
                 new,
                 reply,
             }),
@@ -217,7 +217,7 @@ async fn write_batch(
                     let ids = rows
                         .iter()
                         .filter(|r| written.contains(&r.id))
-                        .map(ExecutionRow::execution_id)
+                        .map(|r| r.id)
                         .collect::<Vec<_>>();
                     if !ids.is_empty() {
                         hook(ids).await;
@@ -245,7 +245,7 @@ async fn write_batch(
 async fn answer_alone(db: &DatabaseConnection, after_commit: Option<&AfterCommit>, r: Ready) {
     let created = create(db, &r.new).await.map_err(RunError::from);
     if let (Ok(Created::New(row)), Some(hook)) = (&created, after_commit) {
-        hook(vec![row.execution_id()]).await;
+        hook(vec![row.id]).await;
     }
     let _ = r.reply.send(created);
 }
@@ -259,10 +259,10 @@ fn queued_row(r: &Ready, at: DateTime<Utc>) -> ExecutionRow {
     };
     ExecutionRow {
         id: r.id,
-        user_id: n.user_id.0,
-        workflow_id: n.workflow_id.0,
-        instance_id: n.instance_id.0,
-        status: Status::Queued.as_str().to_string(),
+        user_id: n.user_id,
+        workflow_id: n.workflow_id,
+        instance_id: n.instance_id,
+        status: Status::Queued,
         sql_query: n.sql_query.clone(),
         parameters: n.parameters.clone(),
         time_window_start: n.window.start,
@@ -278,7 +278,7 @@ fn queued_row(r: &Ready, at: DateTime<Utc>) -> ExecutionRow {
         result_location: None,
         result_columns: None,
         row_count: None,
-        triggered_by: n.triggered_by.as_str().to_string(),
+        triggered_by: n.triggered_by,
         idempotency_key,
         request_hash,
         created_at: at,
@@ -294,7 +294,7 @@ fn queued_row(r: &Ready, at: DateTime<Utc>) -> ExecutionRow {
 
 #[derive(Debug, FromQueryResult)]
 struct Written {
-    id: Uuid,
+    id: ExecutionId,
 }
 
 /// The batch as `insert_batch` takes it: one JSON record per run, with its audit reason,
@@ -332,7 +332,7 @@ async fn insert_batch(
     db: &DatabaseConnection,
     records: Value,
     at: DateTime<Utc>,
-) -> Result<HashSet<Uuid>, DbErr> {
+) -> Result<HashSet<ExecutionId>, DbErr> {
     // Data-modifying CTEs: the audit rows and events join the executions actually inserted
     // (a taken Idempotency-Key inserts nothing); foreign keys are checked at the end of the
     // statement, when the executions exist.
@@ -353,12 +353,13 @@ async fn insert_batch(
          audit AS (INSERT INTO execution_transitions (execution_id, from_status, to_status, reason, created_at) \
              SELECT t.id, NULL, $3, t.reason, $2 FROM t JOIN ins USING (id)), \
          ev AS (INSERT INTO events (id, user_id, event_type, subject_id, payload, created_at) \
-             SELECT t.event_id, t.user_id, 'execution.queued', t.id, t.payload, $2 FROM t JOIN ins USING (id)) \
+             SELECT t.event_id, t.user_id, $4, t.id, t.payload, $2 FROM t JOIN ins USING (id)) \
          SELECT id FROM ins",
         [
             records.into(),
             at.into(),
-            Status::Queued.as_str().into(),
+            Status::Queued.into(),
+            crate::event::EventType::ExecutionQueued.into(),
         ],
     ))
     .all(db)

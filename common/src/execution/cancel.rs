@@ -1,7 +1,8 @@
 //! A user's request to cancel a run (CONTRACT step 10).
 
 use super::row::COLUMNS;
-use super::{Change, ExecutionRow, Status, find_for_user, transition_in};
+use super::store::{Change, transition_in};
+use super::{ExecutionRow, Status, find_for_user};
 use crate::ids::{ExecutionId, UserId};
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement, TransactionTrait};
 
@@ -26,7 +27,7 @@ pub async fn request_cancel(
     let Some(row) = find_for_user(&txn, user, id).await? else {
         return Ok(CancelOutcome::NotFound);
     };
-    if row.status().is_terminal() {
+    if row.status.is_terminal() {
         return Ok(CancelOutcome::Terminal(row));
     }
     let change = Change::from(&[Status::Queued])
@@ -42,7 +43,7 @@ pub async fn request_cancel(
             "UPDATE executions SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now() \
              WHERE id = $1 AND user_id = $2 AND status IN ('submitting', 'running', 'fetching') RETURNING {COLUMNS}"
         ),
-        [id.0.into(), user.0.into()],
+        [id.into(), user.into()],
     ))
     .one(&txn)
     .await?;

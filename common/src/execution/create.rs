@@ -114,11 +114,14 @@ async fn record_queued<C: ConnectionTrait>(txn: &C, row: &ExecutionRow) -> Resul
         [row.id.into(), Status::Queued.as_str().into(), queued_reason(row).into()],
     ))
     .await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO events (id, user_id, event_type, subject_id, payload) VALUES ($1, $2, 'execution.queued', $3, $4)",
-        [uuid::Uuid::now_v7().into(), row.user_id.into(), row.id.into(), row.public_json().into()],
-    ))
-    .await?;
-    Ok(())
+    crate::event::record(
+        txn,
+        crate::event::NewEvent {
+            user: row.user_id,
+            event_type: crate::event::EventType::ExecutionQueued,
+            subject: row.id.0,
+            payload: row.public_json(),
+        },
+    )
+    .await
 }

@@ -8,11 +8,15 @@ mod backoff;
 mod batch;
 mod cancel;
 mod create;
+mod detail;
 mod request;
 mod row;
 mod status;
 mod steps;
 mod store;
+mod sweep;
+mod target;
+mod transitions;
 mod waiting;
 
 pub use admission::{account_of_instance, admit_account};
@@ -20,17 +24,19 @@ pub use backoff::{poll_interval, retry_delay};
 pub use batch::{AfterCommit, BatchLimits, CREATE_LIMITS, CreateBatcher, RunError, RunRequest};
 pub use cancel::{CancelOutcome, request_cancel};
 pub use create::{CreateError, Created, NewExecution, create};
+pub use detail::{Detail, detail};
 pub use request::{Rendered, render_run, request_hash};
 pub use row::ExecutionRow;
-pub use status::{Status, TriggeredBy};
-pub use steps::{DueStep, Reschedule, Rescheduled, TokenState, read_due, reschedule_many};
-pub use store::{
-    Change, TransitionRow, find, find_for_user, overdue_steps, touch, transition, transition_in,
-    transitions,
+pub use status::{ErrorCode, ExecutionStatus, Status, TriggeredBy};
+pub use steps::{DueStep, Reschedule, Rescheduled, read_due, reschedule_many};
+pub use store::{TransitionRow, current_due, find, find_for_user, overdue_steps, transitions};
+pub use sweep::{instances_with_queued_runs, resume_after_reauth, unsubmitted_cancellations};
+pub use target::Target;
+pub use transitions::{
+    Ending, Held, Stored, Unsubmitted, begin_submission, bring_forward, cancel_unsubmitted, end,
+    lease, mark_fetching, mark_running, renew_lease, succeed,
 };
-pub use waiting::{
-    ACCOUNT_CAP, DAILY_QUOTA, INSTANCE_CAP, QUEUED_BEHIND_OLDER, next_local_midnight, with_waiting,
-};
+pub use waiting::{WaitingReason, next_local_midnight, with_waiting};
 
 use chrono::{DateTime, Utc};
 

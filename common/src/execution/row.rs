@@ -1,35 +1,36 @@
 //! An execution row as read by the state machine, the workers and the API.
 
-use super::Status;
-use crate::ids::{ExecutionId, InstanceId, UserId, WorkflowId};
+use super::{ErrorCode, ExecutionStatus, TriggeredBy};
+use crate::ids::{AmcExecutionId, ExecutionId, InstanceId, UserId, WorkflowId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::FromQueryResult;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
+/// An execution, decoded once where it is read: ids, status, origin and error code are
+/// their types, never strings.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct ExecutionRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub workflow_id: Uuid,
-    pub instance_id: Uuid,
-    pub status: String,
+    pub id: ExecutionId,
+    pub user_id: UserId,
+    pub workflow_id: WorkflowId,
+    pub instance_id: InstanceId,
+    pub status: ExecutionStatus,
     pub sql_query: String,
     pub parameters: Value,
     pub time_window_start: NaiveDateTime,
     pub time_window_end: NaiveDateTime,
     pub time_zone: String,
-    pub amc_execution_id: Option<String>,
+    pub amc_execution_id: Option<AmcExecutionId>,
     pub attempt: i32,
     pub next_check_at: Option<DateTime<Utc>>,
     pub submit_started_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
-    pub error_code: Option<String>,
+    pub error_code: Option<ErrorCode>,
     pub error_message: Option<String>,
     pub result_location: Option<String>,
     pub result_columns: Option<Value>,
     pub row_count: Option<i64>,
-    pub triggered_by: String,
+    pub triggered_by: TriggeredBy,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -40,31 +41,13 @@ pub struct ExecutionRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
-    pub waiting_reason: Option<String>,
+    pub waiting_reason: Option<super::WaitingReason>,
     /// When a run held by the daily quota may start (the next local midnight).
     #[sea_orm(skip)]
     pub quota_wait_until: Option<DateTime<Utc>>,
 }
 
 impl ExecutionRow {
-    pub fn execution_id(&self) -> ExecutionId {
-        ExecutionId(self.id)
-    }
-    pub fn user(&self) -> UserId {
-        UserId(self.user_id)
-    }
-    pub fn workflow(&self) -> WorkflowId {
-        WorkflowId(self.workflow_id)
-    }
-    pub fn instance(&self) -> InstanceId {
-        InstanceId(self.instance_id)
-    }
-
-    /// The status; an unknown text (never written by this code) reads as `failed`.
-    pub fn status(&self) -> Status {
-        self.status.parse().unwrap_or(Status::Failed)
-    }
-
     /// The execution as clients and webhook consumers see it (CONTRACT step 8).
     pub fn public_json(&self) -> Value {
         let error = self

@@ -1,11 +1,62 @@
-//! Execution status and origin enums, stored as text.
+//! Execution status, origin and error codes: enums stored as text.
 
-use serde::{Deserialize, Serialize};
+crate::text_enum! {
+    /// Status of an execution: `queued → submitting → running → fetching → succeeded`,
+    /// and from any non-terminal state `→ failed | cancelled`.
+    pub enum ExecutionStatus("execution status") {
+        Queued = "queued",
+        Submitting = "submitting",
+        Running = "running",
+        Fetching = "fetching",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
 
-/// The execution status (stored as text; defined with the entity).
-pub use crate::db::entity::execution::ExecutionStatus as Status;
+/// The status under its short name.
+pub use ExecutionStatus as Status;
+
+crate::text_enum! {
+    /// What created an execution.
+    pub enum TriggeredBy("trigger") {
+        Api = "api",
+        Schedule = "schedule",
+        Collection = "collection",
+    }
+}
+
+crate::text_enum! {
+    /// Why a run failed or stopped: the `error.code` clients see, beside AMC's or LWA's
+    /// words in `error.message`.
+    pub enum ErrorCode("error code") {
+        /// AMC refused the run or the request (a bad query, a permission): its words.
+        AmcError = "amc_error",
+        /// AMC ran the query and reported it FAILED: its `statusReason`.
+        AmcFailed = "amc_failed",
+        /// AMC (or LWA) kept failing transiently until the attempts ran out.
+        AmcUnavailable = "amc_unavailable",
+        /// The owner has no Amazon connection.
+        NoConnection = "no_connection",
+        /// LWA refused the connection's refresh token.
+        ReauthRequired = "reauth_required",
+        /// A state this code never writes (a run marked running without an AMC id).
+        Internal = "internal",
+    }
+}
 
 impl Status {
+    /// `succeeded`, `failed` and `cancelled` never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    /// `submitting` and `running` hold one of AMC's slots on the instance (a fetching
+    /// run has already finished at AMC). Admission counts these.
+    pub fn holds_slot(self) -> bool {
+        matches!(self, Self::Submitting | Self::Running)
+    }
+
     pub const NON_TERMINAL: [Status; 4] = [
         Status::Queued,
         Status::Submitting,
@@ -39,25 +90,6 @@ impl Status {
     }
 }
 
-/// What created an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TriggeredBy {
-    Api,
-    Schedule,
-    Collection,
-}
-
-impl TriggeredBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggeredBy::Api => "api",
-            TriggeredBy::Schedule => "schedule",
-            TriggeredBy::Collection => "collection",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +115,20 @@ mod tests {
         for s in Status::NON_TERMINAL {
             assert!(s.can_move_to(Failed) && s.can_move_to(Cancelled));
         }
+    }
+
+    #[test]
+    fn terminal_and_slot_holding_states() {
+        let terminal: Vec<_> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [Status::Succeeded, Status::Failed, Status::Cancelled]
+        );
+        assert!(!Status::Queued.holds_slot() && !Status::Fetching.holds_slot());
+        assert!(Status::Running.holds_slot() && Status::Submitting.holds_slot());
     }
 
     #[test]

@@ -7,41 +7,26 @@
 //! a lone compare-and-set would be, so twins and late steps still do nothing.
 
 use super::row::COLUMNS;
+use super::target::Target;
 use super::{ExecutionRow, Status};
-use crate::ids::ExecutionId;
+use crate::connection::TokenState;
+use crate::ids::{ConnectionId, ExecutionId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Statement};
 use serde_json::{Value, json};
-use uuid::Uuid;
-
-/// The token state of an Amazon connection as stored (the access token still encrypted).
-#[derive(Debug, Clone)]
-pub struct TokenState {
-    pub status: String,
-    pub last_error: Option<String>,
-    pub access_token_enc: Option<Vec<u8>>,
-    pub access_token_expires_at: Option<DateTime<Utc>>,
-    /// When the row last changed (the access token's issue time when it was refreshed).
-    pub updated_at: DateTime<Utc>,
-}
 
 /// A step's row, ready to act on: the execution, where it runs, and its owner's token.
 #[derive(Debug, Clone)]
 pub struct DueStep {
     pub row: ExecutionRow,
-    pub amc_instance_id: String,
-    pub entity_id: String,
-    pub marketplace_id: String,
-    pub region: String,
-    pub account_id: Uuid,
-    pub connection_id: Option<Uuid>,
+    pub target: Target,
     /// `None` when the owner has no connection.
     pub token: Option<TokenState>,
 }
 
 impl DueStep {
     fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
-        let connection_id: Option<Uuid> = r.try_get("", "connection_id")?;
+        let connection_id: Option<ConnectionId> = r.try_get("", "connection_id")?;
         let token = match connection_id {
             Some(_) => Some(TokenState {
                 status: r.try_get("", "connection_status")?,
@@ -54,12 +39,7 @@ impl DueStep {
         };
         Ok(Self {
             row: ExecutionRow::from_query_result(r, "")?,
-            amc_instance_id: r.try_get("", "amc_instance_id")?,
-            entity_id: r.try_get("", "entity_id")?,
-            marketplace_id: r.try_get("", "marketplace_id")?,
-            region: r.try_get("", "region")?,
-            account_id: r.try_get("", "account_id")?,
-            connection_id,
+            target: Target::from_query_result(r, "")?,
             token,
         })
     }
@@ -85,17 +65,17 @@ pub async fn read_due<C: ConnectionTrait>(
         "WITH e AS (SELECT x.* FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, due timestamptz) \
            CROSS JOIN LATERAL (SELECT {COLUMNS} FROM executions \
              WHERE id = w.id AND next_check_at = w.due AND status = $2 LIMIT 1) x) \
-         SELECT e.*, i.amc_instance_id, a.entity_id, a.marketplace_id, a.region, a.id AS account_id, \
-           c.id AS connection_id, c.status AS connection_status, c.last_error AS connection_error, \
+         SELECT e.*, {}, c.status AS connection_status, c.last_error AS connection_error, \
            c.access_token_enc, c.access_token_expires_at, c.updated_at AS connection_updated_at \
-         FROM e JOIN amc_instances i ON i.id = e.instance_id JOIN amc_accounts a ON a.id = i.account_id \
-         LEFT JOIN amazon_connections c ON c.user_id = i.user_id"
+         FROM e {}",
+        super::target::TARGET_COLUMNS,
+        super::target::target_joins("e.instance_id"),
     );
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
-            [Value::Array(wanted).into(), status.as_str().into()],
+            [Value::Array(wanted).into(), status.into()],
         ))
         .await?;
     rows.iter().map(DueStep::from_row).collect()
@@ -132,7 +112,7 @@ pub async fn reschedule_many<C: ConnectionTrait>(
     let moves: Vec<Value> = steps
         .iter()
         .map(|s| {
-            json!({"id": s.id.0, "status": s.status.as_str(), "due": s.due, "next": s.next, "attempt": s.attempt})
+            json!({"id": s.id, "status": s.status, "due": s.due, "next": s.next, "attempt": s.attempt})
         })
         .collect();
     let rows = conn
@@ -155,7 +135,7 @@ pub async fn reschedule_many<C: ConnectionTrait>(
     rows.iter()
         .map(|r| {
             Ok(Rescheduled {
-                id: ExecutionId(r.try_get("", "id")?),
+                id: r.try_get("", "id")?,
                 next: r.try_get("", "next_check_at")?,
                 cancel_requested: r.try_get("", "cancel_requested")?,
             })

@@ -1,4 +1,6 @@
-//! Compare-and-set moves of execution rows, each with its audit row and event.
+//! The compare-and-set machinery under the named transitions of this module: a change
+//! guarded by status, `next_check_at` and static SQL guards, with its audit row and event.
+//! Only code of this module builds changes; everything else calls a named transition.
 
 use super::row::COLUMNS;
 use super::{ExecutionRow, Status};
@@ -11,7 +13,7 @@ use sea_orm::{
 
 /// A compare-and-set change of one execution row.
 #[derive(Debug, Clone, Default)]
-pub struct Change {
+pub(crate) struct Change {
     /// Only act when the row is in one of these states.
     pub from: Vec<Status>,
     /// Only act when `next_check_at` still equals this (a step job's `due`).
@@ -53,7 +55,7 @@ fn build_update(id: ExecutionId, to: Option<Status>, c: &Change) -> Statement {
     let mut sets = vec!["updated_at = now()".to_string()];
     let mut values: Vec<Value> = Vec::new();
     if let Some(to) = to {
-        values.push(to.as_str().into());
+        values.push(to.into());
         sets.push(format!("status = ${}", values.len()));
         // clock_timestamp(), not now(): the transaction may have waited on a lock, and
         // state times must order like the moves themselves.
@@ -70,7 +72,7 @@ fn build_update(id: ExecutionId, to: Option<Status>, c: &Change) -> Statement {
     values.push(id.0.into());
     let mut wheres = vec![format!("id = ${}", values.len())];
     if !c.from.is_empty() {
-        let list: Vec<String> = c.from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let list: Vec<String> = c.from.iter().map(|s| format!("'{s}'")).collect();
         wheres.push(format!("status IN ({})", list.join(", ")));
     }
     if let Some(due) = c.due {
@@ -90,14 +92,14 @@ fn build_update(id: ExecutionId, to: Option<Status>, c: &Change) -> Statement {
 
 /// Moves the row to `to` inside `txn` if the change's guards hold; writes the audit row
 /// and the event. `None` when the row had already moved (the caller does nothing).
-pub async fn transition_in<C: ConnectionTrait>(
+pub(crate) async fn transition_in<C: ConnectionTrait>(
     txn: &C,
     id: ExecutionId,
     to: Status,
     change: &Change,
 ) -> Result<Option<ExecutionRow>, DbErr> {
-    let before: Option<String> = if change.from.len() == 1 {
-        Some(change.from[0].as_str().to_string())
+    let before: Option<Status> = if change.from.len() == 1 {
+        Some(change.from[0])
     } else {
         None
     };
@@ -114,20 +116,18 @@ pub async fn transition_in<C: ConnectionTrait>(
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO execution_transitions (execution_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)",
-        [id.0.into(), from_status.into(), to.as_str().into(), change.reason.clone().into()],
+        [id.into(), from_status.into(), to.into(), change.reason.clone().into()],
     ))
     .await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO events (id, user_id, event_type, subject_id, payload) VALUES ($1, $2, $3, $4, $5)",
-        [
-            uuid::Uuid::now_v7().into(),
-            row.user_id.into(),
-            format!("execution.{}", to.as_str()).into(),
-            row.id.into(),
-            row.public_json().into(),
-        ],
-    ))
+    crate::event::record(
+        txn,
+        crate::event::NewEvent {
+            user: row.user_id,
+            event_type: crate::event::EventType::of_execution(to),
+            subject: row.id.0,
+            payload: row.public_json(),
+        },
+    )
     .await?;
     Ok(Some(row))
 }
@@ -135,19 +135,19 @@ pub async fn transition_in<C: ConnectionTrait>(
 async fn previous_status<C: ConnectionTrait>(
     txn: &C,
     id: ExecutionId,
-) -> Result<Option<String>, DbErr> {
+) -> Result<Option<Status>, DbErr> {
     let r = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT to_status FROM execution_transitions WHERE execution_id = $1 ORDER BY id DESC LIMIT 1",
-            [id.0.into()],
+            [id.into()],
         ))
         .await?;
-    r.map(|r| r.try_get::<String>("", "to_status")).transpose()
+    r.map(|r| r.try_get::<Status>("", "to_status")).transpose()
 }
 
 /// [`transition_in`] in a transaction of its own.
-pub async fn transition(
+pub(crate) async fn transition(
     db: &DatabaseConnection,
     id: ExecutionId,
     to: Status,
@@ -161,7 +161,7 @@ pub async fn transition(
 
 /// A compare-and-set change without a state change (no audit row, no event): the
 /// retry bookkeeping, `next_check_at`, the AMC id.
-pub async fn touch<C: ConnectionTrait>(
+pub(crate) async fn touch<C: ConnectionTrait>(
     conn: &C,
     id: ExecutionId,
     change: &Change,
@@ -179,7 +179,7 @@ pub async fn find<C: ConnectionTrait>(
     ExecutionRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!("SELECT {COLUMNS} FROM executions WHERE id = $1"),
-        [id.0.into()],
+        [id.into()],
     ))
     .one(conn)
     .await
@@ -194,7 +194,7 @@ pub async fn find_for_user<C: ConnectionTrait>(
     ExecutionRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!("SELECT {COLUMNS} FROM executions WHERE id = $1 AND user_id = $2"),
-        [id.0.into(), user.0.into()],
+        [id.into(), user.into()],
     ))
     .one(conn)
     .await
@@ -206,7 +206,7 @@ pub async fn overdue_steps<C: ConnectionTrait>(
     conn: &C,
     grace: std::time::Duration,
     limit: u64,
-) -> Result<Vec<(ExecutionId, String, DateTime<Utc>)>, DbErr> {
+) -> Result<Vec<(ExecutionId, Status, DateTime<Utc>)>, DbErr> {
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -220,7 +220,7 @@ pub async fn overdue_steps<C: ConnectionTrait>(
     rows.into_iter()
         .map(|r| {
             Ok((
-                ExecutionId(r.try_get("", "id")?),
+                r.try_get("", "id")?,
                 r.try_get("", "status")?,
                 r.try_get("", "next_check_at")?,
             ))
@@ -231,8 +231,8 @@ pub async fn overdue_steps<C: ConnectionTrait>(
 /// One audit row.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct TransitionRow {
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<Status>,
+    pub to_status: Status,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -245,8 +245,25 @@ pub async fn transitions<C: ConnectionTrait>(
     TransitionRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT from_status, to_status, reason, created_at FROM execution_transitions WHERE execution_id = $1 ORDER BY id",
-        [id.0.into()],
+        [id.into()],
     ))
     .all(conn)
     .await
+}
+
+/// The `next_check_at` an execution holds now (a step's lease, or its next check).
+pub async fn current_due<C: ConnectionTrait>(
+    conn: &C,
+    id: ExecutionId,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let r = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT next_check_at FROM executions WHERE id = $1",
+            [id.into()],
+        ))
+        .await?;
+    Ok(r.map(|r| r.try_get("", "next_check_at"))
+        .transpose()?
+        .flatten())
 }

@@ -7,14 +7,19 @@ use chrono::{DateTime, Duration, LocalResult, TimeZone, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-/// The instance's daily execution quota is used up until `quota_wait_until`.
-pub const DAILY_QUOTA: &str = "daily_quota";
-/// The instance runs as many executions as its cap allows.
-pub const INSTANCE_CAP: &str = "instance_cap";
-/// The account runs as many executions as its cap allows (across its instances).
-pub const ACCOUNT_CAP: &str = "account_cap";
-/// A slot is free: older queued runs go first, or admission is about to happen.
-pub const QUEUED_BEHIND_OLDER: &str = "queued_behind_older_runs";
+crate::text_enum! {
+    /// Why a queued run waits.
+    pub enum WaitingReason("waiting reason") {
+        /// The instance's daily execution quota is used up until `quota_wait_until`.
+        DailyQuota = "daily_quota",
+        /// The instance runs as many executions as its cap allows.
+        InstanceCap = "instance_cap",
+        /// The account runs as many executions as its cap allows (across its instances).
+        AccountCap = "account_cap",
+        /// A slot is free: older queued runs go first, or admission is about to happen.
+        QueuedBehindOlderRuns = "queued_behind_older_runs",
+    }
+}
 
 /// The first instant of the day after `now`'s local day in `tz`. A midnight skipped by
 /// a daylight-saving change resolves to the first instant that exists after it; one that
@@ -38,7 +43,7 @@ pub async fn with_waiting<C: ConnectionTrait>(
     conn: &C,
     mut row: ExecutionRow,
 ) -> Result<ExecutionRow, DbErr> {
-    if row.status() != Status::Queued {
+    if row.status != Status::Queued {
         return Ok(row);
     }
     let Some(r) = conn
@@ -46,7 +51,7 @@ pub async fn with_waiting<C: ConnectionTrait>(
             DbBackend::Postgres,
             "SELECT i.max_concurrent_executions AS cap, i.daily_execution_quota AS quota, i.time_zone, \
                a.max_concurrent_executions AS account_cap, \
-               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active, \
+               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active_runs, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
                   (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) AS used_today, \
                (SELECT count(*) FROM executions e JOIN amc_instances j ON j.id = e.instance_id \
@@ -62,21 +67,21 @@ pub async fn with_waiting<C: ConnectionTrait>(
     let quota: Option<i32> = r.try_get("", "quota")?;
     let zone: String = r.try_get("", "time_zone")?;
     let account_cap: i32 = r.try_get("", "account_cap")?;
-    let active: i64 = r.try_get("", "active")?;
+    let active: i64 = r.try_get("", "active_runs")?;
     let used: i64 = r.try_get("", "used_today")?;
     let account_active: i64 = r.try_get("", "account_active")?;
     let reason = if quota.is_some_and(|q| used >= i64::from(q)) {
         let tz: Tz = zone.parse().unwrap_or(Tz::UTC);
         row.quota_wait_until = Some(next_local_midnight(Utc::now(), tz));
-        DAILY_QUOTA
+        WaitingReason::DailyQuota
     } else if active >= i64::from(cap) {
-        INSTANCE_CAP
+        WaitingReason::InstanceCap
     } else if account_active >= i64::from(account_cap) {
-        ACCOUNT_CAP
+        WaitingReason::AccountCap
     } else {
-        QUEUED_BEHIND_OLDER
+        WaitingReason::QueuedBehindOlderRuns
     };
-    row.waiting_reason = Some(reason.to_string());
+    row.waiting_reason = Some(reason);
     Ok(row)
 }
 

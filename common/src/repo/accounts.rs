@@ -1,19 +1,18 @@
 //! AMC accounts (advertiser entity + marketplace + region) of a user.
 
 use super::{RepoError, stmt};
-use crate::ids::{AccountId, UserId};
+use crate::ids::{AccountId, EntityId, MarketplaceId, Region, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
-use uuid::Uuid;
 
 /// An account row.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Account {
-    pub id: Uuid,
+    pub id: AccountId,
     pub name: String,
-    pub entity_id: String,
-    pub marketplace_id: String,
-    pub region: String,
+    pub entity_id: EntityId,
+    pub marketplace_id: MarketplaceId,
+    pub region: Region,
     pub max_concurrent_executions: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -23,9 +22,9 @@ pub struct Account {
 #[derive(Debug, Clone)]
 pub struct NewAccount {
     pub name: String,
-    pub entity_id: String,
-    pub marketplace_id: String,
-    pub region: String,
+    pub entity_id: EntityId,
+    pub marketplace_id: MarketplaceId,
+    pub region: Region,
     pub max_concurrent_executions: Option<i32>,
 }
 
@@ -43,7 +42,7 @@ pub async fn create_account(
     );
     let values = [
         AccountId::new().0.into(),
-        user_id.0.into(),
+        user_id.into(),
         new.name.into(),
         new.entity_id.into(),
         new.marketplace_id.into(),
@@ -64,7 +63,7 @@ pub async fn list_accounts(
     let sql = format!(
         "SELECT {COLUMNS} FROM amc_accounts WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
     );
-    Ok(Account::find_by_statement(stmt(&sql, [user_id.0.into()]))
+    Ok(Account::find_by_statement(stmt(&sql, [user_id.into()]))
         .all(db)
         .await?)
 }
@@ -76,7 +75,7 @@ pub async fn get_account(
     id: AccountId,
 ) -> Result<Account, RepoError> {
     let sql = format!("SELECT {COLUMNS} FROM amc_accounts WHERE id = $1 AND user_id = $2");
-    Account::find_by_statement(stmt(&sql, [id.0.into(), user_id.0.into()]))
+    Account::find_by_statement(stmt(&sql, [id.into(), user_id.into()]))
         .one(db)
         .await?
         .ok_or(RepoError::NotFound)

@@ -1,18 +1,17 @@
 //! AMC instances of a user's accounts, with their concurrency caps and daily quota.
 
 use super::{RepoError, stmt};
-use crate::ids::{AccountId, InstanceId, UserId};
+use crate::ids::{AccountId, AmcInstanceId, InstanceId, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
-use uuid::Uuid;
 
 /// An instance row.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Instance {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    pub id: InstanceId,
+    pub account_id: AccountId,
     pub name: String,
-    pub amc_instance_id: String,
+    pub amc_instance_id: AmcInstanceId,
     pub max_concurrent_executions: i32,
     pub daily_execution_quota: Option<i32>,
     pub time_zone: String,
@@ -25,7 +24,7 @@ pub struct Instance {
 pub struct NewInstance {
     pub account_id: AccountId,
     pub name: String,
-    pub amc_instance_id: String,
+    pub amc_instance_id: AmcInstanceId,
     pub max_concurrent_executions: i32,
     pub daily_execution_quota: Option<i32>,
     pub time_zone: String,
@@ -56,8 +55,8 @@ pub async fn create_instance(
     );
     let values = [
         InstanceId::new().0.into(),
-        user_id.0.into(),
-        new.account_id.0.into(),
+        user_id.into(),
+        new.account_id.into(),
         new.name.into(),
         new.amc_instance_id.into(),
         new.max_concurrent_executions.into(),
@@ -78,7 +77,7 @@ pub async fn list_instances(
     let sql = format!(
         "SELECT {COLUMNS} FROM amc_instances WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
     );
-    Ok(Instance::find_by_statement(stmt(&sql, [user_id.0.into()]))
+    Ok(Instance::find_by_statement(stmt(&sql, [user_id.into()]))
         .all(db)
         .await?)
 }
@@ -90,7 +89,7 @@ pub async fn get_instance(
     id: InstanceId,
 ) -> Result<Instance, RepoError> {
     let sql = format!("SELECT {COLUMNS} FROM amc_instances WHERE id = $1 AND user_id = $2");
-    Instance::find_by_statement(stmt(&sql, [id.0.into(), user_id.0.into()]))
+    Instance::find_by_statement(stmt(&sql, [id.into(), user_id.into()]))
         .one(db)
         .await?
         .ok_or(RepoError::NotFound)
@@ -116,8 +115,8 @@ pub async fn update_instance_caps(
          WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
     );
     let values = [
-        id.0.into(),
-        user_id.0.into(),
+        id.into(),
+        user_id.into(),
         caps.max_concurrent_executions.into(),
         set_quota.into(),
         quota.into(),

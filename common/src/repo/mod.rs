@@ -4,7 +4,6 @@
 //! another user's id behaves exactly like an unknown one ([`RepoError::NotFound`]).
 
 pub mod accounts;
-pub mod connections;
 pub mod instances;
 pub mod refresh_tokens;
 pub mod users;

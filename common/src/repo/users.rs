@@ -4,15 +4,22 @@ use super::{RepoError, stmt};
 use crate::ids::UserId;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
-use uuid::Uuid;
+
+crate::text_enum! {
+    /// What a user may do.
+    pub enum Role("role") {
+        Admin = "admin",
+        Member = "member",
+    }
+}
 
 /// A user row (the password hash stays inside the API's auth code).
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub password_hash: Option<String>,
-    pub role: String,
+    pub role: Role,
     /// Access tokens carry it; raising it (or deleting the user) refuses older tokens.
     pub token_version: i32,
     pub created_at: DateTime<Utc>,
@@ -30,7 +37,7 @@ pub async fn create_user(
     let sql = format!(
         "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
     );
-    let values = [UserId::new().0.into(), email.into(), password_hash.into()];
+    let values = [UserId::new().into(), email.into(), password_hash.into()];
     User::find_by_statement(stmt(&sql, values))
         .one(db)
         .await?
@@ -51,7 +58,7 @@ pub async fn find_user_by_email(
 /// The user with this id.
 pub async fn find_user(db: &impl ConnectionTrait, id: UserId) -> Result<Option<User>, RepoError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    Ok(User::find_by_statement(stmt(&sql, [id.0.into()]))
+    Ok(User::find_by_statement(stmt(&sql, [id.into()]))
         .one(db)
         .await?)
 }

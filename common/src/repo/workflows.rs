@@ -4,13 +4,12 @@ use super::{RepoError, stmt};
 use crate::ids::{InstanceId, UserId, WorkflowId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
-use uuid::Uuid;
 
 /// A workflow row.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Workflow {
-    pub id: Uuid,
-    pub instance_id: Uuid,
+    pub id: WorkflowId,
+    pub instance_id: InstanceId,
     pub name: String,
     pub description: Option<String>,
     pub sql_query: String,
@@ -46,8 +45,8 @@ pub async fn create_workflow(
     );
     let values = [
         WorkflowId::new().0.into(),
-        user_id.0.into(),
-        new.instance_id.0.into(),
+        user_id.into(),
+        new.instance_id.into(),
         new.name.into(),
         new.description.into(),
         new.sql_query.into(),
@@ -67,7 +66,7 @@ pub async fn list_workflows(
     let sql = format!(
         "SELECT {COLUMNS} FROM workflows WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
     );
-    Ok(Workflow::find_by_statement(stmt(&sql, [user_id.0.into()]))
+    Ok(Workflow::find_by_statement(stmt(&sql, [user_id.into()]))
         .all(db)
         .await?)
 }
@@ -79,7 +78,7 @@ pub async fn get_workflow(
     id: WorkflowId,
 ) -> Result<Workflow, RepoError> {
     let sql = format!("SELECT {COLUMNS} FROM workflows WHERE id = $1 AND user_id = $2");
-    Workflow::find_by_statement(stmt(&sql, [id.0.into(), user_id.0.into()]))
+    Workflow::find_by_statement(stmt(&sql, [id.into(), user_id.into()]))
         .one(db)
         .await?
         .ok_or(RepoError::NotFound)

@@ -15,7 +15,7 @@ async fn next_check_at(db: &sea_orm::DatabaseConnection, id: ExecutionId) -> Dat
     db.query_one_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT next_check_at FROM executions WHERE id = $1",
-        [id.0.into()],
+        [id.into()],
     ))
     .await
     .unwrap()
@@ -55,11 +55,11 @@ async fn checks_read_and_move_a_row_only_while_it_is_due() {
         .unwrap();
     assert_eq!(read.len(), 1, "only the due check reads the row");
     let step = &read[0];
-    assert_eq!(step.row.id, id.0);
-    assert_eq!(step.amc_instance_id, "amcsteps");
-    assert_eq!(step.region, "NA");
+    assert_eq!(step.row.id, id);
+    assert_eq!(step.target.amc_instance_id.as_str(), "amcsteps");
+    assert_eq!(step.target.region, common::ids::Region::NA);
     let token = step.token.as_ref().expect("the owner's token state");
-    assert_eq!(token.status, "active");
+    assert_eq!(token.status, common::connection::ConnectionStatus::Active);
     assert!(token.access_token_enc.is_some());
     assert!(
         read_due(&db, Status::Fetching, &[(id, due)])

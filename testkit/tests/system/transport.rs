@@ -3,7 +3,8 @@
 //! Postgres (`dead_jobs`) and nothing finished stays in Redis.
 //! (50,000 jobs exactly once + `used_memory` back: `queue/tests/scale.rs`.)
 
-use common::jobs::{EXECUTION_POLL, StepJobV1};
+use common::jobs::PollJob;
+use queue::Job;
 use queue::{Producer, QueueConfig};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::time::{Duration, Instant};
@@ -67,14 +68,11 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
     .await;
     assert!(failed, "/healthz kept answering 200 without Redis");
 
-    let job = StepJobV1 {
-        execution_id: common::ids::ExecutionId::new(),
-        due: None,
-    };
+    let job = PollJob::new(common::ids::ExecutionId::new(), None);
     // The test's own connection was cut too: its first command fails, then it reconnects.
     let mut pushed = false;
     for _ in 0..50 {
-        if p.push(EXECUTION_POLL, &job).await.is_ok() {
+        if p.enqueue(&job).await.is_ok() {
             pushed = true;
             break;
         }
@@ -83,7 +81,7 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
     assert!(pushed, "cannot push after the kill");
     let back = wait_until(
         Duration::from_secs(5).saturating_sub(killed.elapsed()),
-        || async { crate::healthy(&sys, &health).await && empty(&p, EXECUTION_POLL).await },
+        || async { crate::healthy(&sys, &health).await && empty(&p, PollJob::QUEUE).await },
     )
     .await;
     assert!(back, "worker did not consume again within 5 s of the kill");
@@ -100,7 +98,7 @@ async fn dead_jobs_are_kept_in_postgres_and_leave_redis() {
     .await
     .expect("system");
     let p = producer(&sys).await;
-    p.push_raw(EXECUTION_POLL, br#"{"not":"a step job"}"#.to_vec())
+    p.push_raw(PollJob::QUEUE, br#"{"not":"a step job"}"#.to_vec())
         .await
         .expect("push");
     let db = sys.db.connect().await.expect("db");
@@ -121,9 +119,9 @@ async fn dead_jobs_are_kept_in_postgres_and_leave_redis() {
     .await;
     assert!(stored, "the dead job is not in dead_jobs");
     assert!(
-        wait_until(Duration::from_secs(5), || empty(&p, EXECUTION_POLL)).await,
+        wait_until(Duration::from_secs(5), || empty(&p, PollJob::QUEUE)).await,
         "Redis still holds the dead job: {:?}",
-        p.stats(EXECUTION_POLL).await
+        p.stats(PollJob::QUEUE).await
     );
     sys.cleanup().await;
 }

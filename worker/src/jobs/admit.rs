@@ -1,13 +1,17 @@
 //! `instance.admit`: start the oldest queued runs of an instance's account as slots free up.
 
-use super::JobResult;
+use super::{Handle, JobResult};
 use crate::ctx::Ctx;
 use common::execution::{account_of_instance, admit_account};
 use common::ids::{AccountId, InstanceId};
-use common::jobs::{AdmitJobV1, EXECUTION_SUBMIT, StepJobV1};
+use common::jobs::{AdmitJob, SubmitJob};
+use queue::Job;
 
-pub async fn handle(ctx: &Ctx, job: AdmitJobV1) -> JobResult {
-    admit_instance(ctx, job.instance_id).await
+impl Handle for AdmitJob {
+    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, instance.id = %self.instance_id))]
+    async fn handle(self, ctx: &Ctx) -> JobResult {
+        admit_instance(ctx, self.instance_id).await
+    }
 }
 
 /// Admits what the caps allow and pushes a submit job for each admitted run. While this
@@ -32,14 +36,11 @@ async fn admit_pass(ctx: &Ctx, instance: InstanceId, account: AccountId) -> JobR
     if admitted.is_empty() {
         return Ok(());
     }
-    let jobs: Vec<StepJobV1> = admitted
+    let jobs: Vec<SubmitJob> = admitted
         .into_iter()
-        .map(|(id, due)| StepJobV1 {
-            execution_id: id,
-            due: Some(due),
-        })
+        .map(|(id, due)| SubmitJob::new(id, Some(due)))
         .collect();
     tracing::debug!(instance.id = %instance, admitted = jobs.len(), "admitted queued runs");
-    ctx.producer.push_batch(EXECUTION_SUBMIT, &jobs).await?;
+    ctx.producer.enqueue_batch(&jobs).await?;
     Ok(())
 }

@@ -2,59 +2,55 @@
 //! AMC ends `cancelled` at once; a run at AMC is cancelled there by its next status check,
 //! which is brought forward to now.
 
-use super::{JobResult, free_slot};
+use super::{Handle, JobResult, free_slot};
 use crate::ctx::Ctx;
-use common::execution::{self, Change, Status, now_micros};
-use common::jobs::{EXECUTION_FETCH, EXECUTION_POLL, StepJobV1};
+use common::execution::{self, Status, Unsubmitted};
+use common::jobs::{CancelJob, FetchJob, PollJob};
+use queue::Job;
 
-pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
-    let Some(row) = execution::find(&ctx.db, job.execution_id).await? else {
-        return Ok(());
-    };
-    if row.cancel_requested_at.is_none() {
-        return Ok(());
-    }
-    match row.status() {
-        Status::Submitting => {
-            // Not yet sent to AMC: nothing to cancel there.
-            let change = Change::from(&[Status::Submitting])
-                .guard("submit_started_at IS NULL")
-                .reason("cancelled before submission");
-            if execution::transition(&ctx.db, row.execution_id(), Status::Cancelled, &change)
-                .await?
-                .is_some()
-            {
-                free_slot(ctx, row.instance()).await?;
-            }
-            // Otherwise a submission is under way: its step sees the request and the
-            // poll that follows cancels at AMC.
-            Ok(())
+impl Handle for CancelJob {
+    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    async fn handle(self, ctx: &Ctx) -> JobResult {
+        let Some(row) = execution::find(&ctx.db, self.execution_id).await? else {
+            return Ok(());
+        };
+        if row.cancel_requested_at.is_none() {
+            return Ok(());
         }
-        status @ (Status::Running | Status::Fetching) => {
-            // Bring the next step forward, unless one is holding the row right now.
-            let at = now_micros();
-            let change = Change::from(&[status])
-                .guard("next_check_at IS NULL OR next_check_at > now()")
-                .set("next_check_at", at);
-            let Some(row) = execution::touch(&ctx.db, row.execution_id(), &change).await? else {
-                return Ok(());
-            };
-            let queue_name = if status == Status::Running {
-                EXECUTION_POLL
-            } else {
-                EXECUTION_FETCH
-            };
-            ctx.producer
-                .push(
-                    queue_name,
-                    &StepJobV1 {
-                        execution_id: row.execution_id(),
-                        due: Some(at),
-                    },
+        match row.status {
+            Status::Submitting => {
+                // Not yet sent to AMC: nothing to cancel there. Otherwise a submission is
+                // under way: its step sees the request and the poll that follows cancels.
+                let cancelled = execution::cancel_unsubmitted(
+                    &ctx.db,
+                    row.id,
+                    None,
+                    Unsubmitted::BeforeSubmission,
                 )
                 .await?;
-            Ok(())
+                if cancelled.is_some() {
+                    free_slot(ctx, row.instance_id).await?;
+                }
+                Ok(())
+            }
+            status @ (Status::Running | Status::Fetching) => {
+                // Bring the next step forward, unless one is holding the row right now.
+                let Some((row, at)) = execution::bring_forward(&ctx.db, row.id, status).await?
+                else {
+                    return Ok(());
+                };
+                if status == Status::Running {
+                    ctx.producer
+                        .enqueue(&PollJob::new(row.id, Some(at)))
+                        .await?;
+                } else {
+                    ctx.producer
+                        .enqueue(&FetchJob::new(row.id, Some(at)))
+                        .await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
     }
 }

@@ -3,15 +3,15 @@
 //! count → `succeeded`. A part that fails half-way aborts the upload: nothing half-written
 //! is ever visible, and the retry starts the result again.
 
-use super::{CallError, JobResult, call_amc, end, lease, on_call_error, schedule};
+use super::{CallError, Handle, JobResult, call_amc, end, on_call_error, schedule};
 use crate::ctx::Ctx;
-use crate::target::Target;
 use common::amc::{AmcError, ErrorClass};
-use common::execution::{self, Change, ExecutionRow, Status};
+use common::execution::{self, Ending, ExecutionRow, Status, Stored, Target};
 use common::ids::AmcExecutionId;
-use common::jobs::{EXECUTION_FETCH, StepJobV1};
+use common::jobs::FetchJob;
 use common::results::{Written, columns_json};
 use futures::StreamExt;
+use queue::Job;
 
 /// How often expired download URLs are asked for again within one fetch.
 const URL_ROUNDS: usize = 3;
@@ -23,14 +23,33 @@ enum Outcome {
     Failed(CallError),
 }
 
-pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
-    let Some((row, mut held)) = lease(ctx, &job, Status::Fetching, ctx.step_lease()).await? else {
+impl Handle for FetchJob {
+    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    async fn handle(self, ctx: &Ctx) -> JobResult {
+        fetch(ctx, &self).await
+    }
+
+    async fn handed_back(self, ctx: &Ctx) -> Self {
+        super::step_handed_back(self, ctx).await
+    }
+}
+
+async fn fetch(ctx: &Ctx, job: &FetchJob) -> JobResult {
+    let taken = execution::lease(
+        &ctx.db,
+        job.execution_id,
+        Status::Fetching,
+        job.due,
+        ctx.step_lease(),
+    )
+    .await?;
+    let Some((row, mut held)) = taken else {
         return Ok(());
     };
     if row.cancel_requested_at.is_some() {
-        return end(ctx, &row, Status::Fetching, held, Status::Cancelled, None).await;
+        return end(ctx, &row, &held, Ending::Cancelled).await;
     }
-    let Some(target) = Target::load(&ctx.db, row.instance()).await? else {
+    let Some(target) = Target::load(&ctx.db, row.instance_id).await? else {
         return Ok(());
     };
     // A fetch streams a whole result and may outlast one lease: renew it while streaming,
@@ -43,8 +62,8 @@ pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
     let outcome = loop {
         tokio::select! {
             out = &mut fetching => break out?,
-            _ = renew.tick() => match renew_lease(ctx, &row, held).await? {
-                Some(until) => held = until,
+            _ = renew.tick() => match execution::renew_lease(&ctx.db, &held, ctx.step_lease()).await? {
+                Some(renewed) => held = renewed,
                 // Another worker holds the row now: stop; its fetch finishes the run.
                 None => return Ok(()),
             },
@@ -52,58 +71,22 @@ pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
     };
     match outcome {
         Outcome::Done(w) => {
-            let change = Change::from(&[Status::Fetching])
-                .due(Some(held))
-                .set("row_count", w.rows as i64)
-                .set("result_columns", columns_json(&w.columns))
-                .set("result_location", w.location.clone())
-                .set(
-                    "next_check_at",
-                    Option::<chrono::DateTime<chrono::Utc>>::None,
-                )
-                .set("attempt", 0)
-                .reason(format!("{} rows stored", w.rows));
-            if execution::transition(&ctx.db, row.execution_id(), Status::Succeeded, &change)
-                .await?
-                .is_some()
-            {
-                tracing::info!(execution.id = %row.id, rows = w.rows, "execution succeeded");
+            let stored = Stored {
+                rows: w.rows,
+                columns: columns_json(&w.columns),
+                location: w.location.clone(),
+            };
+            if execution::succeed(&ctx.db, &held, &stored).await?.is_some() {
+                tracing::info!(rows = w.rows, "execution succeeded");
             }
             Ok(())
         }
         Outcome::NotYet => {
-            tracing::info!(execution.id = %row.id, "results not downloadable yet; asking again later");
-            schedule(
-                ctx,
-                &row,
-                Status::Fetching,
-                held,
-                EXECUTION_FETCH,
-                ctx.config.poll_min,
-                None,
-            )
-            .await
+            tracing::info!("results not downloadable yet; asking again later");
+            schedule(ctx, &held, ctx.config.poll_min, None).await
         }
-        Outcome::Failed(e) => {
-            on_call_error(ctx, &row, Status::Fetching, held, EXECUTION_FETCH, e).await
-        }
+        Outcome::Failed(e) => on_call_error(ctx, &row, &held, e).await,
     }
-}
-
-/// Moves the lease forward from `held`; `None` if the row has moved meanwhile.
-async fn renew_lease(
-    ctx: &Ctx,
-    row: &ExecutionRow,
-    held: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, super::JobError> {
-    let until =
-        execution::now_micros() + chrono::Duration::from_std(ctx.step_lease()).unwrap_or_default();
-    let change = Change::from(&[Status::Fetching])
-        .due(Some(held))
-        .set("next_check_at", until);
-    Ok(execution::touch(&ctx.db, row.execution_id(), &change)
-        .await?
-        .map(|_| until))
 }
 
 async fn download(
@@ -111,9 +94,12 @@ async fn download(
     target: &Target,
     row: &ExecutionRow,
 ) -> Result<Outcome, super::JobError> {
-    let amc_id = AmcExecutionId(row.amc_execution_id.clone().unwrap_or_default());
+    let amc_id = row
+        .amc_execution_id
+        .clone()
+        .unwrap_or_else(|| AmcExecutionId(String::new()));
     'rounds: for round in 0..URL_ROUNDS {
-        let urls = call_amc(ctx, target, |token| {
+        let urls = call_amc(ctx, target, None, |token| {
             let (amc, t, id) = (ctx.amc.clone(), target.clone(), amc_id.clone());
             async move { amc.download_urls(&t.amc(&token), &id).await }
         })
@@ -131,7 +117,7 @@ async fn download(
             let resp = match ctx.amc.download(url).await {
                 Ok(r) => r,
                 Err(e) if matches!(e.class, ErrorClass::UrlExpired) => {
-                    tracing::info!(execution.id = %row.id, round, "download URL expired; asking for fresh ones");
+                    tracing::info!(round, "download URL expired; asking for fresh ones");
                     writer.abort().await;
                     continue 'rounds;
                 }

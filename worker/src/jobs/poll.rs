@@ -9,36 +9,52 @@
 //! due, so the reconciler re-pushes it after its grace rather than after a lease.
 
 use super::{
-    JobError, JobResult, call_amc, call_amc_with, end, free_slot, lease, on_call_error, schedule,
+    CallError, Handle, JobError, JobResult, call_amc, end, free_slot, on_call_error, schedule,
 };
 use crate::ctx::Ctx;
-use crate::target::Target;
-use chrono::DateTime;
 use chrono::Utc;
-use common::amc::{AmcStatus, ErrorClass};
+use common::amc::{AmcError, AmcStatus, ErrorClass};
+use common::connection::TokenState;
 use common::execution::{
-    self, Change, ExecutionRow, Status, TokenState, now_micros, poll_interval,
+    self, Ending, ErrorCode, ExecutionRow, Held, Status, Target, now_micros, poll_interval,
 };
 use common::ids::AmcExecutionId;
-use common::jobs::{EXECUTION_FETCH, EXECUTION_POLL, StepJobV1};
+use common::jobs::{FetchJob, PollJob};
+use queue::Job;
 
-pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
-    let Some((row, target, token, held)) = take(ctx, &job).await? else {
-        return Ok(());
-    };
-    let Some(amc_id) = row.amc_execution_id.clone().map(AmcExecutionId) else {
-        return end(
-            ctx,
-            &row,
-            Status::Running,
+impl Handle for PollJob {
+    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    async fn handle(self, ctx: &Ctx) -> JobResult {
+        let Some(Taken {
+            row,
+            target,
+            token,
             held,
-            Status::Failed,
-            Some(("internal", "running without an AMC execution id")),
-        )
-        .await;
+        }) = take(ctx, &self).await?
+        else {
+            return Ok(());
+        };
+        check(ctx, &row, &target, token, &held).await
+    }
+
+    async fn handed_back(self, ctx: &Ctx) -> Self {
+        super::step_handed_back(self, ctx).await
+    }
+}
+
+async fn check(
+    ctx: &Ctx,
+    row: &ExecutionRow,
+    target: &Target,
+    token: Option<TokenState>,
+    held: &Held,
+) -> JobResult {
+    let Some(amc_id) = row.amc_execution_id.clone() else {
+        let ending = Ending::failed(ErrorCode::Internal, "running without an AMC execution id");
+        return end(ctx, row, held, ending).await;
     };
     if row.cancel_requested_at.is_some() {
-        let cancelled = call_amc(ctx, &target, |token| {
+        let cancelled = call_amc(ctx, target, None, |token| {
             let (amc, t, id) = (ctx.amc.clone(), target.clone(), amc_id.clone());
             async move { amc.cancel_execution(&t.amc(&token), &id).await }
         })
@@ -46,121 +62,119 @@ pub async fn handle(ctx: &Ctx, job: StepJobV1) -> JobResult {
         match cancelled {
             // A terminal run cannot be cancelled (400); the status below tells what it became.
             Ok(())
-            | Err(super::CallError::Amc(common::amc::AmcError {
+            | Err(CallError::Amc(AmcError {
                 class: ErrorClass::Permanent | ErrorClass::NotFound,
                 ..
             })) => {}
-            Err(e) => {
-                return on_call_error(ctx, &row, Status::Running, held, EXECUTION_POLL, e).await;
-            }
+            Err(e) => return on_call_error(ctx, row, held, e).await,
         }
     }
-    let status = call_amc_with(ctx, &target, token, |token| {
+    let status = call_amc(ctx, target, token, |token| {
         let (amc, t, id) = (ctx.amc.clone(), target.clone(), amc_id.clone());
         async move { amc.get_execution(&t.amc(&token), &id).await }
     })
     .await;
     let exec = match status {
         Ok(e) => e,
-        Err(e) => return on_call_error(ctx, &row, Status::Running, held, EXECUTION_POLL, e).await,
+        Err(e) => return on_call_error(ctx, row, held, e).await,
     };
     match &exec.status {
         AmcStatus::Succeeded if row.cancel_requested_at.is_some() => {
-            end(ctx, &row, Status::Running, held, Status::Cancelled, None).await
+            end(ctx, row, held, Ending::Cancelled).await
         }
-        AmcStatus::Succeeded => {
-            let at = now_micros();
-            let change = Change::from(&[Status::Running])
-                .due(Some(held))
-                .set("next_check_at", at)
-                .set("attempt", 0)
-                .reason("AMC reports SUCCEEDED");
-            if execution::transition(&ctx.db, row.execution_id(), Status::Fetching, &change)
-                .await?
-                .is_some()
-            {
-                ctx.producer
-                    .push(
-                        EXECUTION_FETCH,
-                        &StepJobV1 {
-                            execution_id: row.execution_id(),
-                            due: Some(at),
-                        },
-                    )
-                    .await?;
-                free_slot(ctx, row.instance()).await?;
-            }
-            Ok(())
-        }
-        AmcStatus::Cancelled => {
-            end(ctx, &row, Status::Running, held, Status::Cancelled, None).await
-        }
+        AmcStatus::Succeeded => fetching(ctx, row, held, &amc_id).await,
+        AmcStatus::Cancelled => end(ctx, row, held, Ending::Cancelled).await,
         s if s.is_failed() => {
             let reason = exec
                 .failure_reason()
-                .unwrap_or("AMC reported the run as failed without a reason")
-                .to_string();
-            end(
-                ctx,
-                &row,
-                Status::Running,
-                held,
-                Status::Failed,
-                Some(("amc_failed", &reason)),
-            )
-            .await
+                .unwrap_or("AMC reported the run as failed without a reason");
+            end(ctx, row, held, Ending::failed(ErrorCode::AmcFailed, reason)).await
         }
         other => {
             if let AmcStatus::Unknown(s) = other {
-                tracing::warn!(execution.id = %row.id, amc.status = %s, "unknown AMC status; treating it as running");
+                tracing::warn!(amc.status = %s, "unknown AMC status; treating it as running");
             }
             let running_for = row
                 .running_at
                 .map(|t| (Utc::now() - t).to_std().unwrap_or_default())
                 .unwrap_or_default();
             let next = poll_interval(running_for, ctx.config.poll_min, ctx.config.poll_max);
-            schedule(
-                ctx,
-                &row,
-                Status::Running,
-                held,
-                EXECUTION_POLL,
-                next,
-                Some(0),
-            )
-            .await
+            schedule(ctx, held, next, Some(0)).await
         }
     }
 }
 
-type Taken = (ExecutionRow, Target, Option<TokenState>, DateTime<Utc>);
+/// AMC is done: the run moves to `fetching`, its fetch goes out now, its slot is free.
+async fn fetching(
+    ctx: &Ctx,
+    row: &ExecutionRow,
+    held: &Held,
+    amc_id: &AmcExecutionId,
+) -> JobResult {
+    let at = now_micros();
+    if execution::mark_fetching(&ctx.db, held, at).await?.is_some() {
+        tracing::debug!(amc.execution_id = %amc_id, "AMC reports SUCCEEDED; fetching");
+        ctx.producer
+            .enqueue(&FetchJob::new(row.id, Some(at)))
+            .await?;
+        free_slot(ctx, row.instance_id).await?;
+    }
+    Ok(())
+}
+
+struct Taken {
+    row: ExecutionRow,
+    target: Target,
+    token: Option<TokenState>,
+    held: Held,
+}
 
 /// The run this check is about, if the check is still due.
-async fn take(ctx: &Ctx, job: &StepJobV1) -> Result<Option<Taken>, JobError> {
+async fn take(ctx: &Ctx, job: &PollJob) -> Result<Option<Taken>, JobError> {
     match job.due {
         Some(due) => {
             let Some(step) = ctx
                 .steps
                 .read(Status::Running, job.execution_id, due)
-                .await
-                .map_err(sea_orm::DbErr::from)?
+                .await?
             else {
                 return Ok(None);
             };
-            let target = Target::of_step(&step)?;
-            Ok(Some((step.row, target, step.token, due)))
+            let held = Held {
+                id: job.execution_id,
+                status: Status::Running,
+                at: due,
+            };
+            Ok(Some(Taken {
+                row: step.row,
+                target: step.target,
+                token: step.token,
+                held,
+            }))
         }
         // Not pushed by this code, which always names the due check; take the row as the
         // other steps do.
         None => {
-            let Some((row, held)) = lease(ctx, job, Status::Running, ctx.step_lease()).await?
-            else {
+            let taken = execution::lease(
+                &ctx.db,
+                job.execution_id,
+                Status::Running,
+                None,
+                ctx.step_lease(),
+            )
+            .await?;
+            let Some((row, held)) = taken else {
                 return Ok(None);
             };
-            let Some(target) = Target::load(&ctx.db, row.instance()).await? else {
+            let Some(target) = Target::load(&ctx.db, row.instance_id).await? else {
                 return Ok(None);
             };
-            Ok(Some((row, target, None, held)))
+            Ok(Some(Taken {
+                row,
+                target,
+                token: None,
+                held,
+            }))
         }
     }
 }

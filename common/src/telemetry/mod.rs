@@ -1,5 +1,8 @@
 //! Tracing setup shared by every process: human-readable logs in development, JSON in
-//! production, filtered by `RUST_LOG` (default `info`).
+//! production, filtered by `RUST_LOG` (default `info`), and the Prometheus metrics of each
+//! process ([`metrics`]).
+
+pub mod metrics;
 
 use crate::config::{Config, Env};
 use tracing_subscriber::EnvFilter;
@@ -22,5 +25,34 @@ pub fn init(config: &Config, process: &'static str) {
             );
         }
         tracing::info!(process, "starting");
+    }
+}
+
+/// An error with its whole cause chain, `outer: inner: innermost`, for the one log line
+/// where it is handled.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chains_name_every_cause() {
+        let e = Outer(std::io::Error::other("disk gone"));
+        assert_eq!(super::chain(&e), "outer: disk gone");
     }
 }

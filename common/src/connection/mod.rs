@@ -1,19 +1,62 @@
-//! Amazon (LWA) connections: one per user, tokens stored encrypted by the caller.
+//! Amazon (LWA) connections: one per user, their tokens encrypted at rest; the exchange
+//! of a refresh token a user hands us ([`connect`]), the refresh of access tokens under
+//! the row's lock, and re-authorisation.
 
-use super::{RepoError, stmt};
+mod exchange;
+
+pub use exchange::{ConnectError, Connected, Connector, connect};
+
 use crate::amc::{LwaClient, LwaError};
 use crate::crypto::Cipher;
-use crate::ids::{Region, UserId};
+use crate::event::{EventType, NewEvent};
+use crate::ids::{ConnectionId, Region, UserId};
+use crate::repo::{RepoError, stmt};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use std::time::Duration;
-use uuid::Uuid;
+
+crate::text_enum! {
+    /// Whether a connection's refresh token works.
+    pub enum ConnectionStatus("connection status") {
+        Active = "active",
+        /// LWA refused the refresh token: the user must authorise again.
+        ReauthRequired = "reauth_required",
+    }
+}
+
+/// The token state of a connection as stored (the access token still encrypted).
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct TokenState {
+    pub status: ConnectionStatus,
+    pub last_error: Option<String>,
+    pub access_token_enc: Option<Vec<u8>>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    /// When the row last changed (the access token's issue time when it was refreshed).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The token state of a connection; with `lock`, the row is locked (`FOR UPDATE`) in the
+/// caller's transaction, so one refresh happens while concurrent callers wait.
+pub async fn token_state<C: ConnectionTrait>(
+    conn: &C,
+    id: ConnectionId,
+    lock: bool,
+) -> Result<Option<TokenState>, sea_orm::DbErr> {
+    let sql = format!(
+        "SELECT status, last_error, access_token_enc, access_token_expires_at, updated_at \
+         FROM amazon_connections WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    TokenState::find_by_statement(stmt(&sql, [id.into()]))
+        .one(conn)
+        .await
+}
 
 /// A connection's status, without its (encrypted) tokens.
 #[derive(Debug, Clone, FromQueryResult)]
-pub struct ConnectionStatus {
-    pub id: Uuid,
-    pub status: String,
+pub struct Connection {
+    pub id: ConnectionId,
+    pub status: ConnectionStatus,
     pub last_error: Option<String>,
     pub access_token_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -35,24 +78,25 @@ pub async fn upsert_connection(
     db: &impl ConnectionTrait,
     user_id: UserId,
     tokens: EncryptedTokens,
-) -> Result<ConnectionStatus, RepoError> {
+) -> Result<Connection, RepoError> {
     let sql = format!(
         "INSERT INTO amazon_connections (id, user_id, refresh_token_enc, access_token_enc, access_token_expires_at, status)
-         VALUES ($1, $2, $3, $4, $5, 'active')
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (user_id) DO UPDATE SET refresh_token_enc = EXCLUDED.refresh_token_enc,
            access_token_enc = EXCLUDED.access_token_enc,
            access_token_expires_at = EXCLUDED.access_token_expires_at,
-           status = 'active', last_error = NULL, updated_at = now()
+           status = EXCLUDED.status, last_error = NULL, updated_at = now()
          RETURNING {COLUMNS}"
     );
     let values = [
-        Uuid::now_v7().into(),
-        user_id.0.into(),
+        ConnectionId::new().into(),
+        user_id.into(),
         tokens.refresh_token_enc.into(),
         tokens.access_token_enc.into(),
         tokens.access_token_expires_at.into(),
+        ConnectionStatus::Active.into(),
     ];
-    ConnectionStatus::find_by_statement(stmt(&sql, values))
+    Connection::find_by_statement(stmt(&sql, values))
         .one(db)
         .await?
         .ok_or(RepoError::NotFound)
@@ -62,13 +106,11 @@ pub async fn upsert_connection(
 pub async fn find_connection(
     db: &impl ConnectionTrait,
     user_id: UserId,
-) -> Result<Option<ConnectionStatus>, RepoError> {
+) -> Result<Option<Connection>, RepoError> {
     let sql = format!("SELECT {COLUMNS} FROM amazon_connections WHERE user_id = $1");
-    Ok(
-        ConnectionStatus::find_by_statement(stmt(&sql, [user_id.0.into()]))
-            .one(db)
-            .await?,
-    )
+    Ok(Connection::find_by_statement(stmt(&sql, [user_id.into()]))
+        .one(db)
+        .await?)
 }
 
 /// What exchanging a connection's refresh token with LWA gave.
@@ -99,7 +141,7 @@ pub async fn refresh_locked<C: ConnectionTrait>(
     txn: &C,
     cipher: &Cipher,
     lwa: &LwaClient,
-    connection: Uuid,
+    connection: ConnectionId,
 ) -> Result<Refreshed, RefreshError> {
     let refresh_enc: Vec<u8> = txn
         .query_one_raw(stmt(
@@ -151,27 +193,37 @@ pub async fn refresh_locked<C: ConnectionTrait>(
 /// a `connection.reauth_required` event for its user. A no-op if it is not active.
 pub async fn mark_reauth_required<C: ConnectionTrait>(
     txn: &C,
-    connection: Uuid,
+    connection: ConnectionId,
     reason: &str,
 ) -> Result<(), sea_orm::DbErr> {
     let r = txn
         .query_one_raw(stmt(
-            "UPDATE amazon_connections SET status = 'reauth_required', last_error = $2, access_token_enc = NULL, \
-               access_token_expires_at = NULL, updated_at = now() WHERE id = $1 AND status = 'active' RETURNING user_id",
-            [connection.into(), reason.into()],
+            "UPDATE amazon_connections SET status = $3, last_error = $2, access_token_enc = NULL, \
+               access_token_expires_at = NULL, updated_at = now() WHERE id = $1 AND status = $4 RETURNING user_id",
+            [
+                connection.into(),
+                reason.into(),
+                ConnectionStatus::ReauthRequired.into(),
+                ConnectionStatus::Active.into(),
+            ],
         ))
         .await?;
     if let Some(r) = r {
-        let user: Uuid = r.try_get("", "user_id")?;
-        txn.execute_raw(stmt(
-            "INSERT INTO events (id, user_id, event_type, subject_id, payload) VALUES ($1, $2, 'connection.reauth_required', $3, $4)",
-            [
-                Uuid::now_v7().into(),
-                user.into(),
-                connection.into(),
-                serde_json::json!({"connection_id": connection, "status": "reauth_required", "reason": reason}).into(),
-            ],
-        ))
+        let user: UserId = r.try_get("", "user_id")?;
+        let payload = serde_json::json!({
+            "connection_id": connection,
+            "status": ConnectionStatus::ReauthRequired,
+            "reason": reason,
+        });
+        crate::event::record(
+            txn,
+            NewEvent {
+                user,
+                event_type: EventType::ConnectionReauthRequired,
+                subject: connection.0,
+                payload,
+            },
+        )
         .await?;
         tracing::warn!(connection.id = %connection, reason, "LWA refused the refresh token; the connection needs to be authorised again");
     }
@@ -184,13 +236,17 @@ pub async fn expiring(
     db: &impl ConnectionTrait,
     ahead: Duration,
     limit: u64,
-) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+) -> Result<Vec<ConnectionId>, sea_orm::DbErr> {
     let rows = db
         .query_all_raw(stmt(
-            "SELECT id FROM amazon_connections WHERE status = 'active' AND \
+            "SELECT id FROM amazon_connections WHERE status = $3 AND \
                (access_token_expires_at IS NULL OR access_token_expires_at < now() + make_interval(secs => $1)) \
              ORDER BY access_token_expires_at NULLS FIRST LIMIT $2",
-            [ahead.as_secs_f64().into(), (limit as i64).into()],
+            [
+                ahead.as_secs_f64().into(),
+                (limit as i64).into(),
+                ConnectionStatus::Active.into(),
+            ],
         ))
         .await?;
     rows.iter().map(|r| r.try_get("", "id")).collect()
@@ -200,42 +256,20 @@ pub async fn expiring(
 /// it is still active with a token expiring within `ahead`.
 pub async fn lock_if_expiring(
     txn: &impl ConnectionTrait,
-    connection: Uuid,
+    connection: ConnectionId,
     ahead: Duration,
 ) -> Result<bool, sea_orm::DbErr> {
     Ok(txn
         .query_one_raw(stmt(
-            "SELECT id FROM amazon_connections WHERE id = $1 AND status = 'active' AND \
+            "SELECT id FROM amazon_connections WHERE id = $1 AND status = $3 AND \
                (access_token_expires_at IS NULL OR access_token_expires_at < now() + make_interval(secs => $2)) \
              FOR UPDATE SKIP LOCKED",
-            [connection.into(), ahead.as_secs_f64().into()],
+            [
+                connection.into(),
+                ahead.as_secs_f64().into(),
+                ConnectionStatus::Active.into(),
+            ],
         ))
         .await?
         .is_some())
-}
-
-/// After a user authorised again: their runs already at AMC (running or fetching, with
-/// an AMC id) whose next check lies in the future get it brought forward to now.
-/// Returns `(execution id, status, new next_check_at)` for the caller to enqueue.
-pub async fn resume_after_reauth(
-    db: &impl ConnectionTrait,
-    user_id: UserId,
-) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, sea_orm::DbErr> {
-    let rows = db
-        .query_all_raw(stmt(
-            "UPDATE executions SET next_check_at = date_trunc('microseconds', now()), updated_at = now() \
-             WHERE user_id = $1 AND status IN ('running', 'fetching') AND amc_execution_id IS NOT NULL \
-               AND next_check_at > now() RETURNING id, status, next_check_at",
-            [user_id.0.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "id")?,
-                r.try_get("", "status")?,
-                r.try_get("", "next_check_at")?,
-            ))
-        })
-        .collect()
 }

@@ -1,0 +1,217 @@
+//! Prometheus metrics, on `prometheus-client`: each process registers the series it
+//! records at start-up and serves them at `/metrics` (OpenMetrics text). The series of
+//! each process live here, so a reader finds every name and label in one file.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The registry in OpenMetrics text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!(error = %e, "could not encode the metrics");
+    }
+    out
+}
+
+/// Durations from 1 ms to about 30 s.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 16)
+}
+
+fn histogram() -> Histogram {
+    Histogram::new(latency_buckets())
+}
+
+/// An HTTP request, by its route's template (never the raw path: ids would explode the
+/// label set).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: &'static str,
+    pub route: &'static str,
+    pub status: u16,
+}
+
+/// An HTTP request's duration, by method and route template.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: &'static str,
+    pub route: &'static str,
+}
+
+/// The API's series.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    pub requests: Family<HttpLabels, Counter>,
+    pub duration: Family<RouteLabels, Histogram>,
+}
+
+impl HttpMetrics {
+    /// `http_requests_total{method,route,status}`, `http_request_duration_seconds{method,route}`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(histogram),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template",
+            m.duration.clone(),
+        );
+        m
+    }
+
+    /// Records one answered request.
+    pub fn record(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&HttpLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&RouteLabels { method, route })
+            .observe(took.as_secs_f64());
+    }
+}
+
+crate::text_enum! {
+    /// How a job ended.
+    pub enum JobOutcome("job outcome") {
+        /// The handler finished (its row moved, or had already moved).
+        Ok = "ok",
+        /// An infrastructure failure: the queue retries the job.
+        Error = "error",
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for JobOutcome {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// A job run, by queue and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct JobLabels {
+    pub queue: &'static str,
+    pub outcome: JobOutcome,
+}
+
+/// A queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: &'static str,
+}
+
+/// A worker's series.
+#[derive(Debug, Clone)]
+pub struct JobMetrics {
+    pub jobs: Family<JobLabels, Counter>,
+    pub duration: Family<QueueLabels, Histogram>,
+}
+
+impl JobMetrics {
+    /// `jobs_total{queue,outcome}`, `job_duration_seconds{queue}`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            jobs: Family::default(),
+            duration: Family::new_with_constructor(histogram),
+        };
+        registry.register("jobs", "Jobs run, by queue and outcome", m.jobs.clone());
+        registry.register(
+            "job_duration_seconds",
+            "Time a job's handler took, by queue",
+            m.duration.clone(),
+        );
+        m
+    }
+
+    /// Records one job run.
+    pub fn record(&self, queue: &'static str, outcome: JobOutcome, took: Duration) {
+        self.jobs.get_or_create(&JobLabels { queue, outcome }).inc();
+        self.duration
+            .get_or_create(&QueueLabels { queue })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// What a reconcile pass re-enqueued.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub kind: &'static str,
+}
+
+/// The scheduler's series.
+#[derive(Debug, Clone)]
+pub struct SchedulerMetrics {
+    pub passes: Counter,
+    pub reconciled: Family<ReconcileLabels, Counter>,
+}
+
+impl SchedulerMetrics {
+    /// `reconcile_passes_total`, `reconciled_total{kind}` (`step`, `admission`, `cancel`).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            passes: Counter::default(),
+            reconciled: Family::default(),
+        };
+        registry.register("reconcile_passes", "Reconcile passes run", m.passes.clone());
+        registry.register(
+            "reconciled",
+            "Jobs the reconciler re-enqueued, by kind (step, admission, cancel)",
+            m.reconciled.clone(),
+        );
+        m
+    }
+}
+
+/// A registry being filled at start-up, then shared read-only.
+pub type Shared = Arc<Registry>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_render_with_their_labels() {
+        let mut r = Registry::default();
+        let http = HttpMetrics::register(&mut r);
+        let jobs = JobMetrics::register(&mut r);
+        http.record(
+            "GET",
+            "/api/v1/executions/{id}",
+            200,
+            Duration::from_millis(3),
+        );
+        jobs.record("execution.poll", JobOutcome::Ok, Duration::from_millis(1));
+        let text = render(&r);
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="/api/v1/executions/{id}",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"jobs_total{queue="execution.poll",outcome="ok"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("job_duration_seconds_bucket"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
