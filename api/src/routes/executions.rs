@@ -306,6 +306,7 @@ impl ExecutionsApi {
                 ApiError::field("Idempotency-Key", e.to_string())
             }
             RunError::Create(execution::CreateError::Db(e)) => ApiError::internal(e),
+            e @ (RunError::Batch(_) | RunError::Stopped) => ApiError::internal(e),
         })?;
         let row = match created {
             Created::New(r) | Created::Existing(r) => r,

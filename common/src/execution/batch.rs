@@ -48,6 +48,12 @@ pub enum RunError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Create(#[from] CreateError),
+    /// The batch's workflows could not be read (every request of the batch gets it).
+    #[error("reading the workflows of a batch")]
+    Batch(#[source] Arc<DbErr>),
+    /// The group-commit task has stopped (the process is shutting down).
+    #[error("the execution writer has stopped")]
+    Stopped,
 }
 
 type Answer = Result<Created, RunError>;
@@ -81,10 +87,6 @@ pub struct CreateBatcher {
     group: Group<RunRequest, Answer>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("the execution writer has stopped")]
-struct Stopped;
-
 impl CreateBatcher {
     /// Starts the task (inside tokio). `after_commit` is given the new runs of each batch
     /// (not those answered from an earlier `Idempotency-Key`) once they are committed.
@@ -103,12 +105,15 @@ impl CreateBatcher {
 
     /// Renders the request against its workflow and records the run `queued`, exactly as
     /// [`create`] does, in a shared transaction.
+    #[tracing::instrument(name = "execution.create", skip_all, fields(workflow.id = %request.workflow_id, execution.id = tracing::field::Empty))]
     pub async fn run(&self, request: RunRequest) -> Result<Created, RunError> {
-        self.group.call(request).await.unwrap_or_else(|| {
-            Err(RunError::Create(CreateError::Db(DbErr::Custom(
-                Stopped.to_string(),
-            ))))
-        })
+        let created = self
+            .group
+            .call(request)
+            .await
+            .unwrap_or(Err(RunError::Stopped))?;
+        tracing::Span::current().record("execution.id", tracing::field::display(created.row().id));
+        Ok(created)
     }
 }
 
@@ -176,11 +181,9 @@ async fn write_batch(
     let workflows = match workflows_of(db, &pending).await {
         Ok(w) => w,
         Err(e) => {
-            let msg = e.to_string();
+            let e = Arc::new(e);
             for p in pending {
-                p.answer(Err(RunError::Create(CreateError::Db(DbErr::Custom(
-                    msg.clone(),
-                )))));
+                p.answer(Err(RunError::Batch(e.clone())));
             }
             return;
         }
