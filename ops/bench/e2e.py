@@ -30,7 +30,8 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.join(ROOT, "target", "release")
+# BENCH_BIN_DIR runs another build's binaries (BUILD_LABEL names it in the results).
+BIN = os.environ.get("BENCH_BIN_DIR") or os.path.join(ROOT, "target", "release")
 OUT = os.path.join(ROOT, "ops", "bench", "results", "e2e.jsonl")
 PG = os.environ.get("PGHOST", "127.0.0.1")
 DB = "amp_bench_e2e"
@@ -219,6 +220,8 @@ def load1():
 
 def emit(rec):
     rec["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rec["build"] = os.environ.get("BUILD_LABEL") or subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "a") as f:
         f.write(json.dumps(rec) + "\n")

@@ -6,5 +6,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 bash ops/services.sh >/dev/null
-cargo build --release -p api -p worker -p scheduler -p migrations -p amc-sim --bins
+# BENCH_BIN_DIR=dir of another build's binaries skips the build.
+[ -n "${BENCH_BIN_DIR:-}" ] || cargo build --release -p api -p worker -p scheduler -p migrations -p amc-sim --bins
 exec python3 "$ROOT/ops/bench/e2e.py" "$@"
