@@ -80,6 +80,10 @@ pub struct Config {
     pub poll_min: Duration,
     pub poll_max: Duration,
     pub reconcile_interval: Duration,
+    /// Events (and finished job data) older than this are pruned.
+    pub event_retention: Duration,
+    /// How often the scheduler prunes.
+    pub prune_interval: Duration,
     pub shutdown_timeout: Duration,
     /// How long a queue consumer's unacknowledged job may sit before another worker takes it.
     pub claim_idle: Duration,
@@ -129,6 +133,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration ({e}); use forms like 250ms, 15s, 5m, 1h"))
 }
 
+/// A duration in the form [`parse_duration`] reads, in its largest whole unit (`24h`,
+/// `90m`, `15s`, `250ms`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
+    }
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -159,6 +176,13 @@ impl Config {
                 None => parse_duration(if prod { production } else { dev }).map_err(|m| err(k, m)),
             }
         };
+        let at_least =
+            |k: &'static str, d: Duration, min: Duration| -> Result<Duration, ConfigError> {
+                if d < min {
+                    return Err(err(k, format!("must be at least {}", format_duration(min))));
+                }
+                Ok(d)
+            };
         let addr = |k: &'static str, dev: &str| -> Result<SocketAddr, ConfigError> {
             let v = get(k).unwrap_or_else(|| dev.to_string());
             v.parse().map_err(|_| {
@@ -286,6 +310,16 @@ impl Config {
             poll_min,
             poll_max,
             reconcile_interval: dur("AMP_RECONCILE_INTERVAL", "5s", "5s")?,
+            event_retention: at_least(
+                "AMP_EVENT_RETENTION",
+                dur("AMP_EVENT_RETENTION", "90d", "90d")?,
+                Duration::from_secs(60),
+            )?,
+            prune_interval: at_least(
+                "AMP_PRUNE_INTERVAL",
+                dur("AMP_PRUNE_INTERVAL", "1h", "1h")?,
+                Duration::from_secs(1),
+            )?,
             shutdown_timeout: dur("AMP_SHUTDOWN_TIMEOUT", "30s", "30s")?,
             claim_idle: dur("AMP_CLAIM_IDLE", "5s", "15s")?,
             max_attempts: positive("AMP_MAX_ATTEMPTS", 8)? as u32,
@@ -332,6 +366,21 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn durations_are_written_as_they_are_read() {
+        for (d, text) in [
+            (86_400_000, "24h"),
+            (5_400_000, "90m"),
+            (15_000, "15s"),
+            (250, "250ms"),
+            (0, "0s"),
+        ] {
+            let d = Duration::from_millis(d);
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text).unwrap(), d);
+        }
     }
 
     #[test]

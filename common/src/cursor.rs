@@ -73,6 +73,33 @@ impl CursorKey {
         self.sign(scope, &offset.to_be_bytes())
     }
 
+    /// A cursor naming a keyset position: an instant and an id (`(created_at, id)`).
+    pub fn sign_key(
+        &self,
+        scope: &[u8],
+        at: chrono::DateTime<chrono::Utc>,
+        id: uuid::Uuid,
+    ) -> String {
+        let mut p = at.timestamp_micros().to_be_bytes().to_vec();
+        p.extend_from_slice(id.as_bytes());
+        self.sign(scope, &p)
+    }
+
+    /// The position a cursor of [`CursorKey::sign_key`] names.
+    pub fn open_key(
+        &self,
+        scope: &[u8],
+        cursor: &str,
+    ) -> Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)> {
+        let p = self.open(scope, cursor)?;
+        if p.len() != 24 {
+            return None;
+        }
+        let micros = i64::from_be_bytes(p[..8].try_into().ok()?);
+        let at = chrono::DateTime::from_timestamp_micros(micros)?;
+        Some((at, uuid::Uuid::from_slice(&p[8..]).ok()?))
+    }
+
     /// The byte offset a cursor of [`CursorKey::sign_offset`] names.
     pub fn open_offset(&self, scope: &[u8], cursor: &str) -> Option<u64> {
         let p = self.open(scope, cursor)?;
@@ -83,6 +110,17 @@ impl CursorKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyset_cursors_round_trip_in_their_scope_only() {
+        let k = CursorKey::derive(b"secret");
+        let at = chrono::DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap();
+        let id = uuid::Uuid::new_v4();
+        let c = k.sign_key(b"user-1", at, id);
+        assert_eq!(k.open_key(b"user-1", &c), Some((at, id)));
+        assert_eq!(k.open_key(b"user-2", &c), None);
+        assert_eq!(k.open_key(b"user-1", &k.sign_offset(b"user-1", 7)), None);
+    }
 
     #[test]
     fn cursors_round_trip_and_refuse_tampering() {

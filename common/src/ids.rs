@@ -85,6 +85,18 @@ uuid_id!(
     /// A user's Amazon (LWA) connection.
     ConnectionId
 );
+uuid_id!(
+    /// A schedule: a cron rule that runs a workflow.
+    ScheduleId
+);
+uuid_id!(
+    /// One entry of a schedule's run history.
+    ScheduleRunId
+);
+uuid_id!(
+    /// A data collection (a backfill of windows).
+    CollectionId
+);
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {

@@ -22,7 +22,8 @@ fn families() -> Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)> {
                 "failed",
                 "cancelled",
             ],
-            vec!["common/src/execution/"],
+            // A webhook delivery's states share three spellings.
+            vec!["common/src/execution/", "common/src/event/delivery.rs"],
         ),
         (
             "connection status",

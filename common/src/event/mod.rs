@@ -1,6 +1,10 @@
 //! The events table, the outbox: every state change writes one in the transaction that
 //! makes the change (DESIGN inv. 6). [`EventType`] is CONTRACT's complete list.
 
+mod delivery;
+
+pub use delivery::DeliveryStatus;
+
 use crate::execution::ExecutionStatus;
 use crate::ids::UserId;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};

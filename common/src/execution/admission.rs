@@ -88,6 +88,7 @@ pub async fn admit_account(
             DbBackend::Postgres,
             "SELECT e.id, e.instance_id FROM executions e JOIN amc_instances i ON i.id = e.instance_id \
              WHERE i.account_id = $1 AND e.status = 'queued' \
+               AND (e.next_check_at IS NULL OR e.next_check_at <= now()) \
              ORDER BY e.created_at, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
             [account.0.into(), (account_free * 4 + 100).into()],
         ))

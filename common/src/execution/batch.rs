@@ -19,7 +19,7 @@ use crate::sql::RenderError;
 use crate::time_window::TimeWindow;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -170,6 +170,7 @@ fn prepare(
         window: r.window,
         triggered_by: r.triggered_by,
         idempotency,
+        links: Default::default(),
     })
 }
 
@@ -255,13 +256,17 @@ async fn answer_alone(db: &DatabaseConnection, after_commit: Option<&AfterCommit
 
 /// The row a request is written as: `queued`, nothing done yet, created at `at`.
 fn queued_row(r: &Ready, at: DateTime<Utc>) -> ExecutionRow {
-    let n = &r.new;
+    queued_row_of(r.id, &r.new, at)
+}
+
+/// The row a new run is written as: `queued`, nothing done yet, created at `at`.
+pub(crate) fn queued_row_of(id: ExecutionId, n: &NewExecution, at: DateTime<Utc>) -> ExecutionRow {
     let (idempotency_key, request_hash) = match &n.idempotency {
         Some((k, h)) => (Some(k.clone()), Some(h.clone())),
         None => (None, None),
     };
     ExecutionRow {
-        id: r.id,
+        id,
         user_id: n.user_id,
         workflow_id: n.workflow_id,
         instance_id: n.instance_id,
@@ -282,6 +287,9 @@ fn queued_row(r: &Ready, at: DateTime<Utc>) -> ExecutionRow {
         result_columns: None,
         row_count: None,
         triggered_by: n.triggered_by,
+        schedule_id: n.links.schedule_id,
+        scheduled_for: n.links.scheduled_for,
+        collection_id: n.links.collection_id,
         idempotency_key,
         request_hash,
         created_at: at,
@@ -302,7 +310,7 @@ struct Written {
 
 /// The batch as `insert_batch` takes it: one JSON record per run, with its audit reason,
 /// its event id and its event payload.
-fn records_of(rows: &[ExecutionRow]) -> Value {
+pub(crate) fn records_of(rows: &[ExecutionRow]) -> Value {
     let records: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -317,6 +325,10 @@ fn records_of(rows: &[ExecutionRow]) -> Value {
                 "time_window_end": r.time_window_end,
                 "time_zone": r.time_zone,
                 "triggered_by": r.triggered_by,
+                "schedule_id": r.schedule_id,
+                "scheduled_for": r.scheduled_for,
+                "collection_id": r.collection_id,
+                "next_check_at": r.next_check_at,
                 "idempotency_key": r.idempotency_key,
                 "request_hash": r.request_hash,
                 "reason": queued_reason(r),
@@ -331,8 +343,8 @@ fn records_of(rows: &[ExecutionRow]) -> Value {
 /// Writes every run of the batch (skipping taken idempotency keys) with its audit row and
 /// its `execution.queued` event, all created at `at`, in one statement (so one round trip
 /// and one implicit transaction); returns the ids written.
-async fn insert_batch(
-    db: &DatabaseConnection,
+pub(crate) async fn insert_batch<C: ConnectionTrait>(
+    db: &C,
     records: Value,
     at: DateTime<Utc>,
 ) -> Result<HashSet<ExecutionId>, DbErr> {
@@ -344,14 +356,16 @@ async fn insert_batch(
         "WITH t AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, user_id uuid, \
                workflow_id uuid, instance_id uuid, sql_query text, parameters jsonb, \
                time_window_start timestamp, time_window_end timestamp, time_zone text, triggered_by text, \
+               schedule_id uuid, scheduled_for timestamptz, collection_id uuid, next_check_at timestamptz, \
                idempotency_key text, request_hash text, reason text, event_id uuid, payload jsonb)), \
          ins AS (INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
-               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
-               created_at, updated_at) \
+               time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
+               collection_id, next_check_at, idempotency_key, request_hash, created_at, updated_at) \
              SELECT id, user_id, workflow_id, instance_id, $3, sql_query, parameters, \
-               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, $2, $2 \
+               time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
+               collection_id, next_check_at, idempotency_key, request_hash, $2, $2 \
              FROM t \
-             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             ON CONFLICT DO NOTHING \
              RETURNING id), \
          audit AS (INSERT INTO execution_transitions (execution_id, from_status, to_status, reason, created_at) \
              SELECT t.id, NULL, $3, t.reason, $2 FROM t JOIN ins USING (id)), \

@@ -23,6 +23,16 @@ pub async fn request_cancel(
     user: UserId,
     id: ExecutionId,
 ) -> Result<CancelOutcome, DbErr> {
+    request_cancel_because(db, user, id, "cancelled by the user").await
+}
+
+/// [`request_cancel`], with the reason its audit row records.
+pub async fn request_cancel_because(
+    db: &DatabaseConnection,
+    user: UserId,
+    id: ExecutionId,
+    reason: &str,
+) -> Result<CancelOutcome, DbErr> {
     let txn = db.begin().await?;
     let Some(row) = find_for_user(&txn, user, id).await? else {
         return Ok(CancelOutcome::NotFound);
@@ -31,7 +41,7 @@ pub async fn request_cancel(
         return Ok(CancelOutcome::Terminal(row));
     }
     let change = Change::from(&[Status::Queued])
-        .reason("cancelled by the user")
+        .reason(reason)
         .set("cancel_requested_at", chrono::Utc::now());
     if let Some(row) = transition_in(&txn, id, Status::Cancelled, &change).await? {
         txn.commit().await?;

@@ -2,13 +2,23 @@
 
 use super::row::COLUMNS;
 use super::{ExecutionRow, Status, TriggeredBy};
-use crate::ids::{InstanceId, UserId, WorkflowId};
+use crate::ids::{CollectionId, InstanceId, ScheduleId, UserId, WorkflowId};
 use crate::time_window::TimeWindow;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
     TransactionTrait,
 };
 use serde_json::Value;
+
+/// What a run belongs to besides its workflow: the schedule that fired it (and the tick),
+/// or the collection it is a window of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Links {
+    pub schedule_id: Option<ScheduleId>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub collection_id: Option<CollectionId>,
+}
 
 /// Everything needed to record a run; the SQL is already rendered and on one line.
 #[derive(Debug, Clone)]
@@ -22,6 +32,7 @@ pub struct NewExecution {
     pub triggered_by: TriggeredBy,
     /// The client's `Idempotency-Key` and a hash of the request body it came with.
     pub idempotency: Option<(String, String)>,
+    pub links: Links,
 }
 
 #[derive(Debug)]
@@ -56,33 +67,8 @@ pub async fn create(db: &DatabaseConnection, new: &NewExecution) -> Result<Creat
         Some((k, h)) => (Some(k.clone()), Some(h.clone())),
         None => (None, None),
     };
-    let id = uuid::Uuid::now_v7();
-    let insert = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!(
-            "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
-               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING {COLUMNS}"
-        ),
-        [
-            id.into(),
-            new.user_id.0.into(),
-            new.workflow_id.0.into(),
-            new.instance_id.0.into(),
-            new.sql_query.clone().into(),
-            new.parameters.clone().into(),
-            new.window.start.into(),
-            new.window.end.into(),
-            new.window.time_zone.name().to_string().into(),
-            new.triggered_by.as_str().into(),
-            key.clone().into(),
-            hash.clone().into(),
-        ],
-    );
-    if let Some(row) = ExecutionRow::find_by_statement(insert).one(&txn).await? {
-        record_queued(&txn, &row).await?;
+    let insert = insert_of(new);
+    if let Some(row) = insert_statement(insert, &txn).await? {
         txn.commit().await?;
         return Ok(Created::New(row));
     }
@@ -100,6 +86,54 @@ pub async fn create(db: &DatabaseConnection, new: &NewExecution) -> Result<Creat
         return Err(CreateError::IdempotencyMismatch);
     }
     Ok(Created::Existing(existing))
+}
+
+/// The insert of a new run (nothing when its idempotency key or fire key is taken).
+fn insert_of(new: &NewExecution) -> Statement {
+    let (key, hash) = match &new.idempotency {
+        Some((k, h)) => (Some(k.clone()), Some(h.clone())),
+        None => (None, None),
+    };
+    let id = uuid::Uuid::now_v7();
+    Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
+               time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
+               schedule_id, scheduled_for, collection_id) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT DO NOTHING \
+             RETURNING {COLUMNS}"
+        ),
+        [
+            id.into(),
+            new.user_id.0.into(),
+            new.workflow_id.0.into(),
+            new.instance_id.0.into(),
+            new.sql_query.clone().into(),
+            new.parameters.clone().into(),
+            new.window.start.into(),
+            new.window.end.into(),
+            new.window.time_zone.name().to_string().into(),
+            new.triggered_by.as_str().into(),
+            key.clone().into(),
+            hash.clone().into(),
+            new.links.schedule_id.into(),
+            new.links.scheduled_for.into(),
+            new.links.collection_id.into(),
+        ],
+    )
+}
+
+async fn insert_statement<C: ConnectionTrait>(
+    insert: Statement,
+    txn: &C,
+) -> Result<Option<ExecutionRow>, DbErr> {
+    let Some(row) = ExecutionRow::find_by_statement(insert).one(txn).await? else {
+        return Ok(None);
+    };
+    record_queued(txn, &row).await?;
+    Ok(Some(row))
 }
 
 /// The audit reason of a run's first transition.

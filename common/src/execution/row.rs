@@ -1,7 +1,9 @@
 //! An execution row as read by the state machine, the workers and the API.
 
 use super::{ErrorCode, ExecutionStatus, TriggeredBy};
-use crate::ids::{AmcExecutionId, ExecutionId, InstanceId, UserId, WorkflowId};
+use crate::ids::{
+    AmcExecutionId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId,
+};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::FromQueryResult;
 use serde_json::{Value, json};
@@ -31,6 +33,12 @@ pub struct ExecutionRow {
     pub result_columns: Option<Value>,
     pub row_count: Option<i64>,
     pub triggered_by: TriggeredBy,
+    /// The schedule that fired (or was triggered into) this run.
+    pub schedule_id: Option<ScheduleId>,
+    /// The tick this run is the fire of (`None` for a trigger).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// The collection this run is a window of.
+    pub collection_id: Option<CollectionId>,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -69,6 +77,9 @@ impl ExecutionRow {
                 "time_zone": self.time_zone,
             },
             "triggered_by": self.triggered_by,
+            "schedule_id": self.schedule_id,
+            "scheduled_for": self.scheduled_for,
+            "collection_id": self.collection_id,
             "attempt": self.attempt,
             "cancel_requested_at": self.cancel_requested_at,
             "created_at": self.created_at,
@@ -82,5 +93,5 @@ impl ExecutionRow {
 pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
-    row_count, triggered_by, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
+    row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
     running_at, fetching_at, completed_at";

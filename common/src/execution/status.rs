@@ -57,6 +57,12 @@ impl Status {
         matches!(self, Self::Submitting | Self::Running)
     }
 
+    /// The terminal states as an SQL list, for queries outside this module
+    /// (`status NOT IN {ENDED_SQL}`).
+    pub const ENDED_SQL: &'static str = "('succeeded', 'failed', 'cancelled')";
+    /// The states of a run at (or on its way to) AMC, as an SQL list.
+    pub const AT_AMC_SQL: &'static str = "('submitting', 'running', 'fetching')";
+
     pub const NON_TERMINAL: [Status; 4] = [
         Status::Queued,
         Status::Submitting,
@@ -93,6 +99,23 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sql_lists_hold_their_states() {
+        let list = |pred: fn(Status) -> bool| {
+            let names: Vec<String> = Status::ALL
+                .iter()
+                .filter(|s| pred(**s))
+                .map(|s| format!("'{s}'"))
+                .collect();
+            format!("({})", names.join(", "))
+        };
+        assert_eq!(Status::ENDED_SQL, list(Status::is_terminal));
+        assert_eq!(
+            Status::AT_AMC_SQL,
+            list(|s| matches!(s, Status::Submitting | Status::Running | Status::Fetching))
+        );
+    }
 
     #[test]
     fn terminal_states_never_move() {

@@ -129,6 +129,11 @@ pub(crate) async fn transition_in<C: ConnectionTrait>(
         },
     )
     .await?;
+    if to.is_terminal()
+        && let Some(schedule) = row.schedule_id
+    {
+        crate::schedule::on_run_ended(txn, schedule, to).await?;
+    }
     Ok(Some(row))
 }
 

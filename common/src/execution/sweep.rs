@@ -13,7 +13,8 @@ fn stmt(sql: &str, values: impl IntoIterator<Item = sea_orm::Value>) -> Statemen
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-/// One instance per account that has queued runs (an admission covers its account).
+/// One instance per account that has queued runs due now (an admission covers its
+/// account; a run triggered for a later instant is not due before it).
 pub async fn instances_with_queued_runs<C: ConnectionTrait>(
     conn: &C,
     limit: u64,
@@ -22,6 +23,7 @@ pub async fn instances_with_queued_runs<C: ConnectionTrait>(
         .query_all_raw(stmt(
             "SELECT DISTINCT ON (i.account_id) e.instance_id FROM executions e \
              JOIN amc_instances i ON i.id = e.instance_id WHERE e.status = $2 \
+               AND (e.next_check_at IS NULL OR e.next_check_at <= now()) \
              ORDER BY i.account_id LIMIT $1",
             [(limit as i64).into(), Status::Queued.into()],
         ))

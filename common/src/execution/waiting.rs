@@ -18,6 +18,8 @@ crate::text_enum! {
         AccountCap = "account_cap",
         /// A slot is free: older queued runs go first, or admission is about to happen.
         QueuedBehindOlderRuns = "queued_behind_older_runs",
+        /// Triggered for a later instant (`next_check_at`): not admitted before it.
+        NotBefore = "not_before",
     }
 }
 
@@ -44,6 +46,10 @@ pub async fn with_waiting<C: ConnectionTrait>(
     mut row: ExecutionRow,
 ) -> Result<ExecutionRow, DbErr> {
     if row.status != Status::Queued {
+        return Ok(row);
+    }
+    if row.next_check_at.is_some_and(|t| t > Utc::now()) {
+        row.waiting_reason = Some(WaitingReason::NotBefore);
         return Ok(row);
     }
     let Some(r) = conn

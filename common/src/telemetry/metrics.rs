@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -159,25 +160,76 @@ pub struct ReconcileLabels {
     pub kind: &'static str,
 }
 
+/// Ticks recorded missed, by schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    pub schedule_id: String,
+}
+
+/// How a tick ended up (`started`, `skipped_overlap`, `buffered`, `invalid`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FireLabels {
+    pub outcome: &'static str,
+}
+
 /// The scheduler's series.
 #[derive(Debug, Clone)]
 pub struct SchedulerMetrics {
     pub passes: Counter,
     pub reconciled: Family<ReconcileLabels, Counter>,
+    /// Seconds from a tick's instant to its run being recorded (on-time fires only).
+    pub fire_lag: Histogram,
+    pub fires: Family<FireLabels, Counter>,
+    pub missed: Family<ScheduleLabels, Counter>,
+    pub due: Gauge,
+    pub pruned: Family<ReconcileLabels, Counter>,
 }
 
 impl SchedulerMetrics {
-    /// `reconcile_passes_total`, `reconciled_total{kind}` (`step`, `admission`, `cancel`).
+    /// `reconcile_passes_total`, `reconciled_total{kind}` (`step`, `admission`, `cancel`),
+    /// `schedule_fire_lag_seconds`, `schedule_fires_total{outcome}`,
+    /// `schedule_missed_fires_total{schedule_id}`, `schedules_due`, `pruned_total{kind}`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             passes: Counter::default(),
             reconciled: Family::default(),
+            fire_lag: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
+            fires: Family::default(),
+            missed: Family::default(),
+            due: Gauge::default(),
+            pruned: Family::default(),
         };
         registry.register("reconcile_passes", "Reconcile passes run", m.passes.clone());
         registry.register(
             "reconciled",
             "Jobs the reconciler re-enqueued, by kind (step, admission, cancel)",
             m.reconciled.clone(),
+        );
+        registry.register_with_unit(
+            "schedule_fire_lag",
+            "Seconds from a tick's instant to its run being recorded (ticks fired as they came due)",
+            prometheus_client::registry::Unit::Seconds,
+            m.fire_lag.clone(),
+        );
+        registry.register(
+            "schedule_fires",
+            "Ticks and how they ended up (started, skipped_overlap, buffered, invalid)",
+            m.fires.clone(),
+        );
+        registry.register(
+            "schedule_missed_fires",
+            "Ticks recorded missed (they came due while no scheduler ran), by schedule",
+            m.missed.clone(),
+        );
+        registry.register(
+            "schedules_due",
+            "Schedules due at the last look",
+            m.due.clone(),
+        );
+        registry.register(
+            "pruned",
+            "Rows removed by the pruning duty, by kind (events, schedulers)",
+            m.pruned.clone(),
         );
         m
     }
