@@ -1,6 +1,10 @@
-//! The scheduler process: the reconciler (DESIGN inv. 1) that re-enqueues overdue work
-//! from Postgres, so that losing Redis, or a worker dying mid-step, loses nothing.
+//! The scheduler process: the fire loop that turns schedules' ticks into runs, exactly
+//! once with any number of replicas; and the system duties, each on its own interval and
+//! safe with several replicas: the reconciler (DESIGN inv. 1) that re-enqueues overdue
+//! work from Postgres, so that losing Redis, or a worker dying mid-step, loses nothing;
+//! proactive token refresh; and pruning.
 
+pub mod fire;
 pub mod health;
 pub mod reconcile;
 pub mod tokens;
@@ -9,6 +13,7 @@ use anyhow::Context;
 use common::amc::{AmcConfig, LwaClient};
 use common::config::Config;
 use common::crypto::Cipher;
+use common::telemetry::metrics::ReconcileLabels;
 use queue::{Producer, QueueConfig};
 use sea_orm::DatabaseConnection;
 use std::future::Future;
@@ -63,36 +68,136 @@ impl Scheduler {
         })
     }
 
-    /// Runs the periodic duties until `shutdown` resolves.
+    /// Runs the fire loop and the duties until `shutdown` resolves; then records the
+    /// replica's stop.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
-        let mut tick = tokio::time::interval(self.config.reconcile_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first token pass runs one interval after start (a fresh start has just
-        // connected or restarted; reconciling comes first).
-        let period = self.token_refresh.interval;
-        let mut token_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        token_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = token_tick.tick() => {
-                    match tokens::refresh_expiring(&self).await {
-                        Ok(p) if p != tokens::RefreshPass::default() => tracing::info!(refreshed = p.refreshed, reauth_required = p.reauth_required, failed = p.failed, "refreshed expiring access tokens"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = format!("{e:#}"), "token refresh pass failed; trying again next interval"),
-                    }
+        let s = Arc::new(self);
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let reconcile_every = s.config.reconcile_interval;
+        let tokens_every = s.token_refresh.interval;
+        let prune_every = s.config.prune_interval;
+        let tasks = vec![
+            tokio::spawn(fire::run(s.clone(), stop.clone())),
+            // The first reconcile pass runs at once (a fresh start may follow a crash); the
+            // token pass and pruning one interval after start.
+            tokio::spawn(duty(stop.clone(), reconcile_every, true, {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { reconcile_pass(&s).await }
                 }
-                _ = tick.tick() => {
-                    self.metrics.passes.inc();
-                    match reconcile::once(&self).await {
-                        Ok(r) if r.total() > 0 => tracing::info!(steps = r.steps, admissions = r.admissions, cancels = r.cancels, "reconciled overdue work"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = format!("{e:#}"), "reconcile pass failed; trying again next tick"),
-                    }
+            })),
+            tokio::spawn(duty(stop.clone(), tokens_every, false, {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { token_pass(&s).await }
                 }
-            }
+            })),
+            tokio::spawn(duty(stop.clone(), prune_every, false, {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { prune_pass(&s).await }
+                }
+            })),
+        ];
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = t.await;
         }
         tracing::info!("scheduler stopped");
+    }
+}
+
+/// Runs `pass` every `every` until `stop` turns true (a pass in progress finishes first).
+async fn duty<F, Fut>(
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    every: std::time::Duration,
+    at_once: bool,
+    pass: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let start = tokio::time::Instant::now()
+        + if at_once {
+            std::time::Duration::ZERO
+        } else {
+            every
+        };
+    let mut tick = tokio::time::interval_at(start, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => pass().await,
+            r = stop.changed() => if r.is_err() || *stop.borrow() { return },
+        }
+    }
+}
+
+async fn reconcile_pass(s: &Scheduler) {
+    s.metrics.passes.inc();
+    match reconcile::once(s).await {
+        Ok(r) if r.total() > 0 => tracing::info!(
+            steps = r.steps,
+            admissions = r.admissions,
+            cancels = r.cancels,
+            "reconciled overdue work"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "reconcile pass failed; trying again next tick"
+        ),
+    }
+}
+
+async fn token_pass(s: &Scheduler) {
+    match tokens::refresh_expiring(s).await {
+        Ok(p) if p != tokens::RefreshPass::default() => tracing::info!(
+            refreshed = p.refreshed,
+            reauth_required = p.reauth_required,
+            failed = p.failed,
+            "refreshed expiring access tokens"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "token refresh pass failed; trying again next interval"
+        ),
+    }
+}
+
+async fn prune_pass(s: &Scheduler) {
+    match common::prune::prune(&s.db, s.config.event_retention).await {
+        Ok(p) => {
+            for (kind, n) in [
+                ("events", p.events),
+                ("dead_jobs", p.dead_jobs),
+                ("schedule_runs", p.schedule_runs),
+                ("workers", p.workers),
+                ("schedulers", p.schedulers),
+            ] {
+                if n > 0 {
+                    s.metrics
+                        .pruned
+                        .get_or_create(&ReconcileLabels { kind })
+                        .inc_by(n);
+                }
+            }
+            if p.total() > 0 {
+                tracing::info!(
+                    events = p.events,
+                    dead_jobs = p.dead_jobs,
+                    schedule_runs = p.schedule_runs,
+                    workers = p.workers,
+                    schedulers = p.schedulers,
+                    "pruned old rows"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "pruning failed; trying again next interval"),
     }
 }

@@ -1,0 +1,222 @@
+//! The fire loop: sleeps until the earliest `next_run_at`, or until a schedule changes
+//! (`LISTEN amp_schedules`), or at most one `AMP_RECONCILE_INTERVAL` (its heartbeat); then
+//! fires what is due in batches and pushes the submit jobs after each commit. While
+//! nothing is due it makes one query per interval, besides the wake-ups changes cause.
+
+use crate::Scheduler;
+use common::execution::{CancelOutcome, request_cancel_because};
+use common::jobs::{CancelJob, SubmitJob};
+use common::schedule::{self, FirePass, Replica};
+use common::telemetry::metrics::{FireLabels, ScheduleLabels};
+use sea_orm::sqlx::postgres::PgListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Schedules one pass takes (one transaction).
+pub const BATCH: usize = 1_000;
+
+/// Runs the fire loop until `stop` turns true; records the replica's stop.
+pub async fn run(s: Arc<Scheduler>, mut stop: watch::Receiver<bool>) {
+    let heartbeat = s.config.reconcile_interval;
+    let Some(mut replica) = register(&s, heartbeat, &mut stop).await else {
+        return;
+    };
+    tracing::info!(replica = %replica.id, "scheduler replica registered");
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(s.config.database_url.clone(), wake.clone()));
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let probe = match schedule::probe(&s.db, &replica).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "schedule probe failed; trying again shortly");
+                if pause(Duration::from_secs(1), &wake, &mut stop).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        if !probe.alive {
+            // Its row was removed (pruned after a very long stall): alive from now.
+            match Replica::register(&s.db, heartbeat).await {
+                Ok(r) => replica = r,
+                Err(e) => tracing::warn!(error = %e, "could not register the replica again"),
+            }
+        }
+        s.metrics.due.set(probe.due);
+        if probe.has_work() {
+            let taken = fire_all(&s, &replica).await;
+            if taken == 0 {
+                // Another replica holds what is due: give it a moment.
+                if pause(Duration::from_millis(50), &wake, &mut stop).await {
+                    break;
+                }
+            }
+            continue;
+        }
+        let until_next = probe
+            .next
+            .map(|n| (n - probe.now).to_std().unwrap_or_default())
+            .unwrap_or(heartbeat);
+        if pause(until_next.min(heartbeat), &wake, &mut stop).await {
+            break;
+        }
+    }
+    listener.abort();
+    match replica.stop(&s.db).await {
+        Ok(()) => tracing::info!(replica = %replica.id, "scheduler replica stopped"),
+        Err(e) => tracing::warn!(error = %e, "could not record the replica's stop"),
+    }
+}
+
+async fn register(
+    s: &Scheduler,
+    heartbeat: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Replica> {
+    loop {
+        match Replica::register(&s.db, heartbeat).await {
+            Ok(r) => return Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not register the scheduler replica; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps for `d`, or until woken; `true` when the loop should stop.
+async fn pause(d: Duration, wake: &Notify, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = wake.notified() => false,
+        r = stop.changed() => r.is_err() || *stop.borrow(),
+    }
+}
+
+/// Fires batches until one comes back short; returns the schedules taken.
+async fn fire_all(s: &Scheduler, replica: &Replica) -> usize {
+    let mut taken = 0;
+    loop {
+        match schedule::fire_due(&s.db, replica, BATCH).await {
+            Ok(pass) => {
+                taken += pass.taken;
+                let full = pass.taken >= BATCH;
+                after_commit(s, pass).await;
+                if !full {
+                    return taken;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fire pass failed; trying again next wake-up");
+                return taken;
+            }
+        }
+    }
+}
+
+/// Pushes the submit jobs of a committed pass, carries out its cancellations, and records
+/// its figures. A lost push is covered by the reconciler (the runs are queued).
+async fn after_commit(s: &Scheduler, pass: FirePass) {
+    if !pass.started.is_empty() {
+        let jobs: Vec<SubmitJob> = pass
+            .started
+            .iter()
+            .map(|r| SubmitJob::new(r.execution_id, None))
+            .collect();
+        if let Err(e) = s.producer.enqueue_batch(&jobs).await {
+            tracing::warn!(runs = jobs.len(), error = %e, "could not enqueue fired runs; the reconciler will pick them up");
+        }
+        let now = chrono::Utc::now();
+        for r in pass.started.iter().filter(|r| r.on_time) {
+            let lag = (now - r.scheduled_for).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            s.metrics.fire_lag.observe(lag.max(0.0));
+        }
+    }
+    let fires = |outcome, n: usize| {
+        if n > 0 {
+            s.metrics
+                .fires
+                .get_or_create(&FireLabels { outcome })
+                .inc_by(n as u64);
+        }
+    };
+    fires("started", pass.started.len());
+    fires("skipped_overlap", pass.skipped);
+    fires("buffered", pass.buffered);
+    fires("invalid", pass.invalid);
+    for (id, n) in &pass.missed {
+        s.metrics
+            .missed
+            .get_or_create(&ScheduleLabels {
+                schedule_id: id.to_string(),
+            })
+            .inc_by(*n as u64);
+    }
+    for (user, id) in pass.cancels {
+        let reason = "cancelled by its schedule: a newer tick started (overlap cancel_other)";
+        match request_cancel_because(&s.db, user, id, reason).await {
+            Ok(CancelOutcome::Requested(row)) => {
+                if let Err(e) = s.producer.enqueue(&CancelJob::new(row.id, None)).await {
+                    tracing::warn!(execution.id = %id, error = %e, "could not enqueue a cancellation; the run's next step carries it out");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(execution.id = %id, error = %e, "could not cancel the older run")
+            }
+        }
+    }
+    if pass.taken > 0 {
+        tracing::debug!(
+            taken = pass.taken,
+            started = pass.started.len(),
+            skipped = pass.skipped,
+            buffered = pass.buffered,
+            missed = pass.missed.iter().map(|m| m.1).sum::<i64>(),
+            "fired due schedules"
+        );
+    }
+}
+
+/// Wakes the loop on every notification of the channel, reconnecting with back-off;
+/// after a (re)connect it wakes once, since changes may have gone unheard.
+async fn listen(database_url: String, wake: Arc<Notify>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut l = PgListener::connect(&database_url).await?;
+            l.listen(schedule::CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(l)
+        }
+        .await;
+        let mut listener = match connected {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for schedule changes; looking once per interval");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        delay = Duration::from_millis(100);
+        wake.notify_one();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => wake.notify_one(),
+                Ok(None) | Err(_) => {
+                    tracing::warn!(
+                        "the LISTEN connection for schedule changes was lost; reconnecting"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
