@@ -498,6 +498,349 @@ impl<T: ParseFromJSON> ParseFromJSON for Nullable<T> {
     }
 }
 
+/// A `PATCH` field that may be cleared with `null`: absent, `null` and a value are three
+/// different requests (`Option<In<K>>` cannot tell the first two apart).
+pub struct Clearable<K>(In<K>);
+
+impl<K> std::fmt::Debug for Clearable<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clearable(…)")
+    }
+}
+
+impl<K: Kind> Clearable<K> {
+    /// Absent → `None`, `null` → `Some(None)`, a value → `Some(Some(checked))`.
+    pub fn get(self, field: &str) -> Result<Option<Option<K::Out>>, ApiError> {
+        match self.0.value {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(_) => self.0.get(field).map(|v| Some(Some(v))),
+        }
+    }
+}
+
+impl<K: Kind> Type for Clearable<K> {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        format!("clearable_{}", K::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        match K::schema() {
+            MetaSchemaRef::Inline(schema) => inline(MetaSchema {
+                nullable: true,
+                ..*schema
+            }),
+            reference => inline(MetaSchema {
+                all_of: vec![reference],
+                nullable: true,
+                ..MetaSchema::ANY
+            }),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        K::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        self.0.value.as_ref()
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(self.0.value.iter())
+    }
+}
+
+impl<K: Kind> ParseFromJSON for Clearable<K> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(Self(In {
+            value,
+            kind: PhantomData,
+        }))
+    }
+}
+
+impl<K: Kind> ToJSON for Clearable<K> {
+    fn to_json(&self) -> Option<Value> {
+        self.0.value.clone()
+    }
+}
+
+/// `true` or `false`.
+pub struct Bool;
+
+impl Kind for Bool {
+    type Out = bool;
+    fn name() -> Cow<'static, str> {
+        "bool".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema::new("boolean"))
+    }
+    fn parse(value: Value) -> Result<bool, String> {
+        value
+            .as_bool()
+            .ok_or_else(|| format!("must be true or false, not {}", json_kind(&value)))
+    }
+}
+
+/// An instant in RFC 3339 (`2027-03-28T01:00:00Z`, or with an offset).
+pub struct Instant;
+
+impl Kind for Instant {
+    type Out = chrono::DateTime<chrono::Utc>;
+    fn name() -> Cow<'static, str> {
+        "instant".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema::new_with_format("string", "date-time"))
+    }
+    fn parse(value: Value) -> Result<Self::Out, String> {
+        let s = as_string(value)?;
+        parse_instant(&s)
+    }
+}
+
+/// An RFC 3339 instant from 2000-01-01 to 2100-01-01 (the range windows take).
+pub fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|_| format!("`{s}` is not an RFC 3339 instant such as 2027-03-28T01:00:00Z"))?
+        .with_timezone(&chrono::Utc);
+    let (lo, hi) = (
+        chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z").map(|d| d.to_utc()),
+        chrono::DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z").map(|d| d.to_utc()),
+    );
+    if let (Ok(lo), Ok(hi)) = (lo, hi)
+        && !(lo..hi).contains(&t)
+    {
+        return Err("must be from 2000-01-01 to 2100-01-01".into());
+    }
+    Ok(t)
+}
+
+/// A cron rule: 5 fields, 6 with seconds first, or `@hourly`, `@daily`, `@weekly`,
+/// `@monthly`.
+pub struct Cron;
+
+impl Kind for Cron {
+    type Out = common::schedule::CronRule;
+    fn name() -> Cow<'static, str> {
+        "cron".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            description: Some(
+                "5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or @hourly, @daily, @weekly, @monthly; read in the schedule's time zone.",
+            ),
+            example: Some(Value::from("0 6 * * *")),
+            ..string_schema(1, 200)
+        })
+    }
+    fn parse(value: Value) -> Result<Self::Out, String> {
+        let s = as_string(value)?;
+        if s.chars().count() > 200 {
+            return Err("must be at most 200 characters".into());
+        }
+        common::schedule::CronRule::parse(&s)
+    }
+}
+
+/// A field whose schema is a text enum's (`overlap`), checked against its values.
+pub struct Choice<E>(PhantomData<fn() -> E>);
+
+impl<E> Kind for Choice<E>
+where
+    E: std::str::FromStr + poem_openapi::types::Type + Send + Sync + 'static,
+{
+    type Out = E;
+    fn name() -> Cow<'static, str> {
+        E::name()
+    }
+    fn schema() -> MetaSchemaRef {
+        E::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        E::register(registry);
+    }
+    fn parse(value: Value) -> Result<E, String> {
+        let s = as_string(value)?;
+        s.trim().parse().map_err(|_| {
+            let names: Vec<String> = choices::<E>();
+            format!("`{s}` is not one of {}", names.join(", "))
+        })
+    }
+}
+
+/// The values of a text enum's schema.
+fn choices<E: poem_openapi::types::Type>() -> Vec<String> {
+    let mut registry = Registry::new();
+    E::register(&mut registry);
+    let schema = match E::schema_ref() {
+        MetaSchemaRef::Inline(s) => Some(*s),
+        MetaSchemaRef::Reference(name) => registry.schemas.remove(&name),
+    };
+    schema
+        .map(|s| {
+            s.enum_items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A request body that may be left out (then `None`); when sent it is JSON.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<'a, T: ParseFromJSON + Send> poem_openapi::ApiExtractor<'a> for OptionalJson<T> {
+    const TYPES: &'static [poem_openapi::ApiExtractorType] =
+        &[poem_openapi::ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<poem_openapi::registry::MetaRequest> {
+        Some(poem_openapi::registry::MetaRequest {
+            description: None,
+            content: vec![poem_openapi::registry::MetaMediaType {
+                content_type: "application/json; charset=utf-8",
+                schema: T::schema_ref(),
+            }],
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        request: &'a poem::Request,
+        body: &mut poem::RequestBody,
+        _param_opts: poem_openapi::ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let empty = request.content_type().is_none()
+            && request
+                .headers()
+                .get(poem::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim() == "0");
+        if empty {
+            return Ok(Self(None));
+        }
+        let poem_openapi::payload::Json(v) =
+            <poem_openapi::payload::Json<T> as poem_openapi::ApiExtractor>::from_request(
+                request,
+                body,
+                Default::default(),
+            )
+            .await?;
+        Ok(Self(Some(v)))
+    }
+}
+
+fn object_schema(
+    description: &'static str,
+    properties: Vec<(&'static str, MetaSchemaRef)>,
+) -> MetaSchemaRef {
+    inline(MetaSchema {
+        description: Some(description),
+        properties,
+        ..MetaSchema::new("object")
+    })
+}
+
+fn enum_schema(values: &[&str]) -> MetaSchemaRef {
+    inline(MetaSchema {
+        enum_items: values.iter().map(|v| Value::from(*v)).collect(),
+        ..MetaSchema::new("string")
+    })
+}
+
+fn days_schema() -> MetaSchemaRef {
+    inline(MetaSchema {
+        minimum: Some(0.0),
+        maximum: Some(f64::from(common::schedule::window::MAX_DAYS)),
+        ..MetaSchema::new_with_format("integer", "int32")
+    })
+}
+
+/// A schedule's time window rule (checked by the handler, which names the bad field
+/// below `time_window`).
+pub struct WindowSpec;
+
+impl Kind for WindowSpec {
+    type Out = Value;
+    fn name() -> Cow<'static, str> {
+        "window_rule".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        object_schema(
+            "Resolved at each fire from its local date D: `rolling` [D−lag_days−days, D−lag_days); `previous_day` [D−lag_days−1, D−lag_days); `previous_week` the last full week starting on `week_starts` (default monday) ending at or before D−lag_days; `previous_month` the last full calendar month ending at or before D−lag_days.",
+            vec![
+                (
+                    "kind",
+                    enum_schema(&["rolling", "previous_day", "previous_week", "previous_month"]),
+                ),
+                ("days", days_schema()),
+                ("lag_days", days_schema()),
+                (
+                    "week_starts",
+                    enum_schema(&[
+                        "monday",
+                        "tuesday",
+                        "wednesday",
+                        "thursday",
+                        "friday",
+                        "saturday",
+                        "sunday",
+                    ]),
+                ),
+            ],
+        )
+    }
+    fn parse(value: Value) -> Result<Value, String> {
+        if !value.is_object() {
+            return Err(format!("must be an object, not {}", json_kind(&value)));
+        }
+        Ok(value)
+    }
+}
+
+/// A schedule's catch-up policy, `{"policy","window"}` (checked by the handler).
+pub struct CatchUpSpec;
+
+impl Kind for CatchUpSpec {
+    type Out = Value;
+    fn name() -> Cow<'static, str> {
+        "catch_up".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        object_schema(
+            "What happens to ticks that came due while no scheduler ran: `none` fires none, `latest` (default) the last one, `all` every one, within `window` (a duration such as `24h`, at most `31d`; default `24h`). Every tick not fired is recorded `missed`.",
+            vec![
+                ("policy", enum_schema(&["none", "latest", "all"])),
+                (
+                    "window",
+                    inline(MetaSchema {
+                        example: Some(Value::from("24h")),
+                        ..string_schema(1, 32)
+                    }),
+                ),
+            ],
+        )
+    }
+    fn parse(value: Value) -> Result<Value, String> {
+        if !value.is_object() {
+            return Err(format!("must be an object, not {}", json_kind(&value)));
+        }
+        Ok(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ use routes::auth::AuthApi;
 use routes::connection::ConnectionApi;
 use routes::executions::ExecutionsApi;
 use routes::instances::InstancesApi;
+use routes::schedules::SchedulesApi;
 use routes::workflows::WorkflowsApi;
 use state::AppState;
 use std::future::Future;
@@ -39,6 +40,7 @@ pub type ApiService = OpenApiService<
         InstancesApi,
         WorkflowsApi,
         ExecutionsApi,
+        SchedulesApi,
     ),
     (),
 >;
@@ -62,6 +64,9 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
         ExecutionsApi {
+            state: state.clone(),
+        },
+        SchedulesApi {
             state: state.clone(),
         },
     );

@@ -97,6 +97,12 @@ pub struct ExecutionBody {
     pub sql_query: String,
     pub time_window: TimeWindowBody,
     pub triggered_by: TriggeredBy,
+    /// The schedule that fired (or was triggered for) it.
+    pub schedule_id: Nullable<Uuid>,
+    /// The tick it was fired for (null for a run triggered by hand).
+    pub scheduled_for: Nullable<DateTime<Utc>>,
+    /// The collection it is a window of.
+    pub collection_id: Nullable<Uuid>,
     /// Consecutive transient failures of the current step.
     pub attempt: i32,
     pub next_check_at: Nullable<DateTime<Utc>>,
@@ -105,7 +111,8 @@ pub struct ExecutionBody {
     pub updated_at: DateTime<Utc>,
     pub completed_at: Nullable<DateTime<Utc>>,
     /// Why a queued run waits (`GET /executions/{id}` only): `daily_quota`,
-    /// `instance_cap`, `account_cap` or `queued_behind_older_runs`.
+    /// `instance_cap`, `account_cap`, `queued_behind_older_runs` or `not_before` (a run
+    /// triggered for a later instant, not admitted before `next_check_at`).
     pub waiting_reason: Nullable<execution::WaitingReason>,
     /// With `daily_quota`: when the run may start (the next midnight in the instance's zone).
     pub quota_wait_until: Nullable<DateTime<Utc>>,
@@ -154,6 +161,9 @@ impl From<ExecutionRow> for ExecutionBody {
             parameters: r.parameters,
             sql_query: r.sql_query,
             triggered_by: r.triggered_by,
+            schedule_id: r.schedule_id.map(|s| s.0).into(),
+            scheduled_for: r.scheduled_for.into(),
+            collection_id: r.collection_id.map(|c| c.0).into(),
             attempt: r.attempt,
             next_check_at: r.next_check_at.into(),
             cancel_requested_at: r.cancel_requested_at.into(),

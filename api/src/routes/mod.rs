@@ -7,6 +7,7 @@ pub mod connection;
 pub mod executions;
 pub mod health;
 pub mod instances;
+pub mod schedules;
 pub mod workflows;
 
 use poem_openapi::Tags;
@@ -26,4 +27,6 @@ pub enum ApiTags {
     Workflows,
     /// Runs of workflows and their results.
     Executions,
+    /// Cron rules that run a workflow, their history and metrics.
+    Schedules,
 }
