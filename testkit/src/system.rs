@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub struct SystemOptions {
     pub workers: usize,
+    /// Scheduler replicas (default 1).
+    pub schedulers: usize,
     /// Run on a private redis-server (for tests that flush, restart or cut it).
     pub private_redis: bool,
     pub sim: SimConfig,
@@ -21,6 +23,7 @@ impl Default for SystemOptions {
     fn default() -> Self {
         Self {
             workers: 1,
+            schedulers: 1,
             private_redis: false,
             sim: SimConfig {
                 addr: "127.0.0.1:0".parse().expect("addr"),
@@ -42,7 +45,7 @@ pub struct System {
     pub env: HashMap<String, String>,
     pub api: Proc,
     pub workers: Vec<Proc>,
-    pub scheduler: Proc,
+    pub schedulers: Vec<Proc>,
     pub results_dir: PathBuf,
     pub http: reqwest::Client,
 }
@@ -93,7 +96,9 @@ impl System {
         let workers = (0..opts.workers)
             .map(|_| Proc::spawn("worker", &[], &env))
             .collect::<Result<Vec<_>, _>>()?;
-        let scheduler = Proc::spawn("scheduler", &[], &env)?;
+        let schedulers = (0..opts.schedulers)
+            .map(|_| Proc::spawn("scheduler", &[], &env))
+            .collect::<Result<Vec<_>, _>>()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
@@ -120,7 +125,7 @@ impl System {
             env,
             api,
             workers,
-            scheduler,
+            schedulers,
             results_dir,
             http,
         })
@@ -128,6 +133,10 @@ impl System {
 
     pub fn spawn_worker(&self) -> anyhow::Result<Proc> {
         Proc::spawn("worker", &[], &self.env)
+    }
+
+    pub fn spawn_scheduler(&self) -> anyhow::Result<Proc> {
+        Proc::spawn("scheduler", &[], &self.env)
     }
 
     pub fn client(&self) -> Client {
@@ -179,7 +188,9 @@ impl System {
         for w in &mut self.workers {
             w.sigkill().await;
         }
-        self.scheduler.sigkill().await;
+        for s in &mut self.schedulers {
+            s.sigkill().await;
+        }
         if let Ok(client) = redis::Client::open(self.redis_url.as_str())
             && let Ok(mut conn) = client.get_multiplexed_async_connection().await
         {
@@ -245,6 +256,15 @@ impl Client {
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::PUT, path, Some(body), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body), &[])
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None, &[]).await
     }
 
     /// Registers `email` and logs in; the client then sends its token.

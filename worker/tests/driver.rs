@@ -118,6 +118,7 @@ async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [Executio
             window: window.clone(),
             triggered_by: TriggeredBy::Api,
             idempotency: None,
+            links: Default::default(),
         };
         ids.push(
             execution::create(&ctx.db, &new)
