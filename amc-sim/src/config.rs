@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::faults::FaultPlan;
+use crate::fixtures::{self, AmcAccount, AmcInstance};
+use crate::validate::DEFAULT_ADHOC_MAX_BYTES;
 
 /// A configuration value that could not be used; names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,18 @@ pub struct SimConfig {
     /// Fault injection (all off by default; `AMP_SIM_FAULTS`, JSON as in
     /// [`crate::faults::doc`]).
     pub faults: FaultPlan,
+    /// Largest `sqlQuery` of an ad hoc execution, in bytes (`AMP_SIM_ADHOC_MAX_BYTES`,
+    /// default 102400; an assumption, no public source states AMC's limit).
+    pub adhoc_max_bytes: usize,
+    /// What `GET /amc/accounts` lists (`AMP_SIM_ACCOUNTS`, a JSON list of
+    /// `{"accountId","accountName","marketplaceId"}`; default the guide's sample account).
+    pub accounts: Vec<AmcAccount>,
+    /// What `GET /amc/instances` lists (`AMP_SIM_INSTANCES`, a JSON list of objects with at
+    /// least `instanceId`; default one sample instance, `amc-instance01`).
+    pub instances: Vec<AmcInstance>,
+    /// Advertiser (entity) ids answered 403 (`AMP_SIM_UNKNOWN_ADVERTISERS`, comma-separated;
+    /// default none).
+    pub unknown_advertisers: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -62,6 +76,10 @@ impl Default for SimConfig {
             expired_token_status: 401,
             unavailable_status: 404,
             faults: FaultPlan::default(),
+            adhoc_max_bytes: DEFAULT_ADHOC_MAX_BYTES,
+            accounts: fixtures::default_accounts(),
+            instances: fixtures::default_instances(),
+            unknown_advertisers: Vec::new(),
         }
     }
 }
@@ -132,6 +150,36 @@ impl SimConfig {
         if let Some(v) = lookup("AMP_SIM_DOWNLOAD_URL_TTL") {
             cfg.download_url_ttl = duration("AMP_SIM_DOWNLOAD_URL_TTL", &v)?;
         }
+        if let Some(v) = lookup("AMP_SIM_ADHOC_MAX_BYTES") {
+            cfg.adhoc_max_bytes = v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "AMP_SIM_ADHOC_MAX_BYTES",
+                        &v,
+                        "must be a positive number of bytes",
+                    )
+                })?;
+        }
+        if let Some(v) = lookup("AMP_SIM_ACCOUNTS") {
+            cfg.accounts = fixtures::parse_list(v.as_bytes(), "amcAccounts")
+                .map_err(|e| invalid("AMP_SIM_ACCOUNTS", &v, e))?;
+        }
+        if let Some(v) = lookup("AMP_SIM_INSTANCES") {
+            cfg.instances = fixtures::parse_list(v.as_bytes(), "instances")
+                .map_err(|e| invalid("AMP_SIM_INSTANCES", &v, e))?;
+        }
+        if let Some(v) = lookup("AMP_SIM_UNKNOWN_ADVERTISERS") {
+            cfg.unknown_advertisers = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         Ok(cfg)
     }
 }
@@ -184,6 +232,31 @@ mod tests {
         assert_eq!(cfg.token_ttl, Duration::from_secs(3600));
         assert_eq!(cfg.max_running, 10);
         assert_eq!(cfg.download_url_ttl, Duration::from_secs(600));
+        assert_eq!(cfg.adhoc_max_bytes, 102_400);
+        assert_eq!(cfg.accounts[0].account_id, "ENTITY1AA1AA11AAA1");
+        assert_eq!(cfg.instances[0].instance_id, "amc-instance01");
+        assert!(cfg.unknown_advertisers.is_empty());
+    }
+
+    #[test]
+    fn reads_limits_and_fixtures() {
+        let cfg = load(&[
+            ("AMP_SIM_ADHOC_MAX_BYTES", "2048"),
+            (
+                "AMP_SIM_ACCOUNTS",
+                r#"[{"accountId":"ENTITYX","accountName":"X"}]"#,
+            ),
+            (
+                "AMP_SIM_INSTANCES",
+                r#"{"instances":[{"instanceId":"amcx"}]}"#,
+            ),
+            ("AMP_SIM_UNKNOWN_ADVERTISERS", "ENTITYA, ENTITYB,"),
+        ])
+        .expect("valid");
+        assert_eq!(cfg.adhoc_max_bytes, 2048);
+        assert_eq!(cfg.accounts[0].account_name, "X");
+        assert_eq!(cfg.instances[0].instance_id, "amcx");
+        assert_eq!(cfg.unknown_advertisers, ["ENTITYA", "ENTITYB"]);
     }
 
     #[test]
@@ -223,6 +296,9 @@ mod tests {
             ("AMP_SIM_MAX_RUNNING", "0"),
             ("AMP_SIM_SEED", "-1"),
             ("AMP_LWA_CLIENT_ID", " "),
+            ("AMP_SIM_ADHOC_MAX_BYTES", "0"),
+            ("AMP_SIM_ACCOUNTS", "{\"accounts\": []}"),
+            ("AMP_SIM_INSTANCES", "[{\"instanceName\": \"x\"}]"),
             ("AMP_SIM_FAULTS", "{\"rules\": 3}"),
             (
                 "AMP_SIM_FAULTS",

@@ -1,9 +1,11 @@
 //! amc-sim: an in-memory simulator of the Amazon Marketing Cloud reporting API and the
-//! Login with Amazon token endpoint, with an admin API for tests (see `amc-api.md` §8).
+//! Login with Amazon token endpoint, with an admin API for tests (see `amc-api.md` §8 and
+//! this crate's README, which lists every fidelity rule with its public source).
 
 pub mod clock;
 pub mod config;
 pub mod faults;
+pub mod fixtures;
 pub mod results;
 mod routes;
 mod state;

@@ -3,7 +3,10 @@
 //! ```json
 //! {"seed": 7, "expired_token_status": 401,
 //!  "rules": [{"route": "get", "probability": 0.1,
-//!             "fault": {"kind": "too_many_requests", "retry_after_secs": 1}}]}
+//!             "fault": {"kind": "too_many_requests", "retry_after_secs": 1}},
+//!            {"route": "run", "probability": 1.0, "times": 1,
+//!             "match": {"time_window_start": "2026-01-05T00:00:00"},
+//!             "fault": {"kind": "failed", "reason": "compile"}}]}
 //! ```
 //!
 //! A bare list of rules is accepted too. Kinds and their fields: `too_many_requests`
@@ -13,10 +16,22 @@
 //! `failed` (`reason` `compile`|`privacy`|`timeout`, drawn when absent), `status_detour`
 //! (`status` `PUBLISHING`|`REJECTED`, `duration_ms`), `late_download` (`delay_ms`).
 //! Routes: `token`, `create`, `get`, `list`, `cancel`, `download_urls`, `run`.
+//!
+//! Optional limits on a rule (see [`super::scope`]): `match`, an object of
+//! `time_window_start` and `time_window_end` (equal to the string the client sent) and
+//! `sql_contains` (a substring of the SQL), all of which must hold, on the routes about one
+//! execution (`create`, `run`, `get`, `cancel`, `download_urls`; a `get`, `cancel` or
+//! `download_urls` request is matched against the create request of its execution); and
+//! `times`, an integer of at least 1: the rule applies to the first `times` matching
+//! requests only (created executions on `run`, create requests on `create`, requests on the
+//! other routes), counted per rule while the plan is in force.
 
 use serde_json::{Map, Value, json};
 
-use super::{DetourStatus, FailReason, FaultPlan, FaultRoute, FaultRule, HttpFault, LostAnswer};
+use super::{
+    DetourStatus, FailReason, FaultMatch, FaultPlan, FaultRoute, FaultRule, FaultScope, HttpFault,
+    LostAnswer,
+};
 
 /// A rule or document that cannot be used, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,10 +112,31 @@ pub fn plan_json(seed: u64, expired_token_status: u16, plan: &FaultPlan) -> Valu
     })
 }
 
-/// The JSON of one rule.
+/// The JSON of one rule (limits as `match` / `times` beside `fault`).
 pub fn rule_json(rule: &FaultRule) -> Value {
-    json!({"route": rule.route.as_str(), "probability": rule.probability,
-           "fault": fault_json(&rule.fault)})
+    let (fault, scope) = rule.fault.parts();
+    let mut v = json!({"route": rule.route.as_str(), "probability": rule.probability,
+                       "fault": fault_json(fault)});
+    if let (Some(scope), Some(obj)) = (scope, v.as_object_mut()) {
+        let m = &scope.criteria;
+        if !m.is_empty() {
+            let mut crit = Map::new();
+            for (k, val) in [
+                ("time_window_start", &m.time_window_start),
+                ("time_window_end", &m.time_window_end),
+                ("sql_contains", &m.sql_contains),
+            ] {
+                if let Some(val) = val {
+                    crit.insert(k.to_owned(), json!(val));
+                }
+            }
+            obj.insert("match".to_owned(), Value::Object(crit));
+        }
+        if let Some(times) = scope.times {
+            obj.insert("times".to_owned(), json!(times));
+        }
+    }
+    v
 }
 
 fn fault_json(f: &HttpFault) -> Value {
@@ -132,6 +168,7 @@ fn fault_json(f: &HttpFault) -> Value {
             "status": match status { DetourStatus::Publishing => "PUBLISHING", DetourStatus::Rejected => "REJECTED" },
             "duration_ms": duration_ms,
         }),
+        HttpFault::Scoped(s) => fault_json(&s.fault),
     }
 }
 
@@ -155,11 +192,50 @@ fn rule_from_value(v: &Value) -> Result<FaultRule, RuleError> {
             fault.kind()
         )));
     }
-    Ok(FaultRule {
-        route,
-        probability,
-        fault,
-    })
+    let scope = scope_from_value(v)?;
+    if !scope.criteria.is_empty() && !route.has_subject() {
+        return Err(err(format!(
+            "match does not apply to route {route_name} (it is about no one execution)"
+        )));
+    }
+    Ok(FaultRule::scoped(route, probability, fault, scope))
+}
+
+/// The rule's optional `match` and `times`.
+fn scope_from_value(v: &Value) -> Result<FaultScope, RuleError> {
+    let times = match v.get("times") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(
+            t.as_u64()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| err("times must be an integer of at least 1"))?,
+        ),
+    };
+    let criteria = match v.get("match") {
+        None | Some(Value::Null) => FaultMatch::default(),
+        Some(Value::Object(m)) => {
+            let mut out = FaultMatch::default();
+            for (k, val) in m {
+                let text = val
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| err(format!("match.{k} must be a string")))?;
+                match k.as_str() {
+                    "time_window_start" => out.time_window_start = Some(text),
+                    "time_window_end" => out.time_window_end = Some(text),
+                    "sql_contains" => out.sql_contains = Some(text),
+                    other => {
+                        return Err(err(format!(
+                            "unknown match field {other:?} (time_window_start, time_window_end, sql_contains)"
+                        )));
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => return Err(err("match must be an object")),
+    };
+    Ok(FaultScope { criteria, times })
 }
 
 fn fault_from_value(f: &Value) -> Result<HttpFault, RuleError> {
@@ -248,10 +324,17 @@ mod tests {
             {"route": "run", "probability": 0.8, "fault": {"kind": "failed", "reason": "privacy"}},
             {"route": "run", "probability": 0.9, "fault": {"kind": "status_detour", "status": "REJECTED", "duration_ms": 5}},
             {"route": "run", "probability": 1.0, "fault": {"kind": "late_download", "delay_ms": 5}},
+            {"route": "run", "probability": 1.0, "times": 1,
+             "match": {"time_window_start": "2026-01-05T00:00:00", "sql_contains": "/* fail_me */"},
+             "fault": {"kind": "failed", "reason": "compile"}},
+            {"route": "create", "probability": 1.0, "times": 2,
+             "fault": {"kind": "server_error", "status": 500}},
+            {"route": "get", "probability": 0.5, "match": {"time_window_end": "2026-01-12T00:00:00"},
+             "fault": {"kind": "gateway_timeout"}},
         ]});
         let parsed = FaultsDoc::from_value(&doc).expect("valid");
         assert_eq!(parsed.seed, Some(9));
-        assert_eq!(parsed.plan.rules.len(), 10);
+        assert_eq!(parsed.plan.rules.len(), 13);
         let back = plan_json(9, 403, &parsed.plan);
         assert_eq!(back, doc);
         assert_eq!(FaultsDoc::from_value(&back).expect("again"), parsed);
@@ -267,6 +350,12 @@ mod tests {
             json!([{"route": "get", "probability": 0.1, "fault": {"kind": "server_error", "status": 418}}]),
             json!([{"route": "get", "probability": 0.1, "fault": {"kind": "slow"}}]),
             json!({"rules": [], "bogus": 1}),
+            json!([{"route": "run", "probability": 1.0, "times": 0, "fault": {"kind": "failed"}}]),
+            json!([{"route": "run", "probability": 1.0, "times": "1", "fault": {"kind": "failed"}}]),
+            json!([{"route": "run", "probability": 1.0, "match": "x", "fault": {"kind": "failed"}}]),
+            json!([{"route": "run", "probability": 1.0, "match": {"window": "x"}, "fault": {"kind": "failed"}}]),
+            json!([{"route": "run", "probability": 1.0, "match": {"sql_contains": 1}, "fault": {"kind": "failed"}}]),
+            json!([{"route": "list", "probability": 1.0, "match": {"sql_contains": "x"}, "fault": {"kind": "gateway_timeout"}}]),
             json!({"expired_token_status": 500}),
             json!("nope"),
         ] {

@@ -7,15 +7,18 @@
 //! any route; [`HttpFault::LostAnswer`] and [`HttpFault::HeldAnswer`] only to
 //! [`FaultRoute::Create`]; run-level faults ([`HttpFault::Failed`], [`HttpFault::StatusDetour`],
 //! [`HttpFault::LateDownload`]) only to [`FaultRoute::Run`], drawn once per created run.
-//! The JSON form (admin API, `AMP_SIM_FAULTS`) lives in [`doc`].
+//! A rule may be limited to some executions and to a number of them (`match` and `times`,
+//! see [`scope`]). The JSON form (admin API, `AMP_SIM_FAULTS`) lives in [`doc`].
 
 pub mod doc;
 mod reasons;
+pub mod scope;
 
 use sha2::{Digest, Sha256};
 
 pub use doc::{FaultsDoc, RuleError};
 pub use reasons::{COMPILE_ERROR, FailReason, privacy_rejection, timeout_reason};
+pub use scope::{FaultMatch, FaultScope, FaultSubject, RuleHits};
 
 /// The routes a fault can be attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +67,11 @@ impl FaultRoute {
     /// The route named `s` (see [`FaultRoute::as_str`]).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// True when a request on this route is about one execution (so `match` can apply).
+    pub fn has_subject(self) -> bool {
+        !matches!(self, Self::Token | Self::List)
     }
 }
 
@@ -134,6 +142,18 @@ pub enum HttpFault {
         /// How long results stay unavailable.
         delay_ms: u64,
     },
+    /// A fault limited by its rule's `match` / `times` (see [`FaultRule::scoped`]); draws
+    /// hand out the inner fault, never this wrapper.
+    Scoped(Box<ScopedFault>),
+}
+
+/// A fault with the limits of its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedFault {
+    /// Which requests, and how many, the rule applies to.
+    pub scope: FaultScope,
+    /// What to answer when it applies.
+    pub fault: HttpFault,
 }
 
 impl HttpFault {
@@ -150,6 +170,7 @@ impl HttpFault {
             Self::Failed { .. } => "failed",
             Self::StatusDetour { .. } => "status_detour",
             Self::LateDownload { .. } => "late_download",
+            Self::Scoped(s) => s.fault.kind(),
         }
     }
 
@@ -161,20 +182,55 @@ impl HttpFault {
                 route == FaultRoute::Run
             }
             Self::ExpiredToken => !matches!(route, FaultRoute::Token | FaultRoute::Run),
+            Self::Scoped(s) => {
+                s.fault.fits(route) && (s.scope.criteria.is_empty() || route.has_subject())
+            }
             _ => route != FaultRoute::Run,
+        }
+    }
+
+    /// The fault itself and its limits (none for an unscoped fault).
+    pub fn parts(&self) -> (&HttpFault, Option<&FaultScope>) {
+        match self {
+            Self::Scoped(s) => (&s.fault, Some(&s.scope)),
+            other => (other, None),
         }
     }
 }
 
-/// One rule: on `route`, answer `fault` with probability `probability` (0.0..=1.0).
+/// One rule: on `route`, answer `fault` with probability `probability` (0.0..=1.0). A rule
+/// limited by `match` / `times` carries its limits in [`HttpFault::Scoped`] (build it with
+/// [`FaultRule::scoped`]), which keeps this struct's three fields as they were.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultRule {
     /// Where the rule applies.
     pub route: FaultRoute,
     /// Chance per attempt, drawn deterministically.
     pub probability: f64,
-    /// What to answer.
+    /// What to answer (possibly [`HttpFault::Scoped`]).
     pub fault: HttpFault,
+}
+
+impl FaultRule {
+    /// A rule on `route` limited by `scope` (`match` / `times`); an unlimited scope gives a
+    /// plain rule.
+    pub fn scoped(
+        route: FaultRoute,
+        probability: f64,
+        fault: HttpFault,
+        scope: FaultScope,
+    ) -> Self {
+        let fault = if scope.is_unlimited() {
+            fault
+        } else {
+            HttpFault::Scoped(Box::new(ScopedFault { scope, fault }))
+        };
+        Self {
+            route,
+            probability,
+            fault,
+        }
+    }
 }
 
 /// The faults to inject; empty (no faults) by default.
@@ -186,29 +242,56 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
-    /// The fault (if any) for this attempt of `route` on `key` (an execution id, instance id, …).
-    pub fn pick(&self, seed: u64, key: &str, route: FaultRoute, attempt: u64) -> Option<HttpFault> {
-        self.pick_all(seed, key, route, attempt).into_iter().next()
+    /// The fault (if any) for this attempt of `route` on `key` (an execution id, instance id,
+    /// request key); `subject` is what the request is about, `hits` the counts of limited
+    /// rules (updated).
+    pub fn pick(
+        &self,
+        draw_at: Draw<'_>,
+        subject: Option<&FaultSubject<'_>>,
+        hits: &mut RuleHits,
+    ) -> Option<HttpFault> {
+        self.pick_all(draw_at, subject, hits).into_iter().next()
     }
 
-    /// Every rule of `route` that fires for this attempt, in rule order.
+    /// Every rule of the route that fires for this attempt, in rule order. A limited rule
+    /// takes part only when [`RuleHits::admit`] lets it (which counts the request); the draw
+    /// of every rule is the same as for an unlimited rule.
     pub fn pick_all(
         &self,
-        seed: u64,
-        key: &str,
-        route: FaultRoute,
-        attempt: u64,
+        at: Draw<'_>,
+        subject: Option<&FaultSubject<'_>>,
+        hits: &mut RuleHits,
     ) -> Vec<HttpFault> {
-        self.rules
-            .iter()
-            .enumerate()
-            .filter(|(i, rule)| {
-                let salt = format!("{}#{i}", route.as_str());
-                rule.route == route && unit(draw(seed, key, &salt, attempt)) < rule.probability
-            })
-            .map(|(_, rule)| rule.fault.clone())
-            .collect()
+        let mut out = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.route != at.route {
+                continue;
+            }
+            let (fault, scope) = rule.fault.parts();
+            if scope.is_some_and(|scope| !hits.admit(i, scope, subject)) {
+                continue;
+            }
+            let salt = format!("{}#{i}", at.route.as_str());
+            if unit(draw(at.seed, at.key, &salt, at.attempt)) < rule.probability {
+                out.push(fault.clone());
+            }
+        }
+        out
     }
+}
+
+/// Where a draw happens: seed, key, route and attempt number.
+#[derive(Debug, Clone, Copy)]
+pub struct Draw<'a> {
+    /// The seed of every draw.
+    pub seed: u64,
+    /// The execution, request or instance key.
+    pub key: &'a str,
+    /// The route drawn for.
+    pub route: FaultRoute,
+    /// The attempt on (route, key), from 0.
+    pub attempt: u64,
 }
 
 /// A deterministic 64-bit draw for (seed, key, route, attempt).
@@ -234,6 +317,15 @@ fn unit(x: u64) -> f64 {
 mod tests {
     use super::*;
 
+    fn at(key: &str, route: FaultRoute, attempt: u64) -> Draw<'_> {
+        Draw {
+            seed: 0,
+            key,
+            route,
+            attempt,
+        }
+    }
+
     #[test]
     fn draws_are_deterministic_and_spread() {
         assert_eq!(draw(1, "e", "get", 0), draw(1, "e", "get", 0));
@@ -250,18 +342,25 @@ mod tests {
                 fault: HttpFault::GatewayTimeout,
             }],
         };
+        let mut hits = RuleHits::default();
         assert_eq!(
-            always.pick(0, "x", FaultRoute::Get, 3),
+            always.pick(at("x", FaultRoute::Get, 3), None, &mut hits),
             Some(HttpFault::GatewayTimeout)
         );
-        assert_eq!(always.pick(0, "x", FaultRoute::List, 3), None);
+        assert_eq!(
+            always.pick(at("x", FaultRoute::List, 3), None, &mut hits),
+            None
+        );
         let never = FaultPlan {
             rules: vec![FaultRule {
                 probability: 0.0,
                 ..always.rules[0].clone()
             }],
         };
-        assert_eq!(never.pick(0, "x", FaultRoute::Get, 3), None);
+        assert_eq!(
+            never.pick(at("x", FaultRoute::Get, 3), None, &mut hits),
+            None
+        );
     }
 
     #[test]
@@ -277,7 +376,51 @@ mod tests {
                 rule(HttpFault::LateDownload { delay_ms: 5 }),
             ],
         };
-        assert_eq!(plan.pick_all(0, "k", FaultRoute::Run, 0).len(), 2);
+        let mut hits = RuleHits::default();
+        assert_eq!(
+            plan.pick_all(at("k", FaultRoute::Run, 0), None, &mut hits)
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn scoped_rules_hand_out_the_inner_fault_within_their_limits() {
+        let scope = FaultScope {
+            criteria: FaultMatch {
+                time_window_start: Some("2026-01-05T00:00:00".into()),
+                ..FaultMatch::default()
+            },
+            times: Some(1),
+        };
+        let failed = HttpFault::Failed { reason: None };
+        let plan = FaultPlan {
+            rules: vec![FaultRule::scoped(
+                FaultRoute::Run,
+                1.0,
+                failed.clone(),
+                scope,
+            )],
+        };
+        assert_eq!(plan.rules[0].fault.kind(), "failed");
+        let window = |start| FaultSubject {
+            sql: "SELECT 1",
+            time_window_start: Some(start),
+            time_window_end: None,
+        };
+        let mut hits = RuleHits::default();
+        let mut pick =
+            |start| plan.pick(at("k", FaultRoute::Run, 0), Some(&window(start)), &mut hits);
+        assert_eq!(pick("2026-01-12T00:00:00"), None);
+        assert_eq!(pick("2026-01-05T00:00:00"), Some(failed));
+        assert_eq!(pick("2026-01-05T00:00:00"), None, "times: 1");
+        let plain = FaultRule::scoped(
+            FaultRoute::Get,
+            1.0,
+            HttpFault::GatewayTimeout,
+            FaultScope::default(),
+        );
+        assert_eq!(plain.fault, HttpFault::GatewayTimeout);
     }
 
     #[test]
@@ -287,6 +430,23 @@ mod tests {
         assert!(HttpFault::Failed { reason: None }.fits(FaultRoute::Run));
         assert!(!HttpFault::GatewayTimeout.fits(FaultRoute::Run));
         assert!(!HttpFault::ExpiredToken.fits(FaultRoute::Token));
+        let matched = FaultRule::scoped(
+            FaultRoute::List,
+            1.0,
+            HttpFault::GatewayTimeout,
+            FaultScope {
+                criteria: FaultMatch {
+                    sql_contains: Some("x".into()),
+                    ..FaultMatch::default()
+                },
+                times: None,
+            },
+        );
+        assert!(
+            !matched.fault.fits(FaultRoute::List),
+            "a list is about no execution"
+        );
+        assert!(matched.fault.fits(FaultRoute::Get));
         for r in FaultRoute::ALL {
             assert_eq!(FaultRoute::parse(r.as_str()), Some(r));
         }

@@ -11,7 +11,7 @@ pub enum FailReason {
     Timeout,
 }
 
-/// The compile error's tail (after "Was unable to compile workflow <id> ").
+/// The compile error's tail (after `Was unable to compile workflow <id> `).
 pub const COMPILE_ERROR: &str = "because it was found to be invalid: Filter operation filter_operation referenced an undeclared parameter ad_product_type.";
 
 impl FailReason {

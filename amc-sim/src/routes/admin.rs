@@ -1,5 +1,6 @@
-//! Admin API under `/sim/admin`: counters, held create answers, revocation, run-time config
-//! and the fault plan.
+//! Admin API under `/sim/admin`: counters, held create answers, revocation, unknown
+//! instances and advertisers, the account and instance fixtures, run-time config and the
+//! fault plan.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use serde_json::json;
 
 use super::json_response;
 use crate::faults::FaultsDoc;
+use crate::fixtures::{self, AmcAccount, AmcInstance};
 use crate::state::Sim;
 
 #[handler]
@@ -68,6 +70,59 @@ pub async fn unknown_instance(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Respon
 }
 
 #[derive(Deserialize)]
+struct UnknownAdvertiser {
+    advertiser_id: String,
+}
+
+/// Marks an advertiser (entity) id unknown: AMC calls carrying it get 403.
+#[handler]
+pub async fn unknown_advertiser(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
+    match serde_json::from_slice::<UnknownAdvertiser>(&body) {
+        Ok(u) => {
+            sim.lock()
+                .unknown_advertisers
+                .insert(u.advertiser_id.clone());
+            json_response(200, &json!({"unknown_advertiser": u.advertiser_id}))
+        }
+        Err(e) => bad_request(&e.to_string()),
+    }
+}
+
+#[handler]
+pub async fn accounts_get(Data(sim): Data<&Arc<Sim>>) -> Response {
+    json_response(200, &json!({"amcAccounts": sim.lock().accounts}))
+}
+
+/// Replaces what `GET /amc/accounts` lists (a list, or `{"amcAccounts": [...]}`).
+#[handler]
+pub async fn accounts_set(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
+    match fixtures::parse_list::<AmcAccount>(&body, "amcAccounts") {
+        Ok(list) => {
+            sim.lock().accounts = list;
+            json_response(200, &json!({"amcAccounts": sim.lock().accounts}))
+        }
+        Err(e) => bad_request(&e),
+    }
+}
+
+#[handler]
+pub async fn instances_get(Data(sim): Data<&Arc<Sim>>) -> Response {
+    json_response(200, &json!({"instances": sim.lock().directory}))
+}
+
+/// Replaces what `GET /amc/instances` lists (a list, or `{"instances": [...]}`).
+#[handler]
+pub async fn instances_set(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
+    match fixtures::parse_list::<AmcInstance>(&body, "instances") {
+        Ok(list) => {
+            sim.lock().directory = list;
+            json_response(200, &json!({"instances": sim.lock().directory}))
+        }
+        Err(e) => bad_request(&e),
+    }
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigChange {
     run_duration_ms: Option<u64>,
@@ -75,6 +130,7 @@ struct ConfigChange {
     max_running: Option<usize>,
     expired_token_status: Option<u16>,
     unavailable_status: Option<u16>,
+    adhoc_max_bytes: Option<usize>,
 }
 
 #[handler]
@@ -85,6 +141,9 @@ pub async fn config(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
     };
     if change.max_running == Some(0) {
         return bad_request("max_running must be at least 1");
+    }
+    if change.adhoc_max_bytes == Some(0) {
+        return bad_request("adhoc_max_bytes must be at least 1");
     }
     if change
         .expired_token_status
@@ -114,6 +173,9 @@ pub async fn config(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
         if let Some(status) = change.unavailable_status {
             s.unavailable_status = status;
         }
+        if let Some(n) = change.adhoc_max_bytes {
+            s.adhoc_max_bytes = n;
+        }
     });
     let s = sim.settings();
     json_response(
@@ -124,6 +186,7 @@ pub async fn config(body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Response {
             "max_running": s.max_running,
             "expired_token_status": s.expired_token_status,
             "unavailable_status": s.unavailable_status,
+            "adhoc_max_bytes": s.adhoc_max_bytes,
         }),
     )
 }

@@ -17,12 +17,12 @@ pub async fn token(req: &Request, body: Bytes, Data(sim): Data<&Arc<Sim>>) -> Re
         return lwa_error(LwaError::Request);
     };
     let key = parsed.refresh_token.clone().unwrap_or_default();
-    match sim.draw_fault(FaultRoute::Token, &key) {
+    match sim.draw_fault(FaultRoute::Token, &key, None) {
         Some(HttpFault::Slow { delay_ms }) => {
             tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
         }
         Some(fault) => {
-            if let Some(resp) = super::amc::http_fault_response(&fault) {
+            if let Some(resp) = super::auth::http_fault_response(&fault) {
                 return resp;
             }
         }

@@ -1,5 +1,6 @@
 //! The simulator's in-memory state behind one mutex, and the operations routes call.
 
+mod catalog;
 mod run;
 mod timeline;
 mod tokens;
@@ -13,13 +14,17 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub use catalog::{Catalog, CatalogError};
 pub use run::{Fate, Run, Status};
 pub use timeline::Instance;
 pub use tokens::{LwaError, TokenRequest, Tokens};
 
 use crate::clock::Clock;
 use crate::config::SimConfig;
-use crate::faults::{FailReason, FaultPlan, FaultRoute, FaultsDoc, HttpFault, draw};
+use crate::faults::{
+    Draw, FailReason, FaultPlan, FaultRoute, FaultSubject, FaultsDoc, HttpFault, RuleHits, draw,
+};
+use crate::fixtures::{AmcAccount, AmcInstance};
 use crate::validate::CreateSpec;
 
 /// Settings that the admin API may change at run time.
@@ -30,6 +35,7 @@ pub struct Settings {
     pub max_running: usize,
     pub expired_token_status: u16,
     pub unavailable_status: u16,
+    pub adhoc_max_bytes: usize,
 }
 
 /// Everything mutable.
@@ -42,6 +48,13 @@ pub struct SimState {
     pub order: Vec<Uuid>,
     pub tokens: Tokens,
     pub unknown_instances: HashSet<String>,
+    /// Advertiser (entity) ids answered 403.
+    pub unknown_advertisers: HashSet<String>,
+    /// Saved workflows and schedules, by instance.
+    pub catalogs: HashMap<String, Catalog>,
+    /// What `GET /amc/accounts` and `GET /amc/instances` list.
+    pub accounts: Vec<AmcAccount>,
+    pub directory: Vec<AmcInstance>,
     pub token_exchanges: u64,
     pub creates: u64,
     pub cancels: u64,
@@ -52,6 +65,8 @@ pub struct SimState {
     /// The fault plan in force and the seed of its draws.
     pub faults: FaultPlan,
     pub fault_seed: u64,
+    /// Requests each limited rule (`match` / `times`) has applied to.
+    pub rule_hits: RuleHits,
     /// Injected faults by kind.
     pub faults_injected: BTreeMap<String, u64>,
     /// Token exchange attempts by refresh token.
@@ -88,6 +103,7 @@ impl Sim {
             max_running: cfg.max_running,
             expired_token_status: cfg.expired_token_status,
             unavailable_status: cfg.unavailable_status,
+            adhoc_max_bytes: cfg.adhoc_max_bytes,
         };
         Self {
             clock,
@@ -96,6 +112,9 @@ impl Sim {
             state: Mutex::new(SimState {
                 faults: cfg.faults.clone(),
                 fault_seed: cfg.seed,
+                unknown_advertisers: cfg.unknown_advertisers.iter().cloned().collect(),
+                accounts: cfg.accounts.clone(),
+                directory: cfg.instances.clone(),
                 ..SimState::default()
             }),
             cfg,
@@ -165,7 +184,8 @@ impl Sim {
         run.fault_key = format!("{key}#{ordinal}");
         *ordinal += 1;
         run.request_key = key.to_owned();
-        run.fate = self.draw_fate(&mut st, &run.fault_key);
+        let subject = RunSubject::of(&run.spec);
+        run.fate = self.draw_fate(&mut st, &run.fault_key, &subject.as_subject());
         let id = run.id;
         let inst = st.instances.entry(instance.to_owned()).or_default();
         inst.advance(now, s.max_running, s.run_duration);
@@ -184,10 +204,20 @@ impl Sim {
         (body, hold)
     }
 
-    /// The run-level faults of the run with fault key `key`.
-    fn draw_fate(&self, st: &mut SimState, key: &str) -> Fate {
+    /// The run-level faults of the run with fault key `key`, created by `subject`.
+    fn draw_fate(&self, st: &mut SimState, key: &str, subject: &FaultSubject<'_>) -> Fate {
         let mut fate = Fate::default();
-        for fault in st.faults.pick_all(st.fault_seed, key, FaultRoute::Run, 0) {
+        let at = Draw {
+            seed: st.fault_seed,
+            key,
+            route: FaultRoute::Run,
+            attempt: 0,
+        };
+        let SimState {
+            faults, rule_hits, ..
+        } = &mut *st;
+        let fired = faults.pick_all(at, Some(subject), rule_hits);
+        for fault in fired {
             match &fault {
                 HttpFault::Failed { reason } if fate.fail.is_none() => {
                     let drawn = FailReason::from_draw(draw(st.fault_seed, key, "fail_reason", 0));
@@ -211,8 +241,14 @@ impl Sim {
         fate
     }
 
-    /// Draws the fault (if any) for the next attempt of `route` on `key`, counting it.
-    pub fn draw_fault(&self, route: FaultRoute, key: &str) -> Option<HttpFault> {
+    /// Draws the fault (if any) for the next attempt of `route` on `key` about `subject`
+    /// (the create request of the execution concerned, if any), counting it.
+    pub fn draw_fault(
+        &self,
+        route: FaultRoute,
+        key: &str,
+        subject: Option<&FaultSubject<'_>>,
+    ) -> Option<HttpFault> {
         let mut st = self.lock();
         if st.faults.rules.is_empty() {
             return None;
@@ -220,7 +256,16 @@ impl Sim {
         let n = st.attempts.entry((route, key.to_owned())).or_insert(0);
         let attempt = *n;
         *n += 1;
-        let fault = st.faults.pick(st.fault_seed, key, route, attempt)?;
+        let at = Draw {
+            seed: st.fault_seed,
+            key,
+            route,
+            attempt,
+        };
+        let SimState {
+            faults, rule_hits, ..
+        } = &mut *st;
+        let fault = faults.pick(at, subject, rule_hits)?;
         *st.faults_injected
             .entry(fault.kind().to_owned())
             .or_insert(0) += 1;
@@ -232,15 +277,29 @@ impl Sim {
         *self.lock().submissions.entry(key.to_owned()).or_insert(0) += 1;
     }
 
-    /// The fault key of execution `id` on `instance`, or `id` itself when unknown.
-    pub fn fault_key_of(&self, instance: &str, id: &str) -> String {
+    /// The fault key of execution `id` on `instance` and what created it, or `id` itself
+    /// (and nothing) when unknown.
+    pub fn fault_target_of(&self, instance: &str, id: &str) -> (String, Option<RunSubject>) {
         let st = self.lock();
         Uuid::parse_str(id)
             .ok()
             .and_then(|u| st.index.get(&u))
             .filter(|(inst, _)| inst == instance)
             .and_then(|(inst, idx)| st.instances.get(inst)?.runs.get(*idx))
-            .map_or_else(|| id.to_owned(), |r| r.fault_key.clone())
+            .map_or_else(
+                || (id.to_owned(), None),
+                |r| (r.fault_key.clone(), Some(RunSubject::of(&r.spec))),
+            )
+    }
+
+    /// Runs `f` on the catalog (saved workflows, schedules) of `instance`.
+    pub fn with_catalog<T>(&self, instance: &str, f: impl FnOnce(&mut Catalog) -> T) -> T {
+        f(self.lock().catalogs.entry(instance.to_owned()).or_default())
+    }
+
+    /// True when the advertiser (entity) id has been marked unknown.
+    pub fn advertiser_unknown(&self, advertiser: &str) -> bool {
+        self.lock().unknown_advertisers.contains(advertiser)
     }
 
     /// Invalidates an access token (an injected expiry).
@@ -255,6 +314,7 @@ impl Sim {
         }
         let mut st = self.lock();
         st.faults = doc.plan;
+        st.rule_hits = RuleHits::default();
         if let Some(seed) = doc.seed {
             st.fault_seed = seed;
         }
@@ -345,6 +405,7 @@ impl Sim {
                 Some(json!({
                     "instance_id": r.instance_id,
                     "workflow_execution_id": r.id.to_string(),
+                    "workflow_id": r.workflow_id,
                     "sql_query": r.spec.sql,
                     "time_window_start": r.spec.start_original,
                     "time_window_end": r.spec.end_original,
@@ -399,16 +460,50 @@ impl Sim {
     }
 }
 
-/// The request key of a create: instance, SQL and window. Creates with the same key are
-/// resubmissions of one request; fault draws on creates are keyed by it.
+/// The request key of a create: instance, SQL and window (and the saved workflow, for a
+/// run by `workflowId`). Creates with the same key are resubmissions of one request; fault
+/// draws on creates are keyed by it.
 pub fn request_key(instance: &str, spec: &CreateSpec) -> String {
     let part = |o: &Option<String>| o.clone().unwrap_or_default();
-    format!(
+    let mut key = format!(
         "{instance}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
         spec.sql,
         spec.window_type,
         part(&spec.start_original),
         part(&spec.end_original),
         spec.time_zone
-    )
+    );
+    if let Some(id) = &spec.workflow_id {
+        key.push_str("\u{1f}workflow=");
+        key.push_str(id);
+    }
+    key
+}
+
+/// What created an execution, owned (see [`FaultSubject`]).
+#[derive(Debug, Clone)]
+pub struct RunSubject {
+    sql: String,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+impl RunSubject {
+    /// The subject of a create request.
+    pub fn of(spec: &CreateSpec) -> Self {
+        Self {
+            sql: spec.sql.clone(),
+            start: spec.start_original.clone(),
+            end: spec.end_original.clone(),
+        }
+    }
+
+    /// Borrowed, for a fault draw.
+    pub fn as_subject(&self) -> FaultSubject<'_> {
+        FaultSubject {
+            sql: &self.sql,
+            time_window_start: self.start.as_deref(),
+            time_window_end: self.end.as_deref(),
+        }
+    }
 }

@@ -87,12 +87,17 @@ pub struct Run {
 }
 
 impl Run {
-    /// A new PENDING ad hoc run.
+    /// A new PENDING run: of the saved workflow the spec names, or ad hoc (a `transient_`
+    /// workflow id, as AMC gives).
     pub fn new(instance_id: &str, spec: CreateSpec, now: DateTime<Utc>) -> Self {
+        let workflow_id = spec
+            .workflow_id
+            .clone()
+            .unwrap_or_else(|| format!("transient_{}", Uuid::new_v4()));
         Self {
             id: Uuid::new_v4(),
             instance_id: instance_id.to_owned(),
-            workflow_id: format!("transient_{}", Uuid::new_v4()),
+            workflow_id,
             spec,
             created_at: now,
             last_updated: now,

@@ -111,7 +111,7 @@ impl Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::parse_create;
+    use crate::validate::{CreateContext, parse_create};
 
     const D: Duration = Duration::from_secs(10);
 
@@ -120,7 +120,11 @@ mod tests {
     }
 
     fn run(at: DateTime<Utc>) -> Run {
-        let spec = parse_create(br#"{"workflow":{"sqlQuery":"SELECT 1"}}"#, at).expect("valid");
+        let spec = parse_create(
+            br#"{"workflow":{"sqlQuery":"SELECT 1"}}"#,
+            &CreateContext::adhoc(at),
+        )
+        .expect("valid");
         Run::new("inst", spec, at)
     }
 
@@ -167,7 +171,7 @@ mod tests {
         let mut inst = Instance::default();
         let spec = parse_create(
             br#"{"workflow":{"sqlQuery":"SELECT 1"},"workflowExecutionTimeoutSeconds":5}"#,
-            t(0),
+            &CreateContext::adhoc(t(0)),
         )
         .expect("valid");
         inst.advance(t(0), 1, D);

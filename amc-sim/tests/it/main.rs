@@ -4,7 +4,9 @@ mod admin_hold;
 mod amc_auth;
 mod downloads;
 mod faults_http;
+mod faults_match;
 mod faults_run;
+mod fidelity;
 mod lifecycle;
 mod lwa;
 mod validation;
@@ -83,12 +85,42 @@ impl TestSim {
 
     /// A request to an AMC path with all four headers.
     pub fn amc(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.at(method, &self.url(path))
+    }
+
+    /// A request to `/amc/reporting/{instance}{path}` with all four headers.
+    pub fn reporting(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!(
+            "{}/amc/reporting/{}{path}",
+            self.sim.base_url(),
+            self.instance
+        );
+        self.at(method, &url)
+    }
+
+    /// A request to `url` with all four AMC headers.
+    pub fn at(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, self.url(path))
+            .request(method, url)
             .bearer_auth(&self.token)
             .header("Amazon-Advertising-API-ClientId", "dev-client")
             .header("Amazon-Advertising-API-AdvertiserId", "ENTITY1AA1AA11AAA1")
             .header("Amazon-Advertising-API-MarketplaceId", "ATVPDKIKX0DER")
+    }
+
+    /// Sends `req` and returns its status and JSON body (`Null` when the body is not JSON).
+    pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates an execution from `body`, expecting 200; returns its id.
+    pub async fn create_body(&self, body: Value) -> String {
+        let (status, v) = Self::send(self.amc(reqwest::Method::POST, "").json(&body)).await;
+        assert_eq!(status, 200, "{v}");
+        v["workflowExecutionId"].as_str().expect("id").to_owned()
     }
 
     pub async fn create(&self, sql: &str) -> Value {

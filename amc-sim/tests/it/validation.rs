@@ -12,11 +12,12 @@ async fn invalid_creates_are_400() {
     let mut reversed = window_body("SELECT 1");
     reversed["timeWindowStart"] = json!("2024-01-09T00:00:00");
     let cases = [
-        window_body("SELECT 1\nFROM x"),
         reversed,
         bad_zone,
         json!({"workflow":{"sqlQuery":"SELECT 1"},"workflowId":"wf-1"}),
-        json!({"workflow":{"sqlQuery":"SELECT 1"},"parameterValues":{"n":1}}),
+        json!({"workflow":{"sqlQuery":"SELECT 1"},"parameterValues":{"n":{"deep":1}}}),
+        json!({"workflow":{"sqlQuery":""}}),
+        json!({"workflowId":"never-saved"}),
     ];
     for body in cases {
         let resp = t

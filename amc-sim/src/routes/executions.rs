@@ -1,4 +1,5 @@
-//! AMC reporting routes under `/amc/reporting/{instanceId}/workflowExecutions`.
+//! Workflow executions under `/amc/reporting/{instanceId}/workflowExecutions`: create (ad hoc
+//! or by saved `workflowId`), status, list, cancel and download URLs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,19 +9,12 @@ use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 use serde_json::{Value, json};
 
-use super::{amc_error, json_response, query_map};
+use super::auth::{REPORTING_HEADERS, authorize, guard, inject};
+use super::{amc_error, json_response, paging, query_map, unsupported_media};
 use crate::faults::{FaultRoute, HttpFault, LostAnswer};
 use crate::results::{expected_rows, part_count};
-use crate::state::{CancelError, Sim, Status, request_key};
-use crate::validate::{parse_create, parse_local_time};
-
-const HEADERS: [&str; 3] = [
-    "Amazon-Advertising-API-ClientId",
-    "Amazon-Advertising-API-AdvertiserId",
-    "Amazon-Advertising-API-MarketplaceId",
-];
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 1000;
+use crate::state::{CancelError, RunSubject, Sim, Status, request_key};
+use crate::validate::{CreateContext, parse_create, parse_local_time};
 
 #[handler]
 pub async fn create(
@@ -29,22 +23,35 @@ pub async fn create(
     body: Bytes,
     Data(sim): Data<&Arc<Sim>>,
 ) -> Response {
-    let bearer = match authorize(sim, req, &instance) {
+    let bearer = match authorize(sim, req, &REPORTING_HEADERS, Some(&instance)) {
         Ok(bearer) => bearer,
         Err(resp) => return *resp,
     };
-    if let Some(ct) = req.content_type()
-        && !ct.contains("json")
-    {
-        return amc_error(415, &format!("Unsupported Content-Type: {ct}"));
+    if let Some(resp) = unsupported_media(req) {
+        return resp;
     }
-    let spec = match parse_create(&body, sim.clock.now()) {
+    let saved_sql = |id: &str| sim.with_catalog(&instance, |c| c.workflow_sql(id));
+    let ctx = CreateContext {
+        now: sim.clock.now(),
+        adhoc_max_bytes: sim.settings().adhoc_max_bytes,
+        saved_sql: &saved_sql,
+    };
+    let spec = match parse_create(&body, &ctx) {
         Ok(spec) => spec,
         Err(details) => return amc_error(400, &details),
     };
     let key = request_key(&instance, &spec);
     sim.count_submission(&key);
-    let after = match inject(sim, FaultRoute::Create, &key, &bearer).await {
+    let subject = RunSubject::of(&spec);
+    let drawn = inject(
+        sim,
+        FaultRoute::Create,
+        &key,
+        Some(&subject.as_subject()),
+        &bearer,
+    )
+    .await;
+    let after = match drawn {
         Ok(after) => after,
         Err(resp) => return resp,
     };
@@ -222,105 +229,6 @@ fn not_found(id: &str) -> Response {
     )
 }
 
-/// Headers, bearer token and instance, then any injected fault drawn for `route` on the
-/// run `id` (its fault key) or, without one, on the instance: the refusal, if any.
-async fn guard(
-    sim: &Sim,
-    req: &Request,
-    instance: &str,
-    route: FaultRoute,
-    id: Option<&str>,
-) -> Result<(), Response> {
-    let bearer = authorize(sim, req, instance).map_err(|r| *r)?;
-    let key = id.map_or_else(|| instance.to_owned(), |id| sim.fault_key_of(instance, id));
-    inject(sim, route, &key, &bearer).await.map(|_| ())
-}
-
-/// Headers, bearer token, instance: the bearer token, or the refusal.
-fn authorize(sim: &Sim, req: &Request, instance: &str) -> Result<String, Box<Response>> {
-    if HEADERS
-        .iter()
-        .any(|h| req.header(*h).is_none_or(|v| v.trim().is_empty()))
-    {
-        return Err(Box::new(amc_error(403, "Unauthorized request.")));
-    }
-    let bearer = req.header("Authorization").and_then(|v| {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    let Some(bearer) = bearer.filter(|b| sim.bearer_ok(b)) else {
-        return Err(Box::new(auth_failed(sim)));
-    };
-    if sim.lock().unknown_instances.contains(instance) {
-        return Err(Box::new(amc_error(403, "Unauthorized request.")));
-    }
-    Ok(bearer.to_owned())
-}
-
-/// Draws a fault for `route` on `key`: a refusal, nothing (after any injected delay), or a
-/// create-only fault for the caller to apply after creating the run.
-pub(crate) async fn inject(
-    sim: &Sim,
-    route: FaultRoute,
-    key: &str,
-    bearer: &str,
-) -> Result<Option<HttpFault>, Response> {
-    let Some(fault) = sim.draw_fault(route, key) else {
-        return Ok(None);
-    };
-    tracing::debug!(
-        route = route.as_str(),
-        key,
-        fault = fault.kind(),
-        "fault injected"
-    );
-    match fault {
-        HttpFault::Slow { delay_ms } => {
-            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            Ok(None)
-        }
-        HttpFault::ExpiredToken => {
-            sim.invalidate_token(bearer);
-            Err(auth_failed(sim))
-        }
-        other => match http_fault_response(&other) {
-            Some(resp) => Err(resp),
-            None => Ok(Some(other)),
-        },
-    }
-}
-
-/// The answer of a refusing fault (429, 5xx, 504); `None` for the others.
-pub(crate) fn http_fault_response(fault: &HttpFault) -> Option<Response> {
-    match fault {
-        HttpFault::TooManyRequests { retry_after_secs } => Some(
-            Response::builder()
-                .status(poem::http::StatusCode::TOO_MANY_REQUESTS)
-                .header("Retry-After", retry_after_secs.to_string())
-                .content_type("application/json")
-                .body(json!({"code": "429", "details": "Too Many Requests"}).to_string()),
-        ),
-        HttpFault::ServerError(code) => Some(amc_error(*code, "Internal Server Error")),
-        HttpFault::GatewayTimeout => Some(json_response(
-            504,
-            &json!({"message": "Endpoint request timed out"}),
-        )),
-        _ => None,
-    }
-}
-
-fn auth_failed(sim: &Sim) -> Response {
-    if sim.settings().expired_token_status == 403 {
-        amc_error(403, "Unauthorized request.")
-    } else {
-        json_response(
-            401,
-            &json!({"code": "401", "details": "Authentication failed",
-                    "requestId": uuid::Uuid::new_v4().simple().to_string().to_uppercase()}),
-        )
-    }
-}
-
 fn flag(q: &std::collections::HashMap<String, String>, name: &str) -> bool {
     q.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
@@ -352,15 +260,8 @@ fn list_filter(q: &std::collections::HashMap<String, String>) -> Result<ListFilt
             })
             .transpose()
     };
-    let limit = match q.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| format!("Invalid limit: {v}. Must be between 1 and {MAX_LIMIT}."))?,
-    };
-    let from = match q.get("nextToken").filter(|t| !t.is_empty()) {
+    let limit = paging::limit(q)?;
+    let from = match paging::next_token(q) {
         None => None,
         Some(t) => Some(
             t.parse::<usize>()
@@ -405,6 +306,6 @@ impl ListFilter {
             .iter()
             .map(|&i| runs[i].to_json(self.include_workflow))
             .collect();
-        json!({"executions": executions, "nextToken": next.map(|i| i.to_string())})
+        paging::page_json("executions", executions, next.map(|i| i.to_string()))
     }
 }

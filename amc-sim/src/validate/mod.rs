@@ -1,13 +1,22 @@
-//! Validation of a create-execution request (amc-api.md §8), into a checked [`CreateSpec`].
+//! Validation of a create-execution request (amc-api.md §8), into a checked [`CreateSpec`];
+//! saved workflows and schedules are checked in [`workflow`].
+
+mod value;
+pub mod workflow;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
+pub use value::{field, lenient_bool, lenient_u64};
+
 /// The local time format AMC uses for windows and list filters.
 pub const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 /// Default `workflowExecutionTimeoutSeconds`.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 21_600;
+/// Default largest ad hoc `sqlQuery`, in bytes (an assumption: no public source states
+/// AMC's limit; see the README).
+pub const DEFAULT_ADHOC_MAX_BYTES: usize = 102_400;
 const WINDOW_TYPES: [&str; 6] = [
     "EXPLICIT",
     "MOST_RECENT_DAY",
@@ -17,10 +26,12 @@ const WINDOW_TYPES: [&str; 6] = [
     "ALL",
 ];
 
-/// A valid ad hoc create request.
+/// A valid create request: ad hoc, or a run of a saved workflow (its SQL resolved).
 #[derive(Debug, Clone)]
 pub struct CreateSpec {
     pub sql: String,
+    /// The saved workflow run, for a create by `workflowId`.
+    pub workflow_id: Option<String>,
     pub window_type: String,
     pub start_original: Option<String>,
     pub end_original: Option<String>,
@@ -33,12 +44,34 @@ pub struct CreateSpec {
     pub ignore_data_gaps: Option<bool>,
 }
 
+/// What a create request is checked against besides its body.
+pub struct CreateContext<'a> {
+    /// The current time (relative windows).
+    pub now: DateTime<Utc>,
+    /// The largest ad hoc `sqlQuery` accepted, in bytes.
+    pub adhoc_max_bytes: usize,
+    /// The SQL of the saved workflow with this id, when it exists.
+    pub saved_sql: &'a (dyn Fn(&str) -> Option<String> + Sync),
+}
+
+#[cfg(test)]
+impl CreateContext<'_> {
+    /// Ad hoc only (no saved workflows), default size limit.
+    pub fn adhoc(now: DateTime<Utc>) -> CreateContext<'static> {
+        CreateContext {
+            now,
+            adhoc_max_bytes: DEFAULT_ADHOC_MAX_BYTES,
+            saved_sql: &|_| None,
+        }
+    }
+}
+
 /// Parses and checks a create body; the error is AMC's `details` text for a 400.
-pub fn parse_create(body: &[u8], now: DateTime<Utc>) -> Result<CreateSpec, String> {
+pub fn parse_create(body: &[u8], ctx: &CreateContext<'_>) -> Result<CreateSpec, String> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| format!("Unable to parse request body as JSON: {e}"))?;
     let obj = v.as_object().ok_or("Request body must be a JSON object.")?;
-    let sql = sql_query(obj)?;
+    let (sql, workflow_id) = sql_source(obj, ctx)?;
     let time_zone = match obj.get("timeWindowTimeZone") {
         None | Some(Value::Null) => "UTC".to_owned(),
         Some(Value::String(s)) => s.clone(),
@@ -68,28 +101,31 @@ pub fn parse_create(body: &[u8], now: DateTime<Utc>) -> Result<CreateSpec, Strin
         }
         (Some(start), Some(end), s, e)
     } else {
-        let (s, e) = relative_window(&window_type, tz, now)?;
+        let (s, e) = relative_window(&window_type, tz, ctx.now)?;
         (None, None, s, e)
     };
     let parameter_values = match obj.get("parameterValues") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => {
-            if let Some((k, _)) = m.iter().find(|(_, v)| !v.is_string()) {
-                return Err(format!("parameterValues.{k} must be a string."));
+            if let Some((k, _)) = m.iter().find(|(_, v)| !value::parameter_value_ok(v)) {
+                return Err(format!(
+                    "parameterValues.{k} must be a string, a number, a boolean or a list of those."
+                ));
             }
             m.clone()
         }
-        Some(_) => return Err("parameterValues must be an object of strings.".to_owned()),
+        Some(_) => return Err("parameterValues must be an object.".to_owned()),
     };
-    let timeout_secs = match obj.get("workflowExecutionTimeoutSeconds") {
-        None | Some(Value::Null) => DEFAULT_TIMEOUT_SECS,
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or("workflowExecutionTimeoutSeconds must be a positive integer.")?,
-    };
+    let timeout_secs = field(
+        obj,
+        "workflowExecutionTimeoutSeconds",
+        "a positive integer (or its decimal string)",
+        |v| lenient_u64(v).filter(|n| *n > 0),
+    )?
+    .unwrap_or(DEFAULT_TIMEOUT_SECS);
     Ok(CreateSpec {
         sql,
+        workflow_id,
         window_type,
         start_original,
         end_original,
@@ -100,7 +136,12 @@ pub fn parse_create(body: &[u8], now: DateTime<Utc>) -> Result<CreateSpec, Strin
         timeout_secs,
         disable_aggregation_controls: bool_field(obj, "disableAggregationControls")?
             .unwrap_or(false),
-        ignore_data_gaps: bool_field(obj, "ignoreDataGaps")?,
+        ignore_data_gaps: field(
+            obj,
+            "ignoreDataGaps",
+            "a boolean (or \"True\"/\"False\")",
+            lenient_bool,
+        )?,
     })
 }
 
@@ -116,7 +157,11 @@ pub fn parse_local_time(s: &str, tz: Tz) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn sql_query(obj: &Map<String, Value>) -> Result<String, String> {
+/// The SQL to run and, for a saved workflow, its id.
+fn sql_source(
+    obj: &Map<String, Value>,
+    ctx: &CreateContext<'_>,
+) -> Result<(String, Option<String>), String> {
     let workflow_id = obj.get("workflowId").filter(|v| !v.is_null());
     let sql = obj
         .get("workflow")
@@ -126,17 +171,21 @@ fn sql_query(obj: &Map<String, Value>) -> Result<String, String> {
         (Some(_), Some(_)) | (None, None) => {
             Err("Exactly one of workflowId or workflow.sqlQuery must be provided.".to_owned())
         }
-        (Some(id), None) => Err(format!(
-            "Workflow with ID {} does not exist.",
-            id.as_str().unwrap_or_default()
-        )),
+        (Some(Value::String(id)), None) => (ctx.saved_sql)(id)
+            .map(|sql| (sql, Some(id.clone())))
+            .ok_or_else(|| format!("Workflow with ID {id} does not exist.")),
+        (Some(other), None) => Err(format!("Invalid workflowId: {other}")),
         (None, Some(Value::String(sql))) => {
-            if sql.contains('\n') || sql.contains('\r') {
-                Err("Invalid sqlQuery: the query must not contain newline characters.".to_owned())
-            } else if sql.trim().is_empty() {
+            if sql.trim().is_empty() {
                 Err("Invalid sqlQuery: the query must not be empty.".to_owned())
+            } else if sql.len() > ctx.adhoc_max_bytes {
+                Err(format!(
+                    "Invalid sqlQuery: the query is {} bytes, more than the {} bytes allowed for an ad hoc workflow execution.",
+                    sql.len(),
+                    ctx.adhoc_max_bytes
+                ))
             } else {
-                Ok(sql.clone())
+                Ok((sql.clone(), None))
             }
         }
         (None, Some(_)) => Err("workflow.sqlQuery must be a string.".to_owned()),
@@ -203,7 +252,7 @@ mod tests {
     }
 
     fn create(body: Value) -> Result<CreateSpec, String> {
-        parse_create(body.to_string().as_bytes(), now())
+        parse_create(body.to_string().as_bytes(), &CreateContext::adhoc(now()))
     }
 
     fn explicit(sql: &str, start: &str, end: &str, tz: &str) -> Value {
@@ -230,12 +279,6 @@ mod tests {
     #[test]
     fn rejects_what_amc_rejects() {
         let cases = [
-            explicit(
-                "SELECT\n1",
-                "2024-01-01T00:00:00",
-                "2024-01-08T00:00:00",
-                "UTC",
-            ),
             explicit(
                 "SELECT 1",
                 "2024-01-08T00:00:00",
@@ -265,7 +308,12 @@ mod tests {
             json!({"workflow":{"sqlQuery":"SELECT 1"},"timeWindowType":"SOMETIMES"}),
             json!({"workflow":{"sqlQuery":"SELECT 1"},"workflowId":"wf"}),
             json!({"timeWindowType":"MOST_RECENT_DAY"}),
-            json!({"workflow":{"sqlQuery":"SELECT 1"},"parameterValues":{"a":1}}),
+            json!({"workflow":{"sqlQuery":"SELECT 1"},"parameterValues":{"a":{"b":1}}}),
+            json!({"workflow":{"sqlQuery":"SELECT 1"},"ignoreDataGaps":"maybe"}),
+            json!({"workflow":{"sqlQuery":"SELECT 1"},"workflowExecutionTimeoutSeconds":"soon"}),
+            json!({"workflow":{"sqlQuery":"SELECT 1"},"workflowExecutionTimeoutSeconds":0}),
+            json!({"workflow":{"sqlQuery":" \n "}}),
+            json!({"workflowId":"never-saved"}),
             json!([1]),
         ];
         for body in cases {
@@ -286,5 +334,36 @@ mod tests {
         let day = create(json!({"workflow":{"sqlQuery":"SELECT 1"}})).expect("valid");
         assert_eq!(day.window_type, "MOST_RECENT_DAY");
         assert_eq!((day.end_utc - day.start_utc).num_hours(), 24);
+    }
+
+    #[test]
+    fn accepts_sample_value_types_and_multi_line_sql() {
+        let spec = create(json!({
+            "workflow": {"sqlQuery": "\n  SELECT advertiser\n  FROM dsp_impressions\n"},
+            "ignoreDataGaps": "True",
+            "workflowExecutionTimeoutSeconds": "86400",
+            "parameterValues": {"n": 9001, "ids": ["1", "2"], "s": "x"},
+        }))
+        .expect("valid");
+        assert_eq!(spec.ignore_data_gaps, Some(true));
+        assert_eq!(spec.timeout_secs, 86_400);
+        assert!(spec.sql.contains('\n'));
+    }
+
+    #[test]
+    fn ad_hoc_sql_has_a_size_limit_and_saved_workflows_resolve() {
+        let big = format!("SELECT 1 /* {} */", "x".repeat(200));
+        let saved = |id: &str| (id == "wf-1").then(|| big.clone());
+        let ctx = CreateContext {
+            now: now(),
+            adhoc_max_bytes: 100,
+            saved_sql: &saved,
+        };
+        let adhoc = json!({"workflow": {"sqlQuery": big}}).to_string();
+        let err = parse_create(adhoc.as_bytes(), &ctx).expect_err("too big");
+        assert!(err.contains("more than the 100 bytes"), "{err}");
+        let run = parse_create(br#"{"workflowId":"wf-1"}"#, &ctx).expect("saved");
+        assert_eq!(run.workflow_id.as_deref(), Some("wf-1"));
+        assert_eq!(run.sql, big, "the size limit is for ad hoc SQL only");
     }
 }
