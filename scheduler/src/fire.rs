@@ -1,110 +1,143 @@
 //! The fire loop: sleeps until the earliest `next_run_at`, or until a schedule changes
-//! (`LISTEN amp_schedules`), or at most one `AMP_RECONCILE_INTERVAL` (its heartbeat); then
-//! fires what is due in batches and pushes the submit jobs after each commit. While
-//! nothing is due it makes one query per interval, besides the wake-ups changes cause.
+//! (`LISTEN amp_schedules`), or until the reconciler's next look (once per
+//! `AMP_RECONCILE_INTERVAL`, which also carries the replica's heartbeat); then fires what
+//! is due in batches and pushes the submit jobs after each commit. While nothing is due
+//! and nothing changes it makes no query of its own: the look is the replica's one
+//! statement per interval.
 
 use crate::Scheduler;
 use common::execution::{CancelOutcome, request_cancel_because};
 use common::jobs::{CancelJob, SubmitJob};
-use common::schedule::{self, FirePass, Replica};
+use common::schedule::{self, FirePass, Probe, Replica};
 use common::telemetry::metrics::{FireLabels, ScheduleLabels};
+use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::PgListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 /// Schedules one pass takes (one transaction).
 pub const BATCH: usize = 1_000;
 
+/// This process's replica: registered at start, and again if its row disappears (pruned
+/// after a very long stall).
+#[derive(Debug)]
+pub struct CurrentReplica(Mutex<Replica>);
+
+impl CurrentReplica {
+    pub fn new(r: Replica) -> Self {
+        Self(Mutex::new(r))
+    }
+
+    pub fn get(&self) -> Replica {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Registers anew, alive from now (keeps the old identity if that fails).
+    pub async fn register_again(&self, db: &DatabaseConnection) {
+        let heartbeat = self.get().heartbeat;
+        match Replica::register(db, heartbeat).await {
+            Ok(r) => {
+                tracing::info!(replica = %r.id, "scheduler replica registered again");
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = r;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not register the replica again"),
+        }
+    }
+}
+
+/// What the loop does next.
+enum Next {
+    /// Probe first (after a wake-up or a pass).
+    Probe,
+    /// Act on this probe (the reconciler's look).
+    Known(Probe),
+    /// A tick is due: fire.
+    Fire,
+}
+
 /// Runs the fire loop until `stop` turns true; records the replica's stop.
 pub async fn run(s: Arc<Scheduler>, mut stop: watch::Receiver<bool>) {
-    let heartbeat = s.config.reconcile_interval;
-    let Some(mut replica) = register(&s, heartbeat, &mut stop).await else {
-        return;
-    };
-    tracing::info!(replica = %replica.id, "scheduler replica registered");
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(s.config.database_url.clone(), wake.clone()));
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let probe = match schedule::probe(&s.db, &replica).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "schedule probe failed; trying again shortly");
-                if pause(Duration::from_secs(1), &wake, &mut stop).await {
-                    break;
+    let mut looks = s.probes.subscribe();
+    let mut next = Next::Probe;
+    while !*stop.borrow() {
+        let probe = match std::mem::replace(&mut next, Next::Probe) {
+            Next::Fire => {
+                if fire_all(&s).await == 0 {
+                    // Another replica holds what is due: give it a moment.
+                    if pause(Some(Duration::from_millis(50)), &wake, &mut stop).await {
+                        break;
+                    }
                 }
                 continue;
             }
+            Next::Known(p) => p,
+            Next::Probe => match schedule::probe(&s.db, &s.replica.get()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "schedule probe failed; trying again shortly");
+                    if pause(Some(Duration::from_secs(1)), &wake, &mut stop).await {
+                        break;
+                    }
+                    continue;
+                }
+            },
         };
-        if !probe.alive {
-            // Its row was removed (pruned after a very long stall): alive from now.
-            match Replica::register(&s.db, heartbeat).await {
-                Ok(r) => replica = r,
-                Err(e) => tracing::warn!(error = %e, "could not register the replica again"),
-            }
-        }
         s.metrics.due.set(probe.due);
         if probe.has_work() {
-            let taken = fire_all(&s, &replica).await;
-            if taken == 0 {
-                // Another replica holds what is due: give it a moment.
-                if pause(Duration::from_millis(50), &wake, &mut stop).await {
-                    break;
-                }
-            }
+            next = Next::Fire;
             continue;
         }
         let until_next = probe
             .next
-            .map(|n| (n - probe.now).to_std().unwrap_or_default())
-            .unwrap_or(heartbeat);
-        if pause(until_next.min(heartbeat), &wake, &mut stop).await {
-            break;
+            .map(|n| (n - probe.now).to_std().unwrap_or_default());
+        tokio::select! {
+            _ = sleep(until_next) => next = Next::Fire,
+            _ = wake.notified() => {}
+            r = looks.changed() => match r {
+                Ok(()) => {
+                    if let Some(p) = looks.borrow_and_update().clone() {
+                        next = Next::Known(p);
+                    }
+                }
+                Err(_) => break,
+            },
+            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
         }
     }
     listener.abort();
+    let replica = s.replica.get();
     match replica.stop(&s.db).await {
         Ok(()) => tracing::info!(replica = %replica.id, "scheduler replica stopped"),
         Err(e) => tracing::warn!(error = %e, "could not record the replica's stop"),
     }
 }
 
-async fn register(
-    s: &Scheduler,
-    heartbeat: Duration,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<Replica> {
-    loop {
-        match Replica::register(&s.db, heartbeat).await {
-            Ok(r) => return Some(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not register the scheduler replica; trying again");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => return None,
-                }
-            }
-        }
+/// Sleeps for `d`, or for ever when `None`.
+async fn sleep(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 
 /// Sleeps for `d`, or until woken; `true` when the loop should stop.
-async fn pause(d: Duration, wake: &Notify, stop: &mut watch::Receiver<bool>) -> bool {
+async fn pause(d: Option<Duration>, wake: &Notify, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(d) => false,
+        _ = sleep(d) => false,
         _ = wake.notified() => false,
         r = stop.changed() => r.is_err() || *stop.borrow(),
     }
 }
 
 /// Fires batches until one comes back short; returns the schedules taken.
-async fn fire_all(s: &Scheduler, replica: &Replica) -> usize {
+async fn fire_all(s: &Scheduler) -> usize {
+    let replica = s.replica.get();
     let mut taken = 0;
     loop {
-        match schedule::fire_due(&s.db, replica, BATCH).await {
+        match schedule::fire_due(&s.db, &replica, BATCH).await {
             Ok(pass) => {
                 taken += pass.taken;
                 let full = pass.taken >= BATCH;

@@ -28,6 +28,11 @@ pub struct Scheduler {
     pub token_refresh: tokens::TokenRefresh,
     /// Steps this process re-pushed lately (see [`reconcile::Repushes`]).
     pub repushes: reconcile::Repushes,
+    /// This process's replica (registered at build; again if its row disappears).
+    pub replica: fire::CurrentReplica,
+    /// The schedules' probe of each reconcile look, for the fire loop (which then needs no
+    /// query of its own while nothing happens).
+    pub probes: tokio::sync::watch::Sender<Option<common::schedule::Probe>>,
     /// The scheduler's series, and the registry `/metrics` renders.
     pub metrics: common::telemetry::metrics::SchedulerMetrics,
     pub registry: Arc<prometheus_client::registry::Registry>,
@@ -55,7 +60,13 @@ impl Scheduler {
         let token_refresh = tokens::TokenRefresh::from_env()?;
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = common::telemetry::metrics::SchedulerMetrics::register(&mut registry);
+        let replica = common::schedule::Replica::register(&db, config.reconcile_interval)
+            .await
+            .context("registering the scheduler replica")?;
+        tracing::info!(replica = %replica.id, "scheduler replica registered");
         Ok(Self {
+            replica: fire::CurrentReplica::new(replica),
+            probes: tokio::sync::watch::channel(None).0,
             metrics,
             registry: Arc::new(registry),
             config,
@@ -144,6 +155,7 @@ async fn reconcile_pass(s: &Scheduler) {
             steps = r.steps,
             admissions = r.admissions,
             cancels = r.cancels,
+            collections = r.collections,
             "reconciled overdue work"
         ),
         Ok(_) => {}

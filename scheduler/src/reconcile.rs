@@ -1,14 +1,15 @@
-//! One reconcile pass: Postgres says what is due; push a job for each piece of work whose
-//! job is missing or late. Pushing a twin is harmless: handlers move rows by
-//! compare-and-set on `(status, next_check_at)`.
+//! One reconcile pass: Postgres says what is due (in the one statement a replica makes per
+//! interval while idle); push a job for each piece of work whose job is missing or late.
+//! Pushing a twin is harmless: handlers move rows by compare-and-set on `(status,
+//! next_check_at)`.
 
 use crate::Scheduler;
 use chrono::{DateTime, Utc};
-use common::execution::{
-    ExecutionStatus, instances_with_queued_runs, overdue_steps, unsubmitted_cancellations,
-};
+use common::collection::advance_stalled;
+use common::execution::ExecutionStatus;
 use common::ids::ExecutionId;
 use common::jobs::{AdmitJob, CancelJob, Step, StepKind, enqueue_steps};
+use common::reconcile::{Look, look};
 use common::telemetry::metrics::ReconcileLabels;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -21,11 +22,13 @@ pub struct Reconciled {
     pub steps: usize,
     pub admissions: usize,
     pub cancels: usize,
+    /// Collections that stood still and were moved on.
+    pub collections: usize,
 }
 
 impl Reconciled {
     pub fn total(&self) -> usize {
-        self.steps + self.admissions + self.cancels
+        self.steps + self.admissions + self.cancels + self.collections
     }
 }
 
@@ -67,16 +70,28 @@ impl Repushes {
     }
 }
 
+/// One pass: one look at Postgres (the replica's heartbeat, the schedules' probe handed to
+/// the fire loop, and the overdue work), then a job pushed for each piece of overdue work.
 pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
     let mut out = Reconciled::default();
     // A step job fires within milliseconds of its due time; one that is late by a whole
     // reconcile interval (at least a second) is presumed lost.
     let grace = s.config.reconcile_interval.max(Duration::from_secs(1));
-    let overdue = overdue_steps(&s.db, grace, BATCH).await?;
+    let replica = s.replica.get();
+    let Look {
+        probe,
+        overdue,
+        stalled_collections,
+    } = look(&s.db, &replica, grace, BATCH).await?;
+    if !probe.alive {
+        // Its row was removed (pruned after a very long stall): alive from now.
+        s.replica.register_again(&s.db).await;
+    }
+    s.probes.send_replace(Some(probe));
     let now = SystemTime::now();
     let steps: Vec<Step> = s
         .repushes
-        .fresh(overdue, Instant::now(), REPUSH_QUIET)
+        .fresh(overdue.steps, Instant::now(), REPUSH_QUIET)
         .into_iter()
         .filter_map(|(id, status, due)| {
             StepKind::of_status(status).map(|kind| Step {
@@ -90,8 +105,8 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
     out.steps = steps.len();
     enqueue_steps(&s.producer, &steps).await?;
     // One admission per account that has queued runs (admission covers the account).
-    let admits: Vec<AdmitJob> = instances_with_queued_runs(&s.db, BATCH)
-        .await?
+    let admits: Vec<AdmitJob> = overdue
+        .queued_instances
         .into_iter()
         .map(|instance_id| AdmitJob { instance_id })
         .collect();
@@ -100,14 +115,26 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
         s.producer.enqueue_batch(&admits).await?;
     }
     // Cancellations of admitted runs that never reached AMC.
-    let cancels: Vec<CancelJob> = unsubmitted_cancellations(&s.db, grace, BATCH)
-        .await?
+    let cancels: Vec<CancelJob> = overdue
+        .unsubmitted_cancels
         .into_iter()
         .map(|id| CancelJob::new(id, None))
         .collect();
     if !cancels.is_empty() {
         out.cancels = cancels.len();
         s.producer.enqueue_batch(&cancels).await?;
+    }
+    if !stalled_collections.is_empty() {
+        let moved = advance_stalled(&s.db, &stalled_collections).await?;
+        out.collections = moved.len();
+        let admits: Vec<AdmitJob> = moved
+            .iter()
+            .filter_map(|a| a.instance)
+            .map(|instance_id| AdmitJob { instance_id })
+            .collect();
+        if !admits.is_empty() {
+            s.producer.enqueue_batch(&admits).await?;
+        }
     }
     let count = |kind, n: usize| {
         s.metrics
@@ -118,6 +145,7 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
     count("step", out.steps);
     count("admission", out.admissions);
     count("cancel", out.cancels);
+    count("collection", out.collections);
     Ok(out)
 }
 

@@ -30,8 +30,8 @@ pub use request::{Rendered, render_run, request_hash};
 pub use row::ExecutionRow;
 pub use status::{ErrorCode, ExecutionStatus, Status, TriggeredBy};
 pub use steps::{DueStep, Reschedule, Rescheduled, read_due, reschedule_many};
-pub use store::{TransitionRow, current_due, find, find_for_user, overdue_steps, transitions};
-pub use sweep::{instances_with_queued_runs, resume_after_reauth, unsubmitted_cancellations};
+pub use store::{TransitionRow, current_due, find, find_for_user, transitions};
+pub use sweep::{Overdue, resume_after_reauth};
 pub use target::Target;
 pub use transitions::{
     Ending, Held, Stored, Unsubmitted, begin_submission, bring_forward, cancel_unsubmitted, end,

@@ -129,10 +129,13 @@ pub(crate) async fn transition_in<C: ConnectionTrait>(
         },
     )
     .await?;
-    if to.is_terminal()
-        && let Some(schedule) = row.schedule_id
-    {
-        crate::schedule::on_run_ended(txn, schedule, to).await?;
+    if to.is_terminal() {
+        if let Some(schedule) = row.schedule_id {
+            crate::schedule::on_run_ended(txn, schedule, to).await?;
+        }
+        if row.collection_id.is_some() {
+            crate::collection::on_run_ended(txn, &row, to).await?;
+        }
     }
     Ok(Some(row))
 }
@@ -203,34 +206,6 @@ pub async fn find_for_user<C: ConnectionTrait>(
     ))
     .one(conn)
     .await
-}
-
-/// Executions whose next step is overdue by more than `grace` (their job was lost, e.g.
-/// Redis was flushed, or its worker died mid-step): `(id, status, next_check_at)`.
-pub async fn overdue_steps<C: ConnectionTrait>(
-    conn: &C,
-    grace: std::time::Duration,
-    limit: u64,
-) -> Result<Vec<(ExecutionId, Status, DateTime<Utc>)>, DbErr> {
-    let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id, status, next_check_at FROM executions \
-             WHERE status IN ('submitting', 'running', 'fetching') \
-               AND next_check_at < now() - make_interval(secs => $1) \
-             ORDER BY next_check_at LIMIT $2",
-            [grace.as_secs_f64().into(), (limit as i64).into()],
-        ))
-        .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "id")?,
-                r.try_get("", "status")?,
-                r.try_get("", "next_check_at")?,
-            ))
-        })
-        .collect()
 }
 
 /// One audit row.

@@ -96,26 +96,41 @@ fn active() -> String {
     format!("e.status NOT IN {}", Status::ENDED_SQL)
 }
 
-/// Says the replica is alive and looks at what is due.
+impl Replica {
+    /// The CTE `hb` that records a heartbeat (`$1` the replica's id, `$2` its horizon):
+    /// `EXISTS (SELECT 1 FROM hb)` says whether its row still exists.
+    pub(crate) const HEARTBEAT_CTE: &'static str = "WITH hb AS (UPDATE schedulers SET last_seen_at = now(), \
+         expires_at = now() + make_interval(secs => $2) WHERE id = $1 RETURNING 1)";
+
+    /// The values of [`Replica::HEARTBEAT_CTE`]'s `$1` and `$2`.
+    pub(crate) fn heartbeat_values(&self) -> [sea_orm::Value; 2] {
+        [self.id.clone().into(), self.horizon().into()]
+    }
+}
+
+impl Probe {
+    /// The columns of one SELECT after [`Replica::HEARTBEAT_CTE`] that make a probe.
+    pub(crate) fn columns() -> String {
+        format!(
+            "now() AS now, \
+               (SELECT min(next_run_at) FROM schedules WHERE enabled) AS next, \
+               EXISTS (SELECT 1 FROM schedules s WHERE (s.buffered_for IS NOT NULL OR s.carried_ticks IS NOT NULL) \
+                       AND s.enabled AND (s.carried_ticks IS NOT NULL OR NOT EXISTS \
+                         (SELECT 1 FROM executions e WHERE e.schedule_id = s.id AND {}))) AS pending, \
+               (SELECT count(*) FROM (SELECT 1 FROM schedules WHERE enabled AND next_run_at <= now() LIMIT 100000) d) AS due, \
+               EXISTS (SELECT 1 FROM hb) AS alive",
+            active()
+        )
+    }
+}
+
+/// Says the replica is alive and looks at what is due (after a wake-up or a pass; while
+/// nothing happens, [`crate::reconcile::look`] does both once per interval).
 pub async fn probe(db: &DatabaseConnection, replica: &Replica) -> Result<Probe, DbErr> {
-    let sql = format!(
-        "WITH hb AS (UPDATE schedulers SET last_seen_at = now(), expires_at = now() + make_interval(secs => $2) \
-                     WHERE id = $1 RETURNING 1) \
-         SELECT now() AS now, \
-           (SELECT min(next_run_at) FROM schedules WHERE enabled) AS next, \
-           EXISTS (SELECT 1 FROM schedules s WHERE (s.buffered_for IS NOT NULL OR s.carried_ticks IS NOT NULL) \
-                   AND s.enabled AND (s.carried_ticks IS NOT NULL OR NOT EXISTS \
-                     (SELECT 1 FROM executions e WHERE e.schedule_id = s.id AND {}))) AS pending, \
-           (SELECT count(*) FROM (SELECT 1 FROM schedules WHERE enabled AND next_run_at <= now() LIMIT 100000) d) AS due, \
-           EXISTS (SELECT 1 FROM hb) AS alive",
-        active()
-    );
-    let p = Probe::find_by_statement(stmt(
-        &sql,
-        [replica.id.clone().into(), replica.horizon().into()],
-    ))
-    .one(db)
-    .await?;
+    let sql = format!("{} SELECT {}", Replica::HEARTBEAT_CTE, Probe::columns());
+    let p = Probe::find_by_statement(stmt(&sql, replica.heartbeat_values()))
+        .one(db)
+        .await?;
     p.ok_or_else(|| DbErr::RecordNotFound("the probe returned no row".into()))
 }
 

@@ -1,0 +1,60 @@
+//! What a scheduler replica asks Postgres once per `AMP_RECONCILE_INTERVAL`, in one
+//! statement: its heartbeat, what the schedules look like (the fire loop's probe), and the
+//! overdue work the reconciler re-enqueues (DESIGN inv. 1). While nothing is due and
+//! nothing changes, this is the only query a replica makes.
+
+use crate::execution::Overdue;
+use crate::ids::CollectionId;
+use crate::repo::stmt;
+use crate::schedule::{Probe, Replica};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
+use std::time::Duration;
+
+/// One look at the system.
+#[derive(Debug, Clone)]
+pub struct Look {
+    pub probe: Probe,
+    pub overdue: Overdue,
+    /// Open collections that stand still though they should not (see
+    /// [`crate::collection::advance_stalled`]).
+    pub stalled_collections: Vec<CollectionId>,
+}
+
+/// Records `replica`'s heartbeat and looks: work overdue by more than `grace`, at most
+/// `limit` rows of each kind.
+pub async fn look(
+    db: &DatabaseConnection,
+    replica: &Replica,
+    grace: Duration,
+    limit: u64,
+) -> Result<Look, DbErr> {
+    let sql = format!(
+        "{} SELECT {}, {}, {}",
+        Replica::HEARTBEAT_CTE,
+        Probe::columns(),
+        Overdue::columns(),
+        crate::collection::advance::stalled_column()
+    );
+    let [id, horizon] = replica.heartbeat_values();
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        db,
+        stmt(
+            &sql,
+            [
+                id,
+                horizon,
+                grace.as_secs_f64().into(),
+                (limit as i64).into(),
+            ],
+        ),
+    )
+    .await?
+    .ok_or_else(|| DbErr::RecordNotFound("the look returned no row".into()))?;
+    let stalled: serde_json::Value = row.try_get("", "stalled_collections")?;
+    Ok(Look {
+        probe: Probe::from_query_result(&row, "")?,
+        overdue: Overdue::from_row(&row)?,
+        stalled_collections: serde_json::from_value(stalled)
+            .map_err(|e| DbErr::Type(format!("stalled_collections: {e}")))?,
+    })
+}
