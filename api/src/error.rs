@@ -202,6 +202,9 @@ impl From<RepoError> for ApiError {
         match e {
             RepoError::NotFound => ApiError::NotFound("not found".into()),
             RepoError::Conflict(m) => ApiError::Conflict(m),
+            RepoError::Check(c) => {
+                ApiError::Internal(anyhow::anyhow!("check constraint {c} refused a write"))
+            }
             RepoError::Db(e) => ApiError::Internal(anyhow::Error::new(e).context("database query")),
         }
     }

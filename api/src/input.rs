@@ -352,6 +352,37 @@ impl Kind for LocalTime {
     }
 }
 
+/// A calendar date, `YYYY-MM-DD`, from 2000-01-01 to 2100-01-01.
+pub struct Date;
+
+impl Kind for Date {
+    type Out = chrono::NaiveDate;
+    fn name() -> Cow<'static, str> {
+        "date".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            example: Some(Value::from("2026-01-05")),
+            ..MetaSchema::new_with_format("string", "date")
+        })
+    }
+    fn parse(value: Value) -> Result<chrono::NaiveDate, String> {
+        let s = as_string(value)?;
+        let d: chrono::NaiveDate = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a date such as 2026-01-05"))?;
+        let (lo, hi) = (
+            common::time_window::EARLIEST.date(),
+            common::time_window::LATEST.date(),
+        );
+        if !(lo..=hi).contains(&d) {
+            return Err(format!("must be from {lo} to {hi}"));
+        }
+        Ok(d)
+    }
+}
+
 /// A UUID.
 pub struct Id;
 

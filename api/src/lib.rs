@@ -22,6 +22,7 @@ use poem::{EndpointExt, Response, Route, Server, get};
 use poem_openapi::OpenApiService;
 use routes::accounts::AccountsApi;
 use routes::auth::AuthApi;
+use routes::collections::CollectionsApi;
 use routes::connection::ConnectionApi;
 use routes::executions::ExecutionsApi;
 use routes::instances::InstancesApi;
@@ -41,6 +42,7 @@ pub type ApiService = OpenApiService<
         WorkflowsApi,
         ExecutionsApi,
         SchedulesApi,
+        CollectionsApi,
     ),
     (),
 >;
@@ -67,6 +69,9 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
         SchedulesApi {
+            state: state.clone(),
+        },
+        CollectionsApi {
             state: state.clone(),
         },
     );

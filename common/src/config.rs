@@ -84,6 +84,11 @@ pub struct Config {
     pub event_retention: Duration,
     /// How often the scheduler prunes.
     pub prune_interval: Duration,
+    /// The most windows one collection may have (`AMP_COLLECTION_MAX_WINDOWS`).
+    pub collection_max_windows: usize,
+    /// How far back a collection may start (`AMP_COLLECTION_MAX_LOOKBACK`; AMC keeps about
+    /// three years of data).
+    pub collection_max_lookback: Duration,
     pub shutdown_timeout: Duration,
     /// How long a queue consumer's unacknowledged job may sit before another worker takes it.
     pub claim_idle: Duration,
@@ -319,6 +324,12 @@ impl Config {
                 "AMP_PRUNE_INTERVAL",
                 dur("AMP_PRUNE_INTERVAL", "1h", "1h")?,
                 Duration::from_secs(1),
+            )?,
+            collection_max_windows: positive("AMP_COLLECTION_MAX_WINDOWS", 520)? as usize,
+            collection_max_lookback: at_least(
+                "AMP_COLLECTION_MAX_LOOKBACK",
+                dur("AMP_COLLECTION_MAX_LOOKBACK", "1100d", "1100d")?,
+                Duration::from_secs(86_400),
             )?,
             shutdown_timeout: dur("AMP_SHUTDOWN_TIMEOUT", "30s", "30s")?,
             claim_idle: dur("AMP_CLAIM_IDLE", "5s", "15s")?,

@@ -4,6 +4,7 @@
 
 pub mod amc;
 pub mod coalesce;
+pub mod collection;
 pub mod config;
 pub mod connection;
 pub mod crypto;
@@ -16,6 +17,7 @@ pub mod group;
 pub mod ids;
 pub mod jobs;
 pub mod prune;
+pub mod reconcile;
 pub mod repo;
 pub mod results;
 pub mod schedule;

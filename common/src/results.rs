@@ -165,6 +165,12 @@ impl ResultStore {
         })
     }
 
+    /// The stored result's records one by one, its header first.
+    pub async fn records(&self, location: &str) -> Result<Records, ResultsError> {
+        let got = self.store.get(&self.path_of(location)).await?;
+        Ok(Records(RecordReader::new(got.into_stream(), 0)))
+    }
+
     /// The whole CSV as a stream of chunks.
     pub async fn open(
         &self,
@@ -293,6 +299,16 @@ impl Default for PartState {
             in_header: true,
             data_started: false,
         }
+    }
+}
+
+/// A stored result's records, read one by one as the object streams in.
+pub struct Records(RecordReader);
+
+impl Records {
+    /// The next record's fields; `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Vec<String>>, ResultsError> {
+        self.0.next_record(true).await
     }
 }
 

@@ -22,14 +22,22 @@ fn families() -> Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)> {
                 "failed",
                 "cancelled",
             ],
-            // A webhook delivery's states share three spellings.
-            vec!["common/src/execution/", "common/src/event/delivery.rs"],
+            // A webhook delivery's, a collection's and a window's states share spellings.
+            vec![
+                "common/src/execution/",
+                "common/src/event/delivery.rs",
+                "common/src/collection/row.rs",
+            ],
         ),
         (
             "connection status",
             vec!["active", "reauth_required"],
-            // `ErrorCode::ReauthRequired` shares the spelling.
-            vec!["common/src/connection/", "common/src/execution/status.rs"],
+            // `ErrorCode::ReauthRequired` and `WindowStatus::Active` share spellings.
+            vec![
+                "common/src/connection/",
+                "common/src/execution/status.rs",
+                "common/src/collection/row.rs",
+            ],
         ),
         ("region", vec!["NA", "EU", "FE"], vec!["common/src/ids.rs"]),
         (

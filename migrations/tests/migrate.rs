@@ -12,7 +12,7 @@ const TABLES: &[&str] = &[
     "amc_accounts",
     "amc_instances",
     "api_keys",
-    "collection_weeks",
+    "collection_windows",
     "collections",
     "dead_jobs",
     "events",
@@ -30,11 +30,12 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 4] = [
+const ALL_MIGRATIONS: [&str; 5] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
     "m20261202_000001_schedules",
+    "m20261207_000001_collections",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -347,5 +348,78 @@ async fn the_user_tokens_migration_notifies_and_goes_down_and_up_again() {
     let after = ALL_MIGRATIONS.len() - 2;
     Migrator::down(&db, Some(after as u32)).await.expect("down");
     Migrator::up(&db, None).await.expect("up again");
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_collections_migration_checks_windows_and_reserves_and_goes_down_and_up() {
+    let url = fresh_database_url("migcoll");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    for s in SEED {
+        exec(&db, s).await;
+    }
+    exec(
+        &db,
+        "INSERT INTO collections (id, user_id, workflow_id, instance_id, name, start_date, end_date, granularity, sql_query) \
+         VALUES ('00000000-0000-7000-8000-000000000006', '00000000-0000-7000-8000-000000000001', \
+         '00000000-0000-7000-8000-000000000004', '00000000-0000-7000-8000-000000000003', 'c', '2026-01-01', '2026-01-03', 'day', 'SELECT 1')",
+    )
+    .await;
+    let window = |pos: u32, start: &str, end: &str| {
+        format!(
+            "INSERT INTO collection_windows (collection_id, position, window_start, window_end) VALUES \
+             ('00000000-0000-7000-8000-000000000006', {pos}, '{start}', '{end}')"
+        )
+    };
+    exec(&db, &window(0, "2026-01-01", "2026-01-02")).await;
+    // One row per position; a window must not be empty; statuses are checked.
+    assert_eq!(
+        exec_err(&db, &window(0, "2026-01-02", "2026-01-03")).await,
+        "23505"
+    );
+    assert_eq!(
+        exec_err(&db, &window(1, "2026-01-02", "2026-01-02")).await,
+        "23514"
+    );
+    assert_eq!(
+        exec_err(&db, "UPDATE collection_windows SET status = 'running'").await,
+        "23514"
+    );
+    assert_eq!(
+        exec_err(&db, "UPDATE collections SET granularity = 'hour'").await,
+        "23514"
+    );
+    // A reserve must stay below its instance's cap (10 by default).
+    exec(&db, "UPDATE amc_instances SET collection_reserve = 9").await;
+    assert_eq!(
+        exec_err(&db, "UPDATE amc_instances SET collection_reserve = 10").await,
+        "23514"
+    );
+    assert_eq!(
+        exec_err(
+            &db,
+            "UPDATE amc_instances SET max_concurrent_executions = 9"
+        )
+        .await,
+        "23514"
+    );
+    assert_eq!(
+        exec_err(&db, "UPDATE amc_instances SET collection_reserve = -1").await,
+        "23514"
+    );
+    // Down (week collections survive, as weeks), then up again.
+    Migrator::down(&db, Some(1)).await.expect("down");
+    let tables = table_names(&db).await;
+    assert!(tables.iter().any(|t| t == "collection_weeks"));
+    assert!(!tables.iter().any(|t| t == "collection_windows"));
+    Migrator::up(&db, None).await.expect("up again");
+    assert!(
+        table_names(&db)
+            .await
+            .iter()
+            .any(|t| t == "collection_windows")
+    );
     db.close().await.expect("close");
 }

@@ -88,6 +88,7 @@ async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [Executio
             max_concurrent_executions: 10,
             daily_execution_quota: None,
             time_zone: "UTC".into(),
+            collection_reserve: None,
         },
     )
     .await

@@ -32,14 +32,20 @@ pub struct CreateInstance {
     pub daily_execution_quota: Option<In<Int<1, 10000>>>,
     /// IANA zone of the daily quota's day (default `UTC`).
     pub time_zone: Option<In<TimeZone>>,
+    /// Slots collection windows never take, kept for other runs (default min(2, cap − 1));
+    /// less than `max_concurrent_executions`.
+    pub collection_reserve: Option<In<Int<0, 9999>>>,
 }
 
-/// A change of caps; an omitted field stays, `daily_execution_quota: null` removes the quota.
+/// A change of caps; an omitted field stays, `daily_execution_quota: null` removes the
+/// quota, `collection_reserve: null` restores the default reserve.
 #[derive(Debug, Object)]
 pub struct UpdateInstance {
     pub max_concurrent_executions: Option<In<Int<1, 10000>>>,
     pub daily_execution_quota: MaybeUndefined<In<Int<1, 10000>>>,
     pub time_zone: Option<In<TimeZone>>,
+    /// `null` goes back to the default, min(2, cap − 1).
+    pub collection_reserve: MaybeUndefined<In<Int<0, 9999>>>,
 }
 
 /// An instance.
@@ -52,6 +58,8 @@ pub struct InstanceBody {
     pub max_concurrent_executions: i32,
     pub daily_execution_quota: Nullable<i32>,
     pub time_zone: String,
+    /// Slots collection windows never take (default min(2, cap − 1)).
+    pub collection_reserve: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,6 +74,7 @@ impl From<Instance> for InstanceBody {
             max_concurrent_executions: i.max_concurrent_executions,
             daily_execution_quota: i.daily_execution_quota.into(),
             time_zone: i.time_zone,
+            collection_reserve: i.collection_reserve,
             created_at: i.created_at,
             updated_at: i.updated_at,
         }
@@ -108,15 +117,16 @@ impl InstancesApi {
         body: Json<CreateInstance>,
     ) -> Result<CreateInstanceResponse, Errors<{ AUTH | BODY | E404 | E409 }>> {
         let b = body.0;
+        let cap = opt(b.max_concurrent_executions, "max_concurrent_executions")?.unwrap_or(10);
+        let collection_reserve = opt(b.collection_reserve, "collection_reserve")?;
+        instances::check_reserve(cap, collection_reserve)
+            .map_err(|m| ApiError::field("collection_reserve", m))?;
         let new = NewInstance {
             name: b.name.get("name")?,
             account_id: AccountId(b.account_id.get("account_id")?),
             amc_instance_id: common::ids::AmcInstanceId(b.amc_instance_id.get("amc_instance_id")?),
-            max_concurrent_executions: opt(
-                b.max_concurrent_executions,
-                "max_concurrent_executions",
-            )?
-            .unwrap_or(10),
+            max_concurrent_executions: cap,
+            collection_reserve,
             daily_execution_quota: opt(b.daily_execution_quota, "daily_execution_quota")?,
             time_zone: opt(b.time_zone, "time_zone")?
                 .unwrap_or(chrono_tz::UTC)
@@ -156,7 +166,8 @@ impl InstancesApi {
         Ok(InstanceResponse::Ok(Json(instance.into())))
     }
 
-    /// Change an instance's caps (concurrency, daily quota, quota time zone).
+    /// Change an instance's caps (concurrency, daily quota, quota time zone, collection
+    /// reserve). A reserve must stay below the cap.
     #[oai(
         path = "/instances/:id",
         method = "patch",
@@ -180,11 +191,33 @@ impl InstancesApi {
                 MaybeUndefined::Value(q) => Some(Some(q.get("daily_execution_quota")?)),
             },
             time_zone: opt(b.time_zone, "time_zone")?.map(|tz| tz.name().to_string()),
+            collection_reserve: match b.collection_reserve {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(r) => Some(Some(r.get("collection_reserve")?)),
+            },
         };
-        let instance =
-            instances::update_instance_caps(&self.state.db, auth.0.user_id, InstanceId(id.0), caps)
-                .await
-                .map_err(|e| not_found(e, "instance"))?;
+        let (user, id) = (auth.0.user_id, InstanceId(id.0));
+        let current = instances::get_instance(&self.state.db, user, id)
+            .await
+            .map_err(|e| not_found(e, "instance"))?;
+        let cap = caps
+            .max_concurrent_executions
+            .unwrap_or(current.max_concurrent_executions);
+        if let Some(Some(r)) = caps.collection_reserve {
+            instances::check_reserve(cap, Some(r))
+                .map_err(|m| ApiError::field("collection_reserve", m))?;
+        }
+        let instance = instances::update_instance_caps(&self.state.db, user, id, caps)
+            .await
+            .map_err(|e| match e {
+                // A cap lowered to or below a reserve set earlier (or a concurrent change).
+                RepoError::Check(_) => ApiError::field(
+                    "max_concurrent_executions",
+                    "must stay above the instance's collection_reserve; lower the reserve first",
+                ),
+                other => not_found(other, "instance"),
+            })?;
         Ok(InstanceResponse::Ok(Json(instance.into())))
     }
 }

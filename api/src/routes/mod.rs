@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod collections;
 pub mod connection;
 pub mod executions;
 pub mod health;
@@ -29,4 +30,6 @@ pub enum ApiTags {
     Executions,
     /// Cron rules that run a workflow, their history and metrics.
     Schedules,
+    /// Backfills: one workflow over every window of a historical range.
+    Collections,
 }

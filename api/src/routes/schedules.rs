@@ -307,7 +307,7 @@ fn schedule_error(e: ScheduleError) -> ApiError {
     }
 }
 
-fn render_error(e: RenderError) -> ApiError {
+pub(crate) fn render_error(e: RenderError) -> ApiError {
     let msg = e.to_string();
     match &e {
         RenderError::Missing(name)

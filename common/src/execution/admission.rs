@@ -29,8 +29,16 @@ pub async fn account_of_instance<C: ConnectionTrait>(
 struct InstanceCaps {
     cap: i64,
     active: i64,
+    /// Slots collection windows may hold together: the cap minus the reserve.
+    window_cap: i64,
+    active_windows: i64,
     quota_left: Option<i64>,
 }
+
+/// The slots of an instance collection windows never take, as SQL over `i`
+/// (`collection_reserve`, by default min(2, cap − 1)).
+pub(crate) const RESERVE_SQL: &str =
+    "coalesce(i.collection_reserve, least(2, i.max_concurrent_executions - 1))";
 
 /// Moves as many of the account's oldest queued runs to `submitting` as its caps allow.
 /// Returns the admitted runs with the `due` their submit job must carry.
@@ -53,11 +61,13 @@ pub async fn admit_account(
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT i.id, i.max_concurrent_executions AS cap, i.daily_execution_quota AS quota, \
+            format!("SELECT i.id, i.max_concurrent_executions AS cap, i.daily_execution_quota AS quota, {RESERVE_SQL} AS reserve, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active_runs, \
+               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running') \
+                  AND e.collection_id IS NOT NULL) AS active_windows, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
                   (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) AS used_today \
-             FROM amc_instances i WHERE i.account_id = $1",
+             FROM amc_instances i WHERE i.account_id = $1"),
             [account.0.into()],
         ))
         .await?;
@@ -68,11 +78,15 @@ pub async fn admit_account(
         let quota: Option<i32> = r.try_get("", "quota")?;
         let used: i64 = r.try_get("", "used_today")?;
         account_active += active;
+        let cap = i64::from(r.try_get::<i32>("", "cap")?);
+        let reserve = i64::from(r.try_get::<i32>("", "reserve")?);
         caps.insert(
             r.try_get("", "id")?,
             InstanceCaps {
-                cap: i64::from(r.try_get::<i32>("", "cap")?),
+                cap,
                 active,
+                window_cap: cap - reserve,
+                active_windows: r.try_get("", "active_windows")?,
                 quota_left: quota.map(|q| i64::from(q) - used),
             },
         );
@@ -83,13 +97,25 @@ pub async fn admit_account(
         txn.commit().await?;
         return Ok(admitted);
     }
+    // Interactive runs first, oldest first; then collection windows round-robin across the
+    // collections (each one's oldest first), so none waits for another to finish. Windows
+    // of a collection that is not running (paused, cancelled) wait.
     let candidates = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT e.id, e.instance_id FROM executions e JOIN amc_instances i ON i.id = e.instance_id \
-             WHERE i.account_id = $1 AND e.status = 'queued' \
-               AND (e.next_check_at IS NULL OR e.next_check_at <= now()) \
-             ORDER BY e.created_at, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
+            format!(
+                "SELECT e.id, e.instance_id, o.windowed FROM executions e JOIN ( \
+                   SELECT q.id, q.created_at, q.collection_id IS NOT NULL AS windowed, \
+                     CASE WHEN q.collection_id IS NULL THEN 0 \
+                          ELSE row_number() OVER (PARTITION BY q.collection_id ORDER BY q.created_at, q.id) END AS turn \
+                   FROM executions q JOIN amc_instances i ON i.id = q.instance_id \
+                   WHERE i.account_id = $1 AND q.status = 'queued' \
+                     AND (q.next_check_at IS NULL OR q.next_check_at <= now()) \
+                     AND (q.collection_id IS NULL OR EXISTS (SELECT 1 FROM collections c \
+                          WHERE c.id = q.collection_id AND c.status = '{running}'))) o ON o.id = e.id \
+                 ORDER BY o.windowed, o.turn, o.created_at, o.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
+                running = crate::collection::CollectionStatus::Running
+            ),
             [account.0.into(), (account_free * 4 + 100).into()],
         ))
         .await?;
@@ -99,10 +125,14 @@ pub async fn admit_account(
         }
         let id: Uuid = c.try_get("", "id")?;
         let instance: Uuid = c.try_get("", "instance_id")?;
+        let windowed: bool = c.try_get("", "windowed")?;
         let Some(ic) = caps.get_mut(&instance) else {
             continue;
         };
-        if ic.active >= ic.cap || ic.quota_left.is_some_and(|q| q <= 0) {
+        if ic.active >= ic.cap
+            || ic.quota_left.is_some_and(|q| q <= 0)
+            || windowed && ic.active_windows >= ic.window_cap
+        {
             continue;
         }
         let due = now_micros();
@@ -114,6 +144,9 @@ pub async fn admit_account(
             .is_some()
         {
             ic.active += 1;
+            if windowed {
+                ic.active_windows += 1;
+            }
             if let Some(q) = ic.quota_left.as_mut() {
                 *q -= 1;
             }

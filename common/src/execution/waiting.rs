@@ -20,6 +20,11 @@ crate::text_enum! {
         QueuedBehindOlderRuns = "queued_behind_older_runs",
         /// Triggered for a later instant (`next_check_at`): not admitted before it.
         NotBefore = "not_before",
+        /// A collection window: the instance has free slots, but collection windows hold
+        /// all but its `collection_reserve`, which only other runs take.
+        CollectionReserve = "collection_reserve",
+        /// A collection window whose collection is paused.
+        CollectionPaused = "collection_paused",
     }
 }
 
@@ -55,15 +60,19 @@ pub async fn with_waiting<C: ConnectionTrait>(
     let Some(r) = conn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT i.max_concurrent_executions AS cap, i.daily_execution_quota AS quota, i.time_zone, \
-               a.max_concurrent_executions AS account_cap, \
+            format!("SELECT i.max_concurrent_executions AS cap, i.daily_execution_quota AS quota, i.time_zone, \
+               a.max_concurrent_executions AS account_cap, {reserve} AS reserve, \
+               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running') \
+                  AND e.collection_id IS NOT NULL) AS active_windows, \
+               (SELECT c.status FROM collections c WHERE c.id = $2) AS collection_status, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active_runs, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
                   (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) AS used_today, \
                (SELECT count(*) FROM executions e JOIN amc_instances j ON j.id = e.instance_id \
                   WHERE j.account_id = i.account_id AND e.status IN ('submitting', 'running')) AS account_active \
              FROM amc_instances i JOIN amc_accounts a ON a.id = i.account_id WHERE i.id = $1",
-            [row.instance_id.into()],
+                reserve = super::admission::RESERVE_SQL),
+            [row.instance_id.into(), row.collection_id.into()],
         ))
         .await?
     else {
@@ -76,7 +85,13 @@ pub async fn with_waiting<C: ConnectionTrait>(
     let active: i64 = r.try_get("", "active_runs")?;
     let used: i64 = r.try_get("", "used_today")?;
     let account_active: i64 = r.try_get("", "account_active")?;
-    let reason = if quota.is_some_and(|q| used >= i64::from(q)) {
+    let reserve: i32 = r.try_get("", "reserve")?;
+    let active_windows: i64 = r.try_get("", "active_windows")?;
+    let collection: Option<crate::collection::CollectionStatus> =
+        r.try_get("", "collection_status")?;
+    let reason = if collection == Some(crate::collection::CollectionStatus::Paused) {
+        WaitingReason::CollectionPaused
+    } else if quota.is_some_and(|q| used >= i64::from(q)) {
         let tz: Tz = zone.parse().unwrap_or(Tz::UTC);
         row.quota_wait_until = Some(next_local_midnight(Utc::now(), tz));
         WaitingReason::DailyQuota
@@ -84,6 +99,8 @@ pub async fn with_waiting<C: ConnectionTrait>(
         WaitingReason::InstanceCap
     } else if account_active >= i64::from(account_cap) {
         WaitingReason::AccountCap
+    } else if collection.is_some() && active_windows >= i64::from(cap - reserve) {
+        WaitingReason::CollectionReserve
     } else {
         WaitingReason::QueuedBehindOlderRuns
     };

@@ -15,6 +15,8 @@ pub struct Instance {
     pub max_concurrent_executions: i32,
     pub daily_execution_quota: Option<i32>,
     pub time_zone: String,
+    /// Slots collection windows never take (the default, min(2, cap − 1), when unset).
+    pub collection_reserve: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -28,6 +30,8 @@ pub struct NewInstance {
     pub max_concurrent_executions: i32,
     pub daily_execution_quota: Option<i32>,
     pub time_zone: String,
+    /// `None`: the default, min(2, cap − 1).
+    pub collection_reserve: Option<i32>,
 }
 
 /// A change of caps; `None` leaves a field as it is. `daily_execution_quota:
@@ -37,9 +41,22 @@ pub struct InstanceCaps {
     pub max_concurrent_executions: Option<i32>,
     pub daily_execution_quota: Option<Option<i32>>,
     pub time_zone: Option<String>,
+    /// `Some(None)` goes back to the default reserve.
+    pub collection_reserve: Option<Option<i32>>,
 }
 
-const COLUMNS: &str = "id, account_id, name, amc_instance_id, max_concurrent_executions, daily_execution_quota, time_zone, created_at, updated_at";
+const COLUMNS: &str = "id, account_id, name, amc_instance_id, max_concurrent_executions, daily_execution_quota, time_zone, \
+    coalesce(collection_reserve, least(2, max_concurrent_executions - 1)) AS collection_reserve, created_at, updated_at";
+
+/// Checks a collection reserve against the cap it belongs to (the database checks it too).
+pub fn check_reserve(cap: i32, reserve: Option<i32>) -> Result<(), String> {
+    match reserve {
+        Some(r) if r >= cap => Err(format!(
+            "must be less than max_concurrent_executions ({cap}), or collection windows could never run"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Creates an instance under one of the user's accounts; an account of another user (or
 /// none) → [`RepoError::NotFound`]; the same AMC instance twice in an account → conflict.
@@ -49,8 +66,8 @@ pub async fn create_instance(
     new: NewInstance,
 ) -> Result<Instance, RepoError> {
     let sql = format!(
-        "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id, max_concurrent_executions, daily_execution_quota, time_zone)
-         SELECT $1, a.user_id, a.id, $4, $5, $6, $7, $8 FROM amc_accounts a WHERE a.id = $3 AND a.user_id = $2
+        "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id, max_concurrent_executions, daily_execution_quota, time_zone, collection_reserve)
+         SELECT $1, a.user_id, a.id, $4, $5, $6, $7, $8, $9 FROM amc_accounts a WHERE a.id = $3 AND a.user_id = $2
          RETURNING {COLUMNS}"
     );
     let values = [
@@ -62,6 +79,7 @@ pub async fn create_instance(
         new.max_concurrent_executions.into(),
         new.daily_execution_quota.into(),
         new.time_zone.into(),
+        new.collection_reserve.into(),
     ];
     Instance::find_by_statement(stmt(&sql, values))
         .one(db)
@@ -106,11 +124,16 @@ pub async fn update_instance_caps(
         Some(q) => (true, q),
         None => (false, None),
     };
+    let (set_reserve, reserve) = match caps.collection_reserve {
+        Some(r) => (true, r),
+        None => (false, None),
+    };
     let sql = format!(
         "UPDATE amc_instances SET
            max_concurrent_executions = COALESCE($3, max_concurrent_executions),
            daily_execution_quota = CASE WHEN $4 THEN $5 ELSE daily_execution_quota END,
            time_zone = COALESCE($6, time_zone),
+           collection_reserve = CASE WHEN $7 THEN $8 ELSE collection_reserve END,
            updated_at = now()
          WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
     );
@@ -121,6 +144,8 @@ pub async fn update_instance_caps(
         set_quota.into(),
         quota.into(),
         caps.time_zone.into(),
+        set_reserve.into(),
+        reserve.into(),
     ];
     Instance::find_by_statement(stmt(&sql, values))
         .one(db)

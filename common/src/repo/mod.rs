@@ -20,6 +20,9 @@ pub enum RepoError {
     /// A unique key already holds this value (the message names the key).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A check constraint refused the change (its name).
+    #[error("check {0} refused the change")]
+    Check(String),
     /// Anything else the database said.
     #[error(transparent)]
     Db(DbErr),
@@ -27,11 +30,25 @@ pub enum RepoError {
 
 impl From<DbErr> for RepoError {
     fn from(e: DbErr) -> Self {
+        if let Some(name) = check_violation(&e) {
+            return RepoError::Check(name);
+        }
         match e.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(m)) => RepoError::Conflict(m),
             _ => RepoError::Db(e),
         }
     }
+}
+
+/// The constraint a check violation (SQLSTATE 23514) names.
+fn check_violation(e: &DbErr) -> Option<String> {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(x))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(x))) = e
+    else {
+        return None;
+    };
+    let db = x.as_database_error()?;
+    (db.code().as_deref() == Some("23514")).then(|| db.constraint().unwrap_or_default().to_owned())
 }
 
 /// A Postgres statement with positional (`$1`, `$2`, …) values.

@@ -29,7 +29,7 @@ crate::text_enum! {
 }
 
 impl WeekStart {
-    fn weekday(self) -> chrono::Weekday {
+    pub fn weekday(self) -> chrono::Weekday {
         use chrono::Weekday::*;
         match self {
             Self::Monday => Mon,
@@ -242,8 +242,17 @@ impl WindowRule {
     }
 }
 
+/// The instant `day` begins in `tz` (see [`first_instant`]).
+pub(crate) fn local_instant(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let t = first_instant(day, tz);
+    match tz.from_local_datetime(&t) {
+        LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => x.with_timezone(&Utc),
+        LocalResult::None => t.and_utc(),
+    }
+}
+
 /// The first local time of `day` that exists in `tz` (midnight, unless the zone skips it).
-fn first_instant(day: NaiveDate, tz: Tz) -> NaiveDateTime {
+pub(crate) fn first_instant(day: NaiveDate, tz: Tz) -> NaiveDateTime {
     let midnight = day.and_time(chrono::NaiveTime::MIN);
     for minutes in (0..=180).step_by(15) {
         let t = midnight + chrono::Duration::minutes(minutes);

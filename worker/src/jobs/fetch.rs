@@ -3,7 +3,7 @@
 //! count → `succeeded`. A part that fails half-way aborts the upload: nothing half-written
 //! is ever visible, and the retry starts the result again.
 
-use super::{CallError, Handle, JobResult, call_amc, end, on_call_error, schedule};
+use super::{CallError, Handle, JobResult, call_amc, end, free_slot, on_call_error, schedule};
 use crate::ctx::Ctx;
 use common::amc::{AmcError, ErrorClass};
 use common::execution::{self, Ending, ExecutionRow, Status, Stored, Target};
@@ -76,8 +76,12 @@ async fn fetch(ctx: &Ctx, job: &FetchJob) -> JobResult {
                 columns: columns_json(&w.columns),
                 location: w.location.clone(),
             };
-            if execution::succeed(&ctx.db, &held, &stored).await?.is_some() {
+            if let Some(done) = execution::succeed(&ctx.db, &held, &stored).await? {
                 tracing::info!(rows = w.rows, "execution succeeded");
+                if done.collection_id.is_some() {
+                    // Its collection's next window was created queued with this end.
+                    free_slot(ctx, row.instance_id).await?;
+                }
             }
             Ok(())
         }
