@@ -28,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::m20261201_000001_user_tokens::Migration),
             Box::new(migrations::m20261202_000001_schedules::Migration),
             Box::new(migrations::m20261207_000001_collections::Migration),
+            Box::new(migrations::m20261208_000001_webhooks::Migration),
         ]
     }
 }

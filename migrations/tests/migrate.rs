@@ -24,18 +24,20 @@ const TABLES: &[&str] = &[
     "schedulers",
     "schedules",
     "users",
+    "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",
     "workers",
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 5] = [
+const ALL_MIGRATIONS: [&str; 6] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
     "m20261202_000001_schedules",
     "m20261207_000001_collections",
+    "m20261208_000001_webhooks",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -410,7 +412,7 @@ async fn the_collections_migration_checks_windows_and_reserves_and_goes_down_and
         "23514"
     );
     // Down (week collections survive, as weeks), then up again.
-    Migrator::down(&db, Some(1)).await.expect("down");
+    Migrator::down(&db, Some(2)).await.expect("down");
     let tables = table_names(&db).await;
     assert!(tables.iter().any(|t| t == "collection_weeks"));
     assert!(!tables.iter().any(|t| t == "collection_windows"));

@@ -32,11 +32,13 @@ const TABLES_REVERSED: &[&str] = &[
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// Splits the schema file into statements: a statement ends with a line ending in `;`.
-/// Comment lines (`--`) are dropped; the file never puts a `;` inside a literal.
+/// Splits the schema file into statements: a statement ends with a line ending in `;`
+/// outside a `$$`-quoted body (a function's). Comment lines (`--`) are dropped; the file
+/// never puts a `;` inside a literal.
 pub(crate) fn statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
+    let mut in_body = false;
     for line in sql.lines() {
         let trimmed = line.trim();
         if trimmed.starts_with("--") || (trimmed.is_empty() && current.is_empty()) {
@@ -44,7 +46,10 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
         }
         current.push_str(line);
         current.push('\n');
-        if trimmed.ends_with(';') {
+        if line.matches("$$").count() % 2 == 1 {
+            in_body = !in_body;
+        }
+        if trimmed.ends_with(';') && !in_body {
             out.push(current.trim().trim_end_matches(';').to_owned());
             current.clear();
         }
@@ -107,6 +112,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn splitter_keeps_function_bodies_whole() {
+        let sql = "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    PERFORM 1;\n    RETURN NULL;\nEND $$;\nSELECT 2;\n";
+        let s = statements(sql);
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert!(s[0].ends_with("END $$"), "{s:?}");
+        assert_eq!(s[1], "SELECT 2");
     }
 
     #[test]

@@ -51,6 +51,11 @@ CREATE INDEX collection_windows_active_idx ON collection_windows (collection_id)
 CREATE INDEX collection_windows_execution_idx ON collection_windows (execution_id)
     WHERE execution_id IS NOT NULL;
 
+-- Runs an instance started since a time (its daily quota's count); new runs, not yet
+-- submitting, add no entry.
+CREATE INDEX executions_instance_submitting_idx ON executions (instance_id, submitting_at)
+    WHERE submitting_at IS NOT NULL;
+
 -- Slots of an instance that collection windows never take; NULL is the default,
 -- min(2, cap - 1).
 ALTER TABLE amc_instances

@@ -3,6 +3,7 @@
 ALTER TABLE amc_instances
     DROP CONSTRAINT amc_instances_collection_reserve_below_cap,
     DROP COLUMN collection_reserve;
+DROP INDEX executions_instance_submitting_idx;
 DROP TABLE collection_windows;
 DROP INDEX collections_user_created_idx;
 DROP INDEX collections_open_idx;

@@ -1,0 +1,23 @@
+//! Webhooks and the event feed as CONTRACT gives them (secrets and rotation, CONTRACT's
+//! delivery statuses, attempts, a commit-ordered feed, deliveries written with events); plain SQL
+//! in `m20261208_000001_webhooks.sql` (and `_down.sql`).
+
+use super::m20260101_000001_initial::run_script;
+use sea_orm_migration::prelude::*;
+
+const UP_SQL: &str = include_str!("m20261208_000001_webhooks.sql");
+const DOWN_SQL: &str = include_str!("m20261208_000001_webhooks_down.sql");
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_script(manager, UP_SQL).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_script(manager, DOWN_SQL).await
+    }
+}
