@@ -35,6 +35,12 @@ struct InstanceCaps {
     quota_left: Option<i64>,
 }
 
+/// Runs instance `i` started today (its zone's day), counted only when it has a daily
+/// quota (a count of its whole history otherwise, on every admission pass).
+pub(crate) const USED_TODAY_SQL: &str = "CASE WHEN i.daily_execution_quota IS NULL THEN 0 ELSE \
+    (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
+       (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) END";
+
 /// The slots of an instance collection windows never take, as SQL over `i`
 /// (`collection_reserve`, by default min(2, cap − 1)).
 pub(crate) const RESERVE_SQL: &str =
@@ -65,8 +71,7 @@ pub async fn admit_account(
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active_runs, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running') \
                   AND e.collection_id IS NOT NULL) AS active_windows, \
-               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
-                  (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) AS used_today \
+               {USED_TODAY_SQL} AS used_today \
              FROM amc_instances i WHERE i.account_id = $1"),
             [account.0.into()],
         ))

@@ -66,12 +66,12 @@ pub async fn with_waiting<C: ConnectionTrait>(
                   AND e.collection_id IS NOT NULL) AS active_windows, \
                (SELECT c.status FROM collections c WHERE c.id = $2) AS collection_status, \
                (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.status IN ('submitting', 'running')) AS active_runs, \
-               (SELECT count(*) FROM executions e WHERE e.instance_id = i.id AND e.submitting_at >= \
-                  (date_trunc('day', now() AT TIME ZONE i.time_zone) AT TIME ZONE i.time_zone)) AS used_today, \
+               {used_today} AS used_today, \
                (SELECT count(*) FROM executions e JOIN amc_instances j ON j.id = e.instance_id \
                   WHERE j.account_id = i.account_id AND e.status IN ('submitting', 'running')) AS account_active \
              FROM amc_instances i JOIN amc_accounts a ON a.id = i.account_id WHERE i.id = $1",
-                reserve = super::admission::RESERVE_SQL),
+                reserve = super::admission::RESERVE_SQL,
+                used_today = super::admission::USED_TODAY_SQL),
             [row.instance_id.into(), row.collection_id.into()],
         ))
         .await?
