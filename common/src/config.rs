@@ -89,6 +89,19 @@ pub struct Config {
     /// How far back a collection may start (`AMP_COLLECTION_MAX_LOOKBACK`; AMC keeps about
     /// three years of data).
     pub collection_max_lookback: Duration,
+    /// Delays after each failed webhook attempt (`AMP_WEBHOOK_RETRY_SCHEDULE`).
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// One webhook attempt's timeout (`AMP_WEBHOOK_TIMEOUT`).
+    pub webhook_timeout: Duration,
+    /// An endpoint failing this long with no success is disabled
+    /// (`AMP_WEBHOOK_DISABLE_AFTER`).
+    pub webhook_disable_after: Duration,
+    /// Whether webhook URLs may reach private, loopback and link-local addresses
+    /// (`AMP_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
+    /// The most Postgres connections this process's pool opens
+    /// (`AMP_DATABASE_MAX_CONNECTIONS`; unset: each process's own default).
+    pub database_max_connections: Option<u32>,
     pub shutdown_timeout: Duration,
     /// How long a queue consumer's unacknowledged job may sit before another worker takes it.
     pub claim_idle: Duration,
@@ -138,6 +151,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration ({e}); use forms like 250ms, 15s, 5m, 1h"))
 }
 
+/// A comma-separated list of durations (`5s,5m,30m`), each more than zero.
+pub fn parse_schedule(s: &str) -> Result<Vec<Duration>, String> {
+    let out: Vec<Duration> = s
+        .split(',')
+        .map(|d| parse_duration(d.trim()))
+        .collect::<Result<_, _>>()?;
+    if out.is_empty() || out.iter().any(Duration::is_zero) {
+        return Err(format!(
+            "`{s}` must list one or more durations above zero, such as 5s,5m,30m"
+        ));
+    }
+    Ok(out)
+}
+
 /// A duration in the form [`parse_duration`] reads, in its largest whole unit (`24h`,
 /// `90m`, `15s`, `250ms`).
 pub fn format_duration(d: Duration) -> String {
@@ -152,6 +179,17 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 impl Config {
+    /// The size of this process's Postgres pool: `AMP_DATABASE_MAX_CONNECTIONS`, or
+    /// `default` (each process's own).
+    pub fn pool_size(&self, default: u32) -> u32 {
+        self.database_max_connections.unwrap_or(default)
+    }
+
+    /// Whether this is a production deployment (`AMP_ENV=production`).
+    pub fn is_production(&self) -> bool {
+        self.env == Env::Production
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_map(&std::env::vars().collect())
@@ -281,16 +319,20 @@ impl Config {
                 .map_err(|m| err(k, m))
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let trust_forwarded_for = match get("AMP_TRUST_FORWARDED_FOR").as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(err(
-                    "AMP_TRUST_FORWARDED_FOR",
-                    format!("`{other}` is not `true` or `false`"),
-                ));
+        let flag = |k: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match get(k).as_deref() {
+                None => Ok(default),
+                Some("false") | Some("0") => Ok(false),
+                Some("true") | Some("1") => Ok(true),
+                Some(other) => Err(err(k, format!("`{other}` is not `true` or `false`"))),
             }
         };
+        let trust_forwarded_for = flag("AMP_TRUST_FORWARDED_FOR", false)?;
+        let webhook_retry_schedule = match get("AMP_WEBHOOK_RETRY_SCHEDULE") {
+            None => parse_schedule("5s,5m,30m,2h,5h,10h,10h"),
+            Some(v) => parse_schedule(&v),
+        }
+        .map_err(|m| err("AMP_WEBHOOK_RETRY_SCHEDULE", m))?;
         Ok(Config {
             env,
             database_url,
@@ -326,6 +368,22 @@ impl Config {
                 Duration::from_secs(1),
             )?,
             collection_max_windows: positive("AMP_COLLECTION_MAX_WINDOWS", 520)? as usize,
+            webhook_retry_schedule,
+            webhook_timeout: at_least(
+                "AMP_WEBHOOK_TIMEOUT",
+                dur("AMP_WEBHOOK_TIMEOUT", "15s", "15s")?,
+                Duration::from_millis(100),
+            )?,
+            webhook_disable_after: at_least(
+                "AMP_WEBHOOK_DISABLE_AFTER",
+                dur("AMP_WEBHOOK_DISABLE_AFTER", "5d", "5d")?,
+                Duration::from_secs(1),
+            )?,
+            webhook_allow_private: flag("AMP_WEBHOOK_ALLOW_PRIVATE", !prod)?,
+            database_max_connections: match get("AMP_DATABASE_MAX_CONNECTIONS") {
+                None => None,
+                Some(_) => Some(positive("AMP_DATABASE_MAX_CONNECTIONS", 10)? as u32),
+            },
             collection_max_lookback: at_least(
                 "AMP_COLLECTION_MAX_LOOKBACK",
                 dur("AMP_COLLECTION_MAX_LOOKBACK", "1100d", "1100d")?,
@@ -432,6 +490,14 @@ mod tests {
             ("AMP_LOGIN_RATE_LIMIT_EMAIL", "0/1m"),
             ("AMP_LOGIN_CONCURRENCY", "0"),
             ("AMP_TRUST_FORWARDED_FOR", "maybe"),
+            ("AMP_WEBHOOK_RETRY_SCHEDULE", "5s,,1m"),
+            ("AMP_WEBHOOK_RETRY_SCHEDULE", "0s"),
+            ("AMP_WEBHOOK_TIMEOUT", "soon"),
+            ("AMP_WEBHOOK_DISABLE_AFTER", "0s"),
+            ("AMP_WEBHOOK_ALLOW_PRIVATE", "perhaps"),
+            ("AMP_COLLECTION_MAX_WINDOWS", "0"),
+            ("AMP_COLLECTION_MAX_LOOKBACK", "1h"),
+            ("AMP_DATABASE_MAX_CONNECTIONS", "0"),
         ] {
             let e = Config::from_map(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");

@@ -97,6 +97,18 @@ uuid_id!(
     /// A data collection (a backfill of windows).
     CollectionId
 );
+uuid_id!(
+    /// A user's webhook endpoint.
+    EndpointId
+);
+uuid_id!(
+    /// One delivery of an event to one endpoint.
+    DeliveryId
+);
+uuid_id!(
+    /// An event (a row of the outbox).
+    EventId
+);
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {

@@ -8,7 +8,7 @@
 //! `worker/src/jobs/`, and one line in `worker::jobs::register`.
 
 use crate::execution::ExecutionStatus;
-use crate::ids::{ExecutionId, InstanceId};
+use crate::ids::{DeliveryId, ExecutionId, InstanceId};
 use chrono::{DateTime, Utc};
 use queue::{Job, JobId, Producer, QueueError};
 use serde::{Deserialize, Serialize};
@@ -110,6 +110,18 @@ impl Job for AdmitJob {
     fn concurrency(configured: usize) -> usize {
         configured.min(8)
     }
+}
+
+/// Attempts one webhook delivery. `due` is the delivery's `next_attempt_at` this job was
+/// scheduled for: only the attempt holding it may move the row (a twin drops).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverJob {
+    pub delivery_id: DeliveryId,
+    pub due: DateTime<Utc>,
+}
+
+impl Job for DeliverJob {
+    const QUEUE: &'static str = "webhook.deliver";
 }
 
 /// Which step job carries an execution forward from a status.

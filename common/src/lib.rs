@@ -26,6 +26,7 @@ pub mod sql;
 pub mod telemetry;
 pub mod text;
 pub mod time_window;
+pub mod webhook;
 
 /// poem-openapi, for the spec impls [`text_enum!`] generates with the `openapi` feature.
 #[cfg(feature = "openapi")]

@@ -63,7 +63,7 @@ pub async fn prune(db: &DatabaseConnection, retention: Duration) -> Result<Prune
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status <> $3) \
            LIMIT $2 FOR UPDATE SKIP LOCKED)",
         retention,
-        Some(crate::event::DeliveryStatus::Succeeded.into()),
+        Some(crate::event::DeliveryStatus::Delivered.into()),
     )
     .await?;
     let dead_jobs = in_batches(

@@ -4,7 +4,7 @@
 //! nothing changes, this is the only query a replica makes.
 
 use crate::execution::Overdue;
-use crate::ids::CollectionId;
+use crate::ids::{CollectionId, DeliveryId};
 use crate::repo::stmt;
 use crate::schedule::{Probe, Replica};
 use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
@@ -18,6 +18,15 @@ pub struct Look {
     /// Open collections that stand still though they should not (see
     /// [`crate::collection::advance_stalled`]).
     pub stalled_collections: Vec<CollectionId>,
+    /// Pending webhook deliveries overdue by more than the grace (their job or dispatch
+    /// was lost): `(id, due)`.
+    pub overdue_deliveries: Vec<(DeliveryId, chrono::DateTime<chrono::Utc>)>,
+}
+
+#[derive(serde::Deserialize)]
+struct OverdueDelivery {
+    id: DeliveryId,
+    due: chrono::DateTime<chrono::Utc>,
 }
 
 /// Records `replica`'s heartbeat and looks: work overdue by more than `grace`, at most
@@ -29,11 +38,12 @@ pub async fn look(
     limit: u64,
 ) -> Result<Look, DbErr> {
     let sql = format!(
-        "{} SELECT {}, {}, {}",
+        "{} SELECT {}, {}, {}, {}",
         Replica::HEARTBEAT_CTE,
         Probe::columns(),
         Overdue::columns(),
-        crate::collection::advance::stalled_column()
+        crate::collection::advance::stalled_column(),
+        crate::webhook::delivery::overdue_column()
     );
     let [id, horizon] = replica.heartbeat_values();
     let row = sea_orm::ConnectionTrait::query_one_raw(
@@ -51,7 +61,11 @@ pub async fn look(
     .await?
     .ok_or_else(|| DbErr::RecordNotFound("the look returned no row".into()))?;
     let stalled: serde_json::Value = row.try_get("", "stalled_collections")?;
+    let deliveries: serde_json::Value = row.try_get("", "overdue_deliveries")?;
+    let deliveries: Vec<OverdueDelivery> = serde_json::from_value(deliveries)
+        .map_err(|e| DbErr::Type(format!("overdue_deliveries: {e}")))?;
     Ok(Look {
+        overdue_deliveries: deliveries.into_iter().map(|d| (d.id, d.due)).collect(),
         probe: Probe::from_query_result(&row, "")?,
         overdue: Overdue::from_row(&row)?,
         stalled_collections: serde_json::from_value(stalled)

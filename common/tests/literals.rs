@@ -69,6 +69,7 @@ fn families() -> Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)> {
                 "execution.fetch",
                 "execution.cancel",
                 "instance.admit",
+                "webhook.deliver",
             ],
             vec!["common/src/jobs.rs"],
         ),

@@ -175,7 +175,7 @@ fn classify(status: u16, retry_after: Option<&str>, body: &str, message: &str) -
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date (a date in the past gives zero).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

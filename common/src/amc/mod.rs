@@ -12,7 +12,7 @@ mod lwa;
 mod model;
 
 pub use client::{AmcClient, AmcTarget};
-pub use error::{AmcError, ErrorClass, LwaError};
+pub use error::{AmcError, ErrorClass, LwaError, parse_retry_after};
 pub use lwa::{LwaClient, TokenGrant};
 pub use model::{AmcStatus, CreateExecution, WorkflowExecution};
 

@@ -2,6 +2,7 @@
 //! as text. Queries are plain SQL in the module that owns each table (sea-orm is the
 //! connection pool, the statement API and row decoding; its entities are not used).
 
+pub mod listen;
 mod text_enum;
 
 pub use sea_orm::{DatabaseConnection, DbErr};

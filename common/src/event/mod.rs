@@ -2,8 +2,10 @@
 //! makes the change (DESIGN inv. 6). [`EventType`] is CONTRACT's complete list.
 
 mod delivery;
+pub mod feed;
 
 pub use delivery::DeliveryStatus;
+pub use feed::{FeedEvent, FeedPosition, FeedQuery, FeedWatcher};
 
 use crate::execution::ExecutionStatus;
 use crate::ids::UserId;
@@ -33,6 +35,19 @@ crate::text_enum! {
 }
 
 impl EventType {
+    /// Whether a webhook endpoint may subscribe to it: every type but the four
+    /// non-terminal `execution.*` ones (and `webhook.test`, sent to one endpoint by hand).
+    pub fn is_subscribable(self) -> bool {
+        !matches!(
+            self,
+            Self::ExecutionQueued
+                | Self::ExecutionSubmitting
+                | Self::ExecutionRunning
+                | Self::ExecutionFetching
+                | Self::WebhookTest
+        )
+    }
+
     /// The event of an execution entering `status`.
     pub fn of_execution(status: ExecutionStatus) -> Self {
         match status {

@@ -127,14 +127,36 @@ pub struct QueueLabels {
 pub struct JobMetrics {
     pub jobs: Family<JobLabels, Counter>,
     pub duration: Family<QueueLabels, Histogram>,
+    pub webhook_attempts: Family<WebhookLabels, Counter>,
+    pub webhook_latency: Family<EndpointLabels, Histogram>,
+    pub webhook_disabled: Counter,
+}
+
+/// A webhook attempt's endpoint and what became of its delivery (`delivered`, `pending`:
+/// retried, `failed`, `skipped`, `lost_lease`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub endpoint_id: String,
+    pub outcome: &'static str,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint_id: String,
 }
 
 impl JobMetrics {
-    /// `jobs_total{queue,outcome}`, `job_duration_seconds{queue}`.
+    /// `jobs_total{queue,outcome}`, `job_duration_seconds{queue}`,
+    /// `webhook_attempts_total{endpoint_id,outcome}`,
+    /// `webhook_attempt_duration_seconds{endpoint_id}`, `webhook_endpoints_disabled_total`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             jobs: Family::default(),
             duration: Family::new_with_constructor(histogram),
+            webhook_attempts: Family::default(),
+            webhook_latency: Family::new_with_constructor(histogram),
+            webhook_disabled: Counter::default(),
         };
         registry.register("jobs", "Jobs run, by queue and outcome", m.jobs.clone());
         registry.register(
@@ -142,7 +164,37 @@ impl JobMetrics {
             "Time a job's handler took, by queue",
             m.duration.clone(),
         );
+        registry.register(
+            "webhook_attempts",
+            "Webhook attempts, by endpoint and what became of the delivery",
+            m.webhook_attempts.clone(),
+        );
+        registry.register(
+            "webhook_attempt_duration_seconds",
+            "Time a webhook attempt took (request to answer), by endpoint",
+            m.webhook_latency.clone(),
+        );
+        registry.register(
+            "webhook_endpoints_disabled",
+            "Webhook endpoints this process disabled by the rule",
+            m.webhook_disabled.clone(),
+        );
         m
+    }
+
+    /// Records one webhook attempt.
+    pub fn webhook_attempt(&self, endpoint_id: &str, outcome: &'static str, took_ms: u32) {
+        self.webhook_attempts
+            .get_or_create(&WebhookLabels {
+                endpoint_id: endpoint_id.to_owned(),
+                outcome,
+            })
+            .inc();
+        self.webhook_latency
+            .get_or_create(&EndpointLabels {
+                endpoint_id: endpoint_id.to_owned(),
+            })
+            .observe(f64::from(took_ms) / 1000.0);
     }
 
     /// Records one job run.

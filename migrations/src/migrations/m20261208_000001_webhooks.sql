@@ -24,6 +24,8 @@ ALTER TABLE webhook_deliveries
         CHECK (status IN ('pending', 'delivered', 'failed', 'skipped')),
     ADD COLUMN user_id uuid REFERENCES users (id) ON DELETE CASCADE,
     ADD COLUMN event_type text,
+    -- The next attempt was asked for by a person (recover, test), not the schedule.
+    ADD COLUMN manual boolean NOT NULL DEFAULT false,
     DROP COLUMN last_response_body;
 UPDATE webhook_deliveries d SET user_id = e.user_id, event_type = e.event_type FROM events e WHERE e.id = d.event_id;
 ALTER TABLE webhook_deliveries

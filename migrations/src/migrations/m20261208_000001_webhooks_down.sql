@@ -13,6 +13,7 @@ ALTER TABLE webhook_deliveries
     ADD CONSTRAINT webhook_deliveries_status_check
         CHECK (status IN ('pending', 'succeeded', 'failed', 'dead')),
     ADD COLUMN last_response_body text,
+    DROP COLUMN manual,
     DROP COLUMN event_type,
     DROP COLUMN user_id;
 ALTER TABLE webhook_deliveries RENAME COLUMN attempts TO attempt;
