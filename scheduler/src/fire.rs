@@ -11,7 +11,6 @@ use common::jobs::{CancelJob, SubmitJob};
 use common::schedule::{self, FirePass, Probe, Replica};
 use common::telemetry::metrics::{FireLabels, ScheduleLabels};
 use sea_orm::DatabaseConnection;
-use sea_orm::sqlx::postgres::PgListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -59,7 +58,12 @@ enum Next {
 /// Runs the fire loop until `stop` turns true; records the replica's stop.
 pub async fn run(s: Arc<Scheduler>, mut stop: watch::Receiver<bool>) {
     let wake = Arc::new(Notify::new());
-    let listener = tokio::spawn(listen(s.config.database_url.clone(), wake.clone()));
+    let listener = tokio::spawn(common::db::listen::wake_on_notify(
+        s.config.database_url.clone(),
+        schedule::CHANNEL,
+        "schedule changes",
+        wake.clone(),
+    ));
     let mut looks = s.probes.subscribe();
     let mut next = Next::Probe;
     while !*stop.borrow() {
@@ -215,41 +219,5 @@ async fn after_commit(s: &Scheduler, pass: FirePass) {
             missed = pass.missed.iter().map(|m| m.1).sum::<i64>(),
             "fired due schedules"
         );
-    }
-}
-
-/// Wakes the loop on every notification of the channel, reconnecting with back-off;
-/// after a (re)connect it wakes once, since changes may have gone unheard.
-async fn listen(database_url: String, wake: Arc<Notify>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let connected = async {
-            let mut l = PgListener::connect(&database_url).await?;
-            l.listen(schedule::CHANNEL).await?;
-            Ok::<_, sea_orm::sqlx::Error>(l)
-        }
-        .await;
-        let mut listener = match connected {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot LISTEN for schedule changes; looking once per interval");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        delay = Duration::from_millis(100);
-        wake.notify_one();
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(_)) => wake.notify_one(),
-                Ok(None) | Err(_) => {
-                    tracing::warn!(
-                        "the LISTEN connection for schedule changes was lost; reconnecting"
-                    );
-                    break;
-                }
-            }
-        }
     }
 }

@@ -47,7 +47,7 @@ pub fn queue_config(config: &Config) -> QueueConfig {
 
 impl Scheduler {
     pub async fn build(config: Arc<Config>) -> anyhow::Result<Self> {
-        let db = common::db::connect(&config.database_url, 5)
+        let db = common::db::connect(&config.database_url, config.pool_size(5))
             .await
             .context("connecting to Postgres (AMP_DATABASE_URL)")?;
         let producer = Producer::connect(queue_config(&config))
@@ -156,6 +156,7 @@ async fn reconcile_pass(s: &Scheduler) {
             admissions = r.admissions,
             cancels = r.cancels,
             collections = r.collections,
+            deliveries = r.deliveries,
             "reconciled overdue work"
         ),
         Ok(_) => {}

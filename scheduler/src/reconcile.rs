@@ -7,8 +7,8 @@ use crate::Scheduler;
 use chrono::{DateTime, Utc};
 use common::collection::advance_stalled;
 use common::execution::ExecutionStatus;
-use common::ids::ExecutionId;
-use common::jobs::{AdmitJob, CancelJob, Step, StepKind, enqueue_steps};
+use common::ids::{DeliveryId, ExecutionId};
+use common::jobs::{AdmitJob, CancelJob, DeliverJob, Step, StepKind, enqueue_steps};
 use common::reconcile::{Look, look};
 use common::telemetry::metrics::ReconcileLabels;
 use std::collections::HashMap;
@@ -24,42 +24,56 @@ pub struct Reconciled {
     pub cancels: usize,
     /// Collections that stood still and were moved on.
     pub collections: usize,
+    /// Webhook deliveries whose job or dispatch was lost.
+    pub deliveries: usize,
 }
 
 impl Reconciled {
     pub fn total(&self) -> usize {
-        self.steps + self.admissions + self.cancels + self.collections
+        self.steps + self.admissions + self.cancels + self.collections + self.deliveries
     }
 }
 
 /// At most this many rows of each kind per pass, so a huge backlog is fed gradually.
 const BATCH: u64 = 5_000;
 
-/// A step re-pushed once is not re-pushed again for this long: if it is still overdue,
+/// A step (or delivery) re-pushed once is not re-pushed again for this long: if it is still overdue,
 /// the workers are behind (its twin waits in the queue), and pushing it every pass would
 /// only add to the backlog. A job lost a second time is re-pushed after this.
 const REPUSH_QUIET: Duration = Duration::from_secs(30);
 
-/// The steps this process re-pushed lately, by `(id, due)`.
+/// The steps and webhook deliveries this process re-pushed lately, by `(id, due)`.
 #[derive(Debug, Default)]
 pub struct Repushes {
-    at: Mutex<HashMap<(ExecutionId, DateTime<Utc>), Instant>>,
+    steps: Quiet<(ExecutionId, DateTime<Utc>)>,
+    deliveries: Quiet<(DeliveryId, DateTime<Utc>)>,
 }
 
-impl Repushes {
-    /// The overdue steps not re-pushed within `quiet` of `now`, which it records as
-    /// re-pushed now; entries older than `quiet` are forgotten.
-    pub fn fresh(
+/// Keys seen within a quiet period.
+#[derive(Debug)]
+struct Quiet<K>(Mutex<HashMap<K, Instant>>);
+
+impl<K> Default for Quiet<K> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Quiet<K> {
+    /// Whether each item's key was not seen within `quiet` of `now` (recording it now);
+    /// entries older than `quiet` are forgotten.
+    fn fresh<T>(
         &self,
-        overdue: Vec<(ExecutionId, ExecutionStatus, DateTime<Utc>)>,
+        items: Vec<T>,
+        key: impl Fn(&T) -> K,
         now: Instant,
         quiet: Duration,
-    ) -> Vec<(ExecutionId, ExecutionStatus, DateTime<Utc>)> {
-        let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
+    ) -> Vec<T> {
+        let mut at = self.0.lock().unwrap_or_else(|e| e.into_inner());
         at.retain(|_, t| now.duration_since(*t) < quiet);
-        overdue
+        items
             .into_iter()
-            .filter(|(id, _, due)| match at.entry((*id, *due)) {
+            .filter(|item| match at.entry(key(item)) {
                 Entry::Occupied(_) => false,
                 Entry::Vacant(v) => {
                     v.insert(now);
@@ -67,6 +81,30 @@ impl Repushes {
                 }
             })
             .collect()
+    }
+}
+
+impl Repushes {
+    /// The overdue steps not re-pushed within `quiet` of `now`, which it records as
+    /// re-pushed now.
+    pub fn fresh(
+        &self,
+        overdue: Vec<(ExecutionId, ExecutionStatus, DateTime<Utc>)>,
+        now: Instant,
+        quiet: Duration,
+    ) -> Vec<(ExecutionId, ExecutionStatus, DateTime<Utc>)> {
+        self.steps
+            .fresh(overdue, |(id, _, due)| (*id, *due), now, quiet)
+    }
+
+    /// The overdue deliveries not re-pushed within `quiet` of `now`.
+    pub fn fresh_deliveries(
+        &self,
+        overdue: Vec<(DeliveryId, DateTime<Utc>)>,
+        now: Instant,
+        quiet: Duration,
+    ) -> Vec<(DeliveryId, DateTime<Utc>)> {
+        self.deliveries.fresh(overdue, |d| *d, now, quiet)
     }
 }
 
@@ -82,6 +120,7 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
         probe,
         overdue,
         stalled_collections,
+        overdue_deliveries,
     } = look(&s.db, &replica, grace, BATCH).await?;
     if !probe.alive {
         // Its row was removed (pruned after a very long stall): alive from now.
@@ -136,6 +175,16 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
             s.producer.enqueue_batch(&admits).await?;
         }
     }
+    let deliveries: Vec<DeliverJob> = s
+        .repushes
+        .fresh_deliveries(overdue_deliveries, Instant::now(), REPUSH_QUIET)
+        .into_iter()
+        .map(|(delivery_id, due)| DeliverJob { delivery_id, due })
+        .collect();
+    if !deliveries.is_empty() {
+        out.deliveries = deliveries.len();
+        s.producer.enqueue_batch(&deliveries).await?;
+    }
     let count = |kind, n: usize| {
         s.metrics
             .reconciled
@@ -146,6 +195,7 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
     count("admission", out.admissions);
     count("cancel", out.cancels);
     count("collection", out.collections);
+    count("delivery", out.deliveries);
     Ok(out)
 }
 

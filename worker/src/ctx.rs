@@ -22,6 +22,8 @@ pub struct Ctx {
     pub admissions: Arc<common::coalesce::Coalescer<common::ids::AccountId>>,
     /// Group commits of status checks and reschedules.
     pub steps: crate::steps::Steps,
+    /// The webhook client and per-endpoint gates.
+    pub hooks: crate::hooks::Hooks,
     /// The job series, and the registry `/metrics` renders.
     pub metrics: Arc<common::telemetry::metrics::JobMetrics>,
     pub registry: Arc<prometheus_client::registry::Registry>,

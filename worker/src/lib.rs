@@ -3,7 +3,9 @@
 //! admission.
 
 pub mod ctx;
+pub mod dispatch;
 pub mod fleet;
+pub mod hooks;
 pub mod jobs;
 pub mod registry;
 pub mod steps;
@@ -35,7 +37,7 @@ pub fn queue_config(config: &Config) -> QueueConfig {
 pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     let db = common::db::connect(
         &config.database_url,
-        (config.worker_concurrency as u32).clamp(5, 50),
+        config.pool_size((config.worker_concurrency as u32).clamp(5, 50)),
     )
     .await
     .context("connecting to Postgres (AMP_DATABASE_URL)")?;
@@ -53,7 +55,14 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     let metrics = Arc::new(common::telemetry::metrics::JobMetrics::register(
         &mut registry,
     ));
+    let hooks = hooks::Hooks::new(
+        config.webhook_timeout,
+        config.webhook_allow_private,
+        config.worker_concurrency,
+    )
+    .context("building the webhook client")?;
     Ok(Ctx {
+        hooks,
         metrics,
         registry: Arc::new(registry),
         admissions: Default::default(),
@@ -142,6 +151,7 @@ impl Worker {
             self.identity.queues.clone(),
             background.clone(),
         ));
+        tokio::spawn(dispatch::run(self.ctx.clone(), background.clone()));
         let _stop_background = background.drop_guard();
         // Each queue's worker is a task of its own, so handlers run on the runtime's
         // threads beside the connections they wait on, not on the main thread.

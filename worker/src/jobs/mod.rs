@@ -10,6 +10,7 @@
 
 pub mod admit;
 pub mod cancel;
+pub mod deliver;
 pub mod fetch;
 pub mod poll;
 pub mod submit;
@@ -24,7 +25,7 @@ use common::execution::{
     self, Ending, ErrorCode, ExecutionRow, Held, Reschedule, Target, now_micros, retry_delay,
 };
 use common::ids::InstanceId;
-use common::jobs::{AdmitJob, CancelJob, FetchJob, PollJob, StepJob, SubmitJob};
+use common::jobs::{AdmitJob, CancelJob, DeliverJob, FetchJob, PollJob, StepJob, SubmitJob};
 use sea_orm::DbErr;
 use std::future::Future;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub fn register(r: &mut Registrar) -> anyhow::Result<()> {
     r.add::<FetchJob>()?;
     r.add::<CancelJob>()?;
     r.add::<AdmitJob>()?;
+    r.add::<DeliverJob>()?;
     Ok(())
 }
 
