@@ -383,6 +383,89 @@ impl Kind for Date {
     }
 }
 
+/// A webhook URL: `http(s)://…`, at most 2,048 characters (checked against the
+/// deployment by the handler: `https` in production, private addresses).
+pub struct WebhookUrl;
+
+impl Kind for WebhookUrl {
+    type Out = String;
+    fn name() -> Cow<'static, str> {
+        "webhook_url".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            format: Some("uri"),
+            pattern: Some("^https?://".into()),
+            example: Some(Value::from("https://hooks.example.com/amc")),
+            ..string_schema(8, 2048)
+        })
+    }
+    fn parse(value: Value) -> Result<String, String> {
+        let s = as_string(value)?;
+        if s.chars().count() > 2048 {
+            return Err("must be at most 2048 characters".into());
+        }
+        if s.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(s.trim().to_owned())
+    }
+}
+
+/// Event types an endpoint subscribes to: a non-empty list of CONTRACT's types, all but
+/// the four non-terminal `execution.*` ones.
+pub struct EventTypes;
+
+impl Kind for EventTypes {
+    type Out = Vec<common::event::EventType>;
+    fn name() -> Cow<'static, str> {
+        "event_types".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        use common::event::EventType;
+        let names: Vec<Value> = EventType::ALL
+            .iter()
+            .filter(|t| t.is_subscribable())
+            .map(|t| Value::from(t.as_str()))
+            .collect();
+        inline(MetaSchema {
+            items: Some(Box::new(inline(MetaSchema {
+                enum_items: names,
+                ..MetaSchema::new("string")
+            }))),
+            min_items: Some(1),
+            max_items: Some(EventType::ALL.len()),
+            unique_items: Some(true),
+            ..MetaSchema::new("array")
+        })
+    }
+    fn parse(value: Value) -> Result<Self::Out, String> {
+        use common::event::EventType;
+        let Value::Array(items) = value else {
+            return Err(format!("must be an array, not {}", json_kind(&value)));
+        };
+        if items.is_empty() {
+            return Err("must name at least one event type".into());
+        }
+        let mut out: Vec<EventType> = Vec::new();
+        for item in items {
+            let name = as_string(item)?;
+            let t: EventType = name
+                .parse()
+                .map_err(|_| format!("`{name}` is not an event type"))?;
+            if !t.is_subscribable() {
+                return Err(format!(
+                    "`{name}` cannot be subscribed to (only terminal execution events and the others)"
+                ));
+            }
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A UUID.
 pub struct Id;
 

@@ -24,9 +24,11 @@ use routes::accounts::AccountsApi;
 use routes::auth::AuthApi;
 use routes::collections::CollectionsApi;
 use routes::connection::ConnectionApi;
+use routes::events::EventsApi;
 use routes::executions::ExecutionsApi;
 use routes::instances::InstancesApi;
 use routes::schedules::SchedulesApi;
+use routes::webhooks::WebhooksApi;
 use routes::workflows::WorkflowsApi;
 use state::AppState;
 use std::future::Future;
@@ -43,6 +45,8 @@ pub type ApiService = OpenApiService<
         ExecutionsApi,
         SchedulesApi,
         CollectionsApi,
+        EventsApi,
+        WebhooksApi,
     ),
     (),
 >;
@@ -72,6 +76,12 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
         CollectionsApi {
+            state: state.clone(),
+        },
+        EventsApi {
+            state: state.clone(),
+        },
+        WebhooksApi {
             state: state.clone(),
         },
     );
@@ -151,7 +161,7 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Application> {
 
 /// The shared state: database pool, queue producer, cipher, LWA client, JWT keys.
 pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
-    let db = common::db::connect(&config.database_url, 10)
+    let db = common::db::connect(&config.database_url, config.pool_size(10))
         .await
         .context("connecting to PostgreSQL")?;
     let producer = queue::Producer::connect(queue::QueueConfig::new(
@@ -185,6 +195,8 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         &mut registry,
     ));
     let limiter = limits::RateLimiter::new(redis.clone(), &config.redis_prefix);
+    // One watcher per process wakes the live event streams (GET /events/stream).
+    let feed = common::event::FeedWatcher::start(db.clone(), common::event::feed::PROBE_EVERY);
     Ok(AppState {
         users,
         hashing: limits::Hashing::new(config.login_concurrency),
@@ -192,6 +204,7 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         cursors: common::cursor::CursorKey::derive(config.jwt_secret.expose().as_bytes()),
         config,
         creates,
+        feed,
         db,
         results,
         producer,
@@ -233,9 +246,14 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish within
-    /// `config.shutdown_timeout`.
+    /// `config.shutdown_timeout` (live event streams end at once).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let timeout = self.state.config.shutdown_timeout;
+        let feed = self.state.feed.clone();
+        let shutdown = async move {
+            shutdown.await;
+            feed.close();
+        };
         tracing::info!(port = self.port, "API listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(timeout))

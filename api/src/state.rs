@@ -34,4 +34,6 @@ pub struct AppState {
     pub cursors: common::cursor::CursorKey,
     /// A Redis connection for readiness probes (reconnects by itself).
     pub redis: redis::aio::ConnectionManager,
+    /// Wakes the live event streams when the feed may have moved; closed at shutdown.
+    pub feed: common::event::FeedWatcher,
 }

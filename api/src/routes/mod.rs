@@ -5,10 +5,12 @@ pub mod accounts;
 pub mod auth;
 pub mod collections;
 pub mod connection;
+pub mod events;
 pub mod executions;
 pub mod health;
 pub mod instances;
 pub mod schedules;
+pub mod webhooks;
 pub mod workflows;
 
 use poem_openapi::Tags;
@@ -32,4 +34,8 @@ pub enum ApiTags {
     Schedules,
     /// Backfills: one workflow over every window of a historical range.
     Collections,
+    /// The user's event feed, as pages or live (Server-Sent Events).
+    Events,
+    /// Endpoints that receive signed events, their deliveries and attempts.
+    Webhooks,
 }
