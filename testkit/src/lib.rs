@@ -3,11 +3,13 @@
 
 pub mod db;
 pub mod procs;
+pub mod receiver;
 pub mod redis_server;
 pub mod system;
 
 pub use db::TestDb;
 pub use procs::{Proc, bin_path, free_port};
+pub use receiver::{Behaviour, Received, Receiver};
 pub use redis_server::RedisServer;
 pub use system::{Client, System, SystemOptions};
 

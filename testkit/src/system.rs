@@ -81,6 +81,8 @@ impl System {
             ("AMP_AMC_TIMEOUT", "3s".into()),
             ("AMP_SHUTDOWN_TIMEOUT", "5s".into()),
             ("AMP_WORKER_CONCURRENCY", "32".into()),
+            // Many systems run at once; each process's pool stays small.
+            ("AMP_DATABASE_MAX_CONNECTIONS", "8".into()),
             (
                 "RUST_LOG",
                 std::env::var("AMP_TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
