@@ -29,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::m20261202_000001_schedules::Migration),
             Box::new(migrations::m20261207_000001_collections::Migration),
             Box::new(migrations::m20261208_000001_webhooks::Migration),
+            Box::new(migrations::m20261209_000001_telemetry::Migration),
         ]
     }
 }

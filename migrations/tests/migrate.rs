@@ -31,13 +31,14 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 6] = [
+const ALL_MIGRATIONS: [&str; 7] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
     "m20261202_000001_schedules",
     "m20261207_000001_collections",
     "m20261208_000001_webhooks",
+    "m20261209_000001_telemetry",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -412,7 +413,7 @@ async fn the_collections_migration_checks_windows_and_reserves_and_goes_down_and
         "23514"
     );
     // Down (week collections survive, as weeks), then up again.
-    Migrator::down(&db, Some(2)).await.expect("down");
+    Migrator::down(&db, Some(3)).await.expect("down");
     let tables = table_names(&db).await;
     assert!(tables.iter().any(|t| t == "collection_weeks"));
     assert!(!tables.iter().any(|t| t == "collection_windows"));

@@ -79,6 +79,37 @@ impl Envelope {
     }
 }
 
+/// The key of the trace context a payload may carry: the first field of its JSON object,
+/// so it is found without parsing the payload; handlers' types ignore it.
+const TRACE_FIELD: &[u8] = b"{\"_trace\":\"";
+
+/// `payload` (a JSON object) carrying `trace` (W3C trace context text: `[0-9a-f-;]`);
+/// unchanged when either does not fit.
+pub fn with_trace(payload: Vec<u8>, trace: &str) -> Vec<u8> {
+    let fits = trace
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b';');
+    if !fits || trace.is_empty() || payload.first() != Some(&b'{') {
+        return payload;
+    }
+    let mut out = Vec::with_capacity(payload.len() + trace.len() + 14);
+    out.extend_from_slice(TRACE_FIELD);
+    out.extend_from_slice(trace.as_bytes());
+    out.push(b'"');
+    if payload.get(1) != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(&payload[1..]);
+    out
+}
+
+/// The trace context a payload carries (see [`with_trace`]).
+pub fn trace_of(payload: &[u8]) -> Option<String> {
+    let rest = payload.strip_prefix(TRACE_FIELD)?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok().map(str::to_owned)
+}
+
 fn parse_num(b: &[u8]) -> Option<u64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
@@ -201,5 +232,32 @@ mod tests {
         let u = uuid::Uuid::parse_str(&e.id).unwrap();
         assert_eq!(u.get_version_num(), 7);
         assert_eq!(e.attempt, 0);
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_carries_its_trace_and_still_decodes() {
+        #[derive(serde::Deserialize, PartialEq, Debug)]
+        struct Job {
+            n: u32,
+        }
+        let t = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01;00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        let p = with_trace(br#"{"n":7}"#.to_vec(), t);
+        assert_eq!(trace_of(&p).as_deref(), Some(t));
+        assert_eq!(serde_json::from_slice::<Job>(&p).unwrap(), Job { n: 7 });
+        assert_eq!(trace_of(br#"{"n":7}"#), None);
+        assert_eq!(
+            with_trace(b"{}".to_vec(), "00-ab"),
+            br#"{"_trace":"00-ab"}"#
+        );
+        assert_eq!(
+            with_trace(br#"{"n":1}"#.to_vec(), "bad\"quote"),
+            br#"{"n":1}"#
+        );
+        assert_eq!(with_trace(b"[1]".to_vec(), "00-ab"), b"[1]");
     }
 }

@@ -25,6 +25,7 @@ mod job;
 mod middleware;
 mod producer;
 mod scripts;
+mod stats;
 mod tasks;
 mod timer;
 
@@ -36,4 +37,5 @@ pub use handback::{HandBack, HeldJob};
 pub use health::ConsumerHealth;
 pub use job::Job;
 pub use middleware::{AckLayer, AckService, HandlerPanic, JobMeta};
-pub use producer::{DeadJob, JobId, Producer, QueueStats, remove_prefix_keys};
+pub use producer::{DeadJob, JobId, Producer, QueueStats, TraceSource, remove_prefix_keys};
+pub use stats::{Inspector, QueueSnapshot, stream_id_ms};

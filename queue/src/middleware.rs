@@ -27,6 +27,11 @@ pub struct JobMeta {
     pub enqueued_ms: u64,
     /// True if the job was taken over from a dead consumer.
     pub reclaimed: bool,
+    /// When the job became runnable, unix ms: its stream entry's id (pushed, promoted from
+    /// the delayed set, or handed back); `enqueued_ms` is its first enqueue.
+    pub runnable_ms: u64,
+    /// The trace context the job carries (see `Producer::with_trace`).
+    pub trace: Option<String>,
     pub(crate) delivery: Delivery,
 }
 
@@ -38,6 +43,9 @@ impl JobMeta {
             attempt: delivery.env.attempt,
             enqueued_ms: delivery.env.enqueued_ms,
             reclaimed: delivery.reclaimed,
+            runnable_ms: crate::stats::stream_id_ms(&delivery.stream_id)
+                .unwrap_or(delivery.env.enqueued_ms),
+            trace: crate::envelope::trace_of(&delivery.env.payload),
             delivery,
         }
     }

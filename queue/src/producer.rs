@@ -46,7 +46,12 @@ pub struct DeadJob {
 pub struct Producer {
     conn: ConnectionManager,
     config: Arc<QueueConfig>,
+    trace: Option<TraceSource>,
 }
+
+/// Supplies the trace context (W3C `traceparent` text) a job pushed now carries, if any:
+/// set by the process's telemetry, so that a job's span continues the trace that pushed it.
+pub type TraceSource = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,7 +92,53 @@ impl Producer {
         Ok(Self {
             conn,
             config: Arc::new(config),
+            trace: None,
         })
+    }
+
+    /// This producer with jobs carrying the trace context `source` supplies.
+    pub fn with_trace(mut self, source: TraceSource) -> Self {
+        self.trace = Some(source);
+        self
+    }
+
+    /// A job's payload: its JSON, carrying `trace` (or the source's context).
+    fn encode<T: Serialize + ?Sized>(&self, job: &T, trace: Option<&str>) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(job)?;
+        let from_source;
+        let trace = match trace {
+            Some(t) => Some(t),
+            None => {
+                from_source = self.trace.as_ref().and_then(|s| s());
+                from_source.as_deref()
+            }
+        };
+        Ok(match trace {
+            Some(t) => crate::envelope::with_trace(json, t),
+            None => json,
+        })
+    }
+
+    /// Enqueues many jobs of one kind, each carrying its own trace context (one pipeline
+    /// for many requests' runs).
+    pub async fn enqueue_batch_traced<J: Job>(
+        &self,
+        jobs: &[(J, Option<String>)],
+    ) -> Result<Vec<JobId>> {
+        validate_queue(J::QUEUE)?;
+        let stream = self.config.keys(J::QUEUE).stream;
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut conn = self.conn.clone();
+        for chunk in jobs.chunks(PIPELINE_CHUNK) {
+            let mut pipe = redis::pipe();
+            for (job, trace) in chunk {
+                let env = Envelope::new(self.encode(job, trace.as_deref())?);
+                ids.push(parse_id(&env.id)?);
+                pipe.add_command(xadd_cmd(&stream, &env)).ignore();
+            }
+            let () = pipe.query_async(&mut conn).await?;
+        }
+        Ok(ids)
     }
 
     /// The config this producer was built with.
@@ -170,7 +221,7 @@ impl Producer {
     /// Pushes one job for immediate execution onto a queue named at run time (the
     /// benchmarks' and tests' queues; the services enqueue by type).
     pub async fn push<T: Serialize + ?Sized>(&self, queue: &str, job: &T) -> Result<JobId> {
-        self.push_raw(queue, serde_json::to_vec(job)?).await
+        self.push_raw(queue, self.encode(job, None)?).await
     }
 
     /// Pushes one job whose payload is already encoded (JSON bytes).
@@ -194,7 +245,7 @@ impl Producer {
         for chunk in jobs.chunks(PIPELINE_CHUNK) {
             let mut pipe = redis::pipe();
             for job in chunk {
-                let env = Envelope::new(serde_json::to_vec(job)?);
+                let env = Envelope::new(self.encode(job, None)?);
                 ids.push(parse_id(&env.id)?);
                 pipe.add_command(xadd_cmd(&stream, &env)).ignore();
             }
@@ -215,7 +266,7 @@ impl Producer {
         if due_ms <= now_ms() {
             return self.push(queue, job).await;
         }
-        let env = Envelope::new(serde_json::to_vec(job)?);
+        let env = Envelope::new(self.encode(job, None)?);
         let id = parse_id(&env.id)?;
         let keys = self.config.keys(queue);
         let mut conn = self.conn.clone();
@@ -233,16 +284,39 @@ impl Producer {
         queue: &str,
         jobs: &[(T, SystemTime)],
     ) -> Result<Vec<JobId>> {
+        self.push_timed(queue, jobs.iter().map(|(j, due)| (j, *due, None)))
+            .await
+    }
+
+    /// Enqueues many jobs of one kind, each runnable at its own time and carrying its own
+    /// trace context.
+    pub async fn enqueue_at_batch_traced<J: Job>(
+        &self,
+        jobs: &[(J, SystemTime, Option<String>)],
+    ) -> Result<Vec<JobId>> {
+        self.push_timed(
+            J::QUEUE,
+            jobs.iter().map(|(j, due, t)| (j, *due, t.as_deref())),
+        )
+        .await
+    }
+
+    async fn push_timed<'a, T: Serialize + 'a>(
+        &self,
+        queue: &str,
+        jobs: impl ExactSizeIterator<Item = (&'a T, SystemTime, Option<&'a str>)>,
+    ) -> Result<Vec<JobId>> {
         validate_queue(queue)?;
         let keys = self.config.keys(queue);
         let mut ids = Vec::with_capacity(jobs.len());
         let mut conn = self.conn.clone();
         let mut delayed = false;
+        let jobs: Vec<_> = jobs.collect();
         for chunk in jobs.chunks(PIPELINE_CHUNK) {
             let now = now_ms();
             let mut pipe = redis::pipe();
-            for (job, due) in chunk {
-                let env = Envelope::new(serde_json::to_vec(job)?);
+            for (job, due, trace) in chunk {
+                let env = Envelope::new(self.encode(*job, *trace)?);
                 ids.push(parse_id(&env.id)?);
                 let due_ms = due_unix_ms(*due);
                 if due_ms <= now {

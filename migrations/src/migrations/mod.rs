@@ -6,3 +6,4 @@ pub mod m20261201_000001_user_tokens;
 pub mod m20261202_000001_schedules;
 pub mod m20261207_000001_collections;
 pub mod m20261208_000001_webhooks;
+pub mod m20261209_000001_telemetry;
