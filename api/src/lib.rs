@@ -169,7 +169,8 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         config.redis_prefix.clone(),
     ))
     .await
-    .context("connecting the queue producer to Redis")?;
+    .context("connecting the queue producer to Redis")?
+    .with_trace(common::telemetry::trace::source());
     let redis_client =
         redis::Client::open(config.redis_url.as_str()).context("parsing the Redis URL")?;
     let redis = redis::aio::ConnectionManager::new(redis_client)
@@ -177,8 +178,12 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         .context("connecting to Redis")?;
     let cipher = common::crypto::Cipher::from_base64_key(config.encryption_key.expose())
         .context("reading AMP_ENCRYPTION_KEY")?;
-    let lwa = common::amc::LwaClient::new(common::amc::AmcConfig::from_config(&config))
-        .context("building the LWA client")?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut amc_config = common::amc::AmcConfig::from_config(&config);
+    amc_config.metrics = Some(Arc::new(common::telemetry::metrics::AmcMetrics::register(
+        &mut registry,
+    )));
+    let lwa = common::amc::LwaClient::new(amc_config).context("building the LWA client")?;
     let jwt = auth::JwtKeys::new(config.jwt_secret.expose(), config.access_token_ttl);
     // A bad AMP_RESULTS_URL stops the process here, naming the variable.
     let results = common::results::ResultStore::from_url(&config.results_url)?;
@@ -190,7 +195,6 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         Some(enqueue_submits(producer.clone())),
     );
     let users = users::UserGate::start(db.clone(), &config.database_url);
-    let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(common::telemetry::metrics::HttpMetrics::register(
         &mut registry,
     ));
@@ -225,9 +229,9 @@ fn enqueue_submits(producer: queue::Producer) -> common::execution::AfterCommit 
         Box::pin(async move {
             let jobs: Vec<_> = ids
                 .iter()
-                .map(|&id| common::jobs::SubmitJob::new(id, None))
+                .map(|(id, trace)| (common::jobs::SubmitJob::new(*id, None), trace.clone()))
                 .collect();
-            if let Err(e) = producer.enqueue_batch(&jobs).await {
+            if let Err(e) = producer.enqueue_batch_traced(&jobs).await {
                 tracing::warn!(runs = ids.len(), error = %e, "could not enqueue; the reconciler will pick the runs up");
             }
         })

@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = Arc::new(Config::load_or_exit());
-    common::telemetry::init(&config, "api");
+    let _telemetry = common::telemetry::init(&config, "api");
     config.warn_dev_fallbacks();
     let app = api::build(config).await?;
     app.run_until_stopped(common::shutdown::signal()).await

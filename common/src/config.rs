@@ -80,6 +80,8 @@ pub struct Config {
     pub poll_min: Duration,
     pub poll_max: Duration,
     pub reconcile_interval: Duration,
+    /// How often the scheduler refreshes the shared-state gauges (`AMP_METRICS_INTERVAL`).
+    pub metrics_interval: Duration,
     /// Events (and finished job data) older than this are pruned.
     pub event_retention: Duration,
     /// How often the scheduler prunes.
@@ -357,6 +359,11 @@ impl Config {
             poll_min,
             poll_max,
             reconcile_interval: dur("AMP_RECONCILE_INTERVAL", "5s", "5s")?,
+            metrics_interval: at_least(
+                "AMP_METRICS_INTERVAL",
+                dur("AMP_METRICS_INTERVAL", "15s", "15s")?,
+                Duration::from_millis(100),
+            )?,
             event_retention: at_least(
                 "AMP_EVENT_RETENTION",
                 dur("AMP_EVENT_RETENTION", "90d", "90d")?,

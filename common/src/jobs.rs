@@ -124,6 +124,16 @@ impl Job for DeliverJob {
     const QUEUE: &'static str = "webhook.deliver";
 }
 
+/// Every queue, in one place (the metrics read them all).
+pub const ALL_QUEUES: [&str; 6] = [
+    SubmitJob::QUEUE,
+    PollJob::QUEUE,
+    FetchJob::QUEUE,
+    CancelJob::QUEUE,
+    AdmitJob::QUEUE,
+    DeliverJob::QUEUE,
+];
+
 /// Which step job carries an execution forward from a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StepKind {
@@ -156,12 +166,15 @@ impl StepKind {
 }
 
 /// One step to enqueue: which, for which run, due when, runnable when.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub kind: StepKind,
     pub execution_id: ExecutionId,
     pub due: Option<DateTime<Utc>>,
     pub at: SystemTime,
+    /// The trace context its job carries (`telemetry::trace::outgoing` of the step that
+    /// scheduled it); `None` for a re-push or with tracing off.
+    pub trace: Option<String>,
 }
 
 /// Enqueues steps of any kind, each runnable at its time, one pipeline per kind.
@@ -170,15 +183,15 @@ pub async fn enqueue_steps(producer: &Producer, steps: &[Step]) -> Result<Vec<Jo
     where
         StepJob<K>: Job,
     {
-        let jobs: Vec<(StepJob<K>, SystemTime)> = steps
+        let jobs: Vec<(StepJob<K>, SystemTime, Option<String>)> = steps
             .iter()
             .filter(|s| s.kind == kind)
-            .map(|s| (StepJob::new(s.execution_id, s.due), s.at))
+            .map(|s| (StepJob::new(s.execution_id, s.due), s.at, s.trace.clone()))
             .collect();
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        p.enqueue_at_batch(&jobs).await
+        p.enqueue_at_batch_traced(&jobs).await
     }
     let mut ids = of::<Submit>(producer, steps, StepKind::Submit).await?;
     ids.extend(of::<Poll>(producer, steps, StepKind::Poll).await?);

@@ -17,6 +17,7 @@ pub mod group;
 pub mod ids;
 pub mod jobs;
 pub mod prune;
+pub mod readiness;
 pub mod reconcile;
 pub mod repo;
 pub mod results;

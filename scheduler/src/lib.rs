@@ -2,9 +2,10 @@
 //! once with any number of replicas; and the system duties, each on its own interval and
 //! safe with several replicas: the reconciler (DESIGN inv. 1) that re-enqueues overdue
 //! work from Postgres, so that losing Redis, or a worker dying mid-step, loses nothing;
-//! proactive token refresh; and pruning.
+//! proactive token refresh; pruning; and the gauges of shared state (`gauges`).
 
 pub mod fire;
+pub mod gauges;
 pub mod health;
 pub mod reconcile;
 pub mod tokens;
@@ -35,6 +36,10 @@ pub struct Scheduler {
     pub probes: tokio::sync::watch::Sender<Option<common::schedule::Probe>>,
     /// The scheduler's series, and the registry `/metrics` renders.
     pub metrics: common::telemetry::metrics::SchedulerMetrics,
+    /// The shared-state gauges this process refreshes ([`gauges`]), and what reads the
+    /// queues for them (and answers the readiness probe's PING).
+    pub state: Arc<common::telemetry::metrics::StateMetrics>,
+    pub inspector: queue::Inspector,
     pub registry: Arc<prometheus_client::registry::Registry>,
 }
 
@@ -52,14 +57,22 @@ impl Scheduler {
             .context("connecting to Postgres (AMP_DATABASE_URL)")?;
         let producer = Producer::connect(queue_config(&config))
             .await
+            .context("connecting to Redis (AMP_REDIS_URL)")?
+            .with_trace(common::telemetry::trace::source());
+        let inspector = queue::Inspector::connect(queue_config(&config))
+            .await
             .context("connecting to Redis (AMP_REDIS_URL)")?;
-        let lwa =
-            LwaClient::new(AmcConfig::from_config(&config)).context("building the LWA client")?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let mut amc = AmcConfig::from_config(&config);
+        amc.metrics = Some(Arc::new(common::telemetry::metrics::AmcMetrics::register(
+            &mut registry,
+        )));
+        let lwa = LwaClient::new(amc).context("building the LWA client")?;
         let cipher = Cipher::from_base64_key(config.encryption_key.expose())
             .context("AMP_ENCRYPTION_KEY")?;
         let token_refresh = tokens::TokenRefresh::from_env()?;
-        let mut registry = prometheus_client::registry::Registry::default();
         let metrics = common::telemetry::metrics::SchedulerMetrics::register(&mut registry);
+        let state = common::telemetry::metrics::StateMetrics::register(&mut registry);
         let replica = common::schedule::Replica::register(&db, config.reconcile_interval)
             .await
             .context("registering the scheduler replica")?;
@@ -68,6 +81,8 @@ impl Scheduler {
             replica: fire::CurrentReplica::new(replica),
             probes: tokio::sync::watch::channel(None).0,
             metrics,
+            state,
+            inspector,
             registry: Arc::new(registry),
             config,
             db,
@@ -87,6 +102,7 @@ impl Scheduler {
         let reconcile_every = s.config.reconcile_interval;
         let tokens_every = s.token_refresh.interval;
         let prune_every = s.config.prune_interval;
+        let gauges_every = s.config.metrics_interval;
         let tasks = vec![
             tokio::spawn(fire::run(s.clone(), stop.clone())),
             // The first reconcile pass runs at once (a fresh start may follow a crash); the
@@ -110,6 +126,14 @@ impl Scheduler {
                 move || {
                     let s = s.clone();
                     async move { prune_pass(&s).await }
+                }
+            })),
+            // The shared-state gauges at once, so a fresh replica exports them.
+            tokio::spawn(duty(stop.clone(), gauges_every, true, {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { gauges::refresh(&s).await }
                 }
             })),
         ];

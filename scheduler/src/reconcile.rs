@@ -138,6 +138,7 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
                 execution_id: id,
                 due: Some(due),
                 at: now,
+                trace: None,
             })
         })
         .collect();

@@ -2,11 +2,13 @@
 //! scheduler refreshes the access tokens of active connections that expire within
 //! `AMP_TOKEN_REFRESH_AHEAD` (default 15 min), so runs rarely wait for a refresh. Each
 //! refresh happens under the connection row's lock, exactly like a worker's, so a worker
-//! and the scheduler (or two schedulers) never refresh the same token twice.
+//! and the scheduler (or two schedulers) never refresh the same token twice. Each
+//! refresh counts in `token_refreshes_total{outcome}`.
 
 use crate::Scheduler;
 use common::config::parse_duration;
 use common::connection::{self as connections, RefreshError, Refreshed};
+use common::telemetry::metrics::TokenOutcome;
 use sea_orm::TransactionTrait;
 use std::time::Duration;
 
@@ -80,15 +82,18 @@ pub async fn refresh_expiring(s: &Scheduler) -> anyhow::Result<RefreshPass> {
             Ok(Refreshed::Token(_)) => {
                 txn.commit().await?;
                 pass.refreshed += 1;
+                s.metrics.token_refreshed(TokenOutcome::Refreshed, 1);
             }
             Ok(Refreshed::ReauthRequired(_)) => {
                 txn.commit().await?;
                 pass.reauth_required += 1;
+                s.metrics.token_refreshed(TokenOutcome::ReauthRequired, 1);
             }
             Err(RefreshError::Db(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(connection.id = %id, error = %e, "could not refresh the access token; trying again next pass");
                 pass.failed += 1;
+                s.metrics.token_refreshed(TokenOutcome::Error, 1);
             }
         }
     }

@@ -51,15 +51,18 @@ async fn claim_and_push(ctx: &Ctx) -> anyhow::Result<usize> {
     // reconciler once this lease is overdue.
     let lease = Duration::from_secs(5);
     let claimed = delivery::claim_due(&ctx.db, CLAIM, lease).await?;
-    let jobs: Vec<DeliverJob> = claimed
-        .iter()
-        .map(|(id, due)| DeliverJob {
-            delivery_id: *id,
-            due: *due,
+    let jobs: Vec<(DeliverJob, Option<String>)> = claimed
+        .into_iter()
+        .map(|(id, due, trace)| {
+            let job = DeliverJob {
+                delivery_id: id,
+                due,
+            };
+            (job, trace)
         })
         .collect();
     if !jobs.is_empty() {
-        ctx.producer.enqueue_batch(&jobs).await?;
+        ctx.producer.enqueue_batch_traced(&jobs).await?;
     }
     Ok(jobs.len())
 }

@@ -5,6 +5,7 @@
 pub mod ctx;
 pub mod dispatch;
 pub mod fleet;
+pub mod health;
 pub mod hooks;
 pub mod jobs;
 pub mod registry;
@@ -43,15 +44,19 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     .context("connecting to Postgres (AMP_DATABASE_URL)")?;
     let producer = Producer::connect(queue_config(&config))
         .await
-        .context("connecting to Redis (AMP_REDIS_URL)")?;
-    let amc_config = AmcConfig::from_config(&config);
+        .context("connecting to Redis (AMP_REDIS_URL)")?
+        .with_trace(common::telemetry::trace::source());
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut amc_config = AmcConfig::from_config(&config);
+    amc_config.metrics = Some(Arc::new(common::telemetry::metrics::AmcMetrics::register(
+        &mut registry,
+    )));
     let amc = AmcClient::new(amc_config.clone()).context("building the AMC client")?;
     let lwa = LwaClient::new(amc_config).context("building the LWA client")?;
     let cipher =
         Cipher::from_base64_key(config.encryption_key.expose()).context("AMP_ENCRYPTION_KEY")?;
     let results = ResultStore::from_url(&config.results_url)?;
     let steps = crate::steps::Steps::start(db.clone(), producer.clone(), Default::default());
-    let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(common::telemetry::metrics::JobMetrics::register(
         &mut registry,
     ));

@@ -8,9 +8,12 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use common::telemetry::metrics::JobOutcome;
+use common::telemetry::trace;
 use futures::future::BoxFuture;
+use queue::JobMeta;
 use queue::{ConsumerHealth, HandBack, HeldJob, RedisBackend, RedisWorkerExt};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// One queue's worker run: its name and how it ended.
 pub type RunResult = (&'static str, Result<(), String>);
@@ -55,8 +58,20 @@ pub struct Registrar {
     pub(crate) stop: watch::Receiver<bool>,
 }
 
-/// Runs one job and logs an infrastructure failure with its causes (the queue retries it).
-async fn run<J: Handle>(job: J, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+/// Runs one job in its span (a child of its run's root, linked to the step before it:
+/// `telemetry::trace`) and logs an infrastructure failure with its causes (the queue
+/// retries it).
+async fn run<J: Handle>(job: J, ctx: Data<Ctx>, meta: Data<JobMeta>) -> Result<(), BoxDynError> {
+    let waited_ms = queue::now_ms().saturating_sub(meta.runnable_ms);
+    let waited = std::time::Duration::from_millis(waited_ms);
+    ctx.metrics.started(J::QUEUE, waited);
+    let span =
+        tracing::info_span!("job", otel.name = %format!("job {}", J::QUEUE), queue = J::QUEUE);
+    let root = trace::join(&span, meta.trace.as_deref());
+    trace::scope(root, run_in::<J>(job, ctx).instrument(span)).await
+}
+
+async fn run_in<J: Handle>(job: J, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
     let result = job.handle(&ctx).await;
     let outcome = match &result {

@@ -8,18 +8,23 @@ use common::execution::{DueStep, Reschedule, Status, read_due, reschedule_many};
 use common::group::{BatchLimits, Call, Group};
 use common::ids::ExecutionId;
 use common::jobs::{Step, StepKind, enqueue_steps};
+use common::telemetry::trace;
 use queue::Producer;
 use sea_orm::DatabaseConnection;
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
+use tracing::Instrument;
 
-type Read = (Status, ExecutionId, DateTime<Utc>);
+/// A read of a due step, with the trace context of the check asking for it.
+type Read = (Status, ExecutionId, DateTime<Utc>, Option<String>);
 type ReadAnswer = Result<Option<DueStep>, String>;
 
 /// A step to schedule again (its next job goes to the queue of its status).
 #[derive(Debug, Clone)]
 pub struct Next {
     pub step: Reschedule,
+    /// What the next step's job carries (`telemetry::trace::outgoing` of this step).
+    pub trace: Option<String>,
 }
 
 /// Whether the row moved (and its next job was pushed).
@@ -67,7 +72,7 @@ impl Steps {
             message,
         };
         self.reads
-            .call((status, id, due))
+            .call((status, id, due, trace::outgoing()))
             .await
             .ok_or_else(|| err("the reader has stopped".into()))?
             .map_err(err)
@@ -89,9 +94,16 @@ impl Steps {
 }
 
 async fn read_batch(db: &DatabaseConnection, calls: Vec<Call<Read, ReadAnswer>>) {
+    // One statement serves many runs' checks: its span links to each of them.
+    let span = tracing::info_span!("steps.read", runs = calls.len());
+    trace::link_all(&span, calls.iter().filter_map(|c| c.request.3.as_deref()));
+    read_batch_in(db, calls).instrument(span).await
+}
+
+async fn read_batch_in(db: &DatabaseConnection, calls: Vec<Call<Read, ReadAnswer>>) {
     let mut by_status: HashMap<Status, Vec<(ExecutionId, DateTime<Utc>)>> = HashMap::new();
     for c in &calls {
-        let (status, id, due) = c.request;
+        let (status, id, due, _) = c.request;
         by_status.entry(status).or_default().push((id, due));
     }
     let mut found: HashMap<(ExecutionId, DateTime<Utc>), DueStep> = HashMap::new();
@@ -115,13 +127,26 @@ async fn read_batch(db: &DatabaseConnection, calls: Vec<Call<Read, ReadAnswer>>)
     }
     // A twin in the same batch (same id and due) gets nothing: only one acts.
     for c in calls {
-        let (_, id, due) = c.request;
-        let step = found.remove(&(id, due));
+        let (_, id, due, _) = &c.request;
+        let step = found.remove(&(*id, *due));
         c.answer(Ok(step));
     }
 }
 
 async fn next_batch(
+    db: &DatabaseConnection,
+    producer: &Producer,
+    calls: Vec<Call<Next, NextAnswer>>,
+) {
+    let span = tracing::info_span!("steps.reschedule", runs = calls.len());
+    trace::link_all(
+        &span,
+        calls.iter().filter_map(|c| c.request.trace.as_deref()),
+    );
+    next_batch_in(db, producer, calls).instrument(span).await
+}
+
+async fn next_batch_in(
     db: &DatabaseConnection,
     producer: &Producer,
     calls: Vec<Call<Next, NextAnswer>>,
@@ -158,6 +183,7 @@ async fn next_batch(
                     execution_id: id,
                     due: Some(m.next),
                     at,
+                    trace: c.request.trace.clone(),
                 });
             }
         }

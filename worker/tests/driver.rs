@@ -120,6 +120,7 @@ async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [Executio
             triggered_by: TriggeredBy::Api,
             idempotency: None,
             links: Default::default(),
+            trace: None,
         };
         ids.push(
             execution::create(&ctx.db, &new)

@@ -308,6 +308,7 @@ impl ExecutionsApi {
             window,
             triggered_by: TriggeredBy::Api,
             idempotency_key,
+            trace: common::telemetry::trace::outgoing(),
         };
         let created = self.state.creates.run(request).await.map_err(|e| match e {
             RunError::WorkflowNotFound => ApiError::not_found("workflow"),

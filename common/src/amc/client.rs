@@ -7,6 +7,7 @@ use super::lwa::LwaClient;
 use super::model::{AMC_TIME_FORMAT, CreateExecution, WorkflowExecution};
 use super::{AmcConfig, http_client};
 use crate::ids::{AmcExecutionId, AmcInstanceId, EntityId, MarketplaceId, Region};
+use crate::telemetry::metrics::AmcOperation;
 use chrono::NaiveDateTime;
 use reqwest::{Method, RequestBuilder, Response};
 
@@ -150,11 +151,15 @@ impl AmcClient {
             .header(reqwest::header::CONTENT_TYPE, "application/json"))
     }
 
-    async fn send(&self, req: RequestBuilder) -> Result<Response, AmcError> {
-        check(req.send().await.map_err(transport)?).await
+    async fn send(&self, op: AmcOperation, req: RequestBuilder) -> Result<Response, AmcError> {
+        let started = std::time::Instant::now();
+        let sent = req.send().await;
+        self.config.observe(op, started, &sent);
+        check(sent.map_err(transport)?).await
     }
 
     /// Creates an ad hoc workflow execution.
+    #[tracing::instrument(name = "amc create_execution", skip_all, fields(otel.kind = "client"), err(level = "debug"))]
     pub async fn create_execution(
         &self,
         t: &AmcTarget<'_>,
@@ -162,6 +167,7 @@ impl AmcClient {
     ) -> Result<WorkflowExecution, AmcError> {
         let resp = self
             .send(
+                AmcOperation::CreateExecution,
                 self.request(Method::POST, t, &["workflowExecutions"])?
                     .json(&req.to_body()),
             )
@@ -170,18 +176,23 @@ impl AmcClient {
     }
 
     /// One execution's status.
+    #[tracing::instrument(name = "amc get_execution", skip_all, fields(otel.kind = "client"), err(level = "debug"))]
     pub async fn get_execution(
         &self,
         t: &AmcTarget<'_>,
         id: &AmcExecutionId,
     ) -> Result<WorkflowExecution, AmcError> {
         let resp = self
-            .send(self.request(Method::GET, t, &["workflowExecutions", id.as_str()])?)
+            .send(
+                AmcOperation::GetExecution,
+                self.request(Method::GET, t, &["workflowExecutions", id.as_str()])?,
+            )
             .await?;
         parse(json(resp).await?)
     }
 
     /// Every execution created since `min_creation_time` (UTC), following `nextToken`.
+    #[tracing::instrument(name = "amc list_executions", skip_all, fields(otel.kind = "client"), err(level = "debug"))]
     pub async fn list_executions(
         &self,
         t: &AmcTarget<'_>,
@@ -204,7 +215,7 @@ impl AmcClient {
                 q.push(("nextToken", n.as_str()));
             }
             let req = self.request_query(Method::GET, t, &["workflowExecutions"], &q)?;
-            let v = json(self.send(req).await?).await?;
+            let v = json(self.send(AmcOperation::ListExecutions, req).await?).await?;
             for e in v
                 .get("executions")
                 .and_then(|e| e.as_array())
@@ -229,6 +240,7 @@ impl AmcClient {
     }
 
     /// Cancels a PENDING or RUNNING execution.
+    #[tracing::instrument(name = "amc cancel_execution", skip_all, fields(otel.kind = "client"), err(level = "debug"))]
     pub async fn cancel_execution(
         &self,
         t: &AmcTarget<'_>,
@@ -237,17 +249,19 @@ impl AmcClient {
         let req = self
             .request(Method::PUT, t, &["workflowExecutions", id.as_str()])?
             .json(&serde_json::json!({"status": "CANCELLED"}));
-        self.send(req).await.map(|_| ())
+        self.send(AmcOperation::Cancel, req).await.map(|_| ())
     }
 
     /// Fresh download URLs of a SUCCEEDED execution (they expire within minutes).
+    #[tracing::instrument(name = "amc download_urls", skip_all, fields(otel.kind = "client"), err(level = "debug"))]
     pub async fn download_urls(
         &self,
         t: &AmcTarget<'_>,
         id: &AmcExecutionId,
     ) -> Result<Vec<String>, AmcError> {
         let segments = ["workflowExecutions", id.as_str(), "downloadUrls"];
-        let v = json(self.send(self.request(Method::GET, t, &segments)?).await?).await?;
+        let req = self.request(Method::GET, t, &segments)?;
+        let v = json(self.send(AmcOperation::DownloadUrls, req).await?).await?;
         Ok(v.get("downloadUrls")
             .and_then(|u| u.as_array())
             .map(|a| {
@@ -259,8 +273,12 @@ impl AmcClient {
     }
 
     /// Starts downloading one presigned URL (no AMC headers); stream the response body.
+    #[tracing::instrument(name = "amc download", skip_all, fields(otel.kind = "client"), err(level = "debug"))]
     pub async fn download(&self, url: &str) -> Result<Response, AmcError> {
-        let resp = self.http.get(url).send().await.map_err(transport)?;
+        let started = std::time::Instant::now();
+        let sent = self.http.get(url).send().await;
+        self.config.observe(AmcOperation::Download, started, &sent);
+        let resp = sent.map_err(transport)?;
         match check(resp).await {
             Err(e) if e.status == Some(403) => {
                 Err(AmcError::new(ErrorClass::UrlExpired, e.status, e.message))

@@ -3,6 +3,7 @@
 use super::error::{AmcError, LwaError};
 use super::{AmcConfig, http_client};
 use crate::ids::Region;
+use crate::telemetry::metrics::AmcOperation;
 use std::fmt;
 use std::time::Duration;
 
@@ -51,6 +52,7 @@ impl LwaClient {
 
     /// Exchanges `refresh_token` for an access token: a form-urlencoded POST of
     /// `grant_type=refresh_token`, `refresh_token`, `client_id`, `client_secret`.
+    #[tracing::instrument(name = "lwa token", skip_all, fields(otel.kind = "client", region = %region), err(level = "debug"))]
     pub async fn refresh(
         &self,
         region: Region,
@@ -67,14 +69,16 @@ impl LwaClient {
             ("client_id", self.config.client_id.as_str()),
             ("client_secret", self.config.client_secret.as_str()),
         ];
-        let resp = self
+        let started = std::time::Instant::now();
+        let sent = self
             .http
             .post(url)
             .timeout(self.config.request_timeout)
             .form(&form)
             .send()
-            .await
-            .map_err(|e| LwaError::from_reqwest(&e))?;
+            .await;
+        self.config.observe(AmcOperation::Token, started, &sent);
+        let resp = sent.map_err(|e| LwaError::from_reqwest(&e))?;
         let status = resp.status().as_u16();
         let body = resp.text().await.map_err(|e| LwaError::from_reqwest(&e))?;
         if !(200..300).contains(&status) {

@@ -16,8 +16,10 @@ pub use error::{AmcError, ErrorClass, LwaError, parse_retry_after};
 pub use lwa::{LwaClient, TokenGrant};
 pub use model::{AmcStatus, CreateExecution, WorkflowExecution};
 
+use crate::telemetry::metrics::{AmcMetrics, AmcOperation, CallStatus};
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Hosts, LWA credentials and timeouts of the AMC and LWA clients.
 #[derive(Clone)]
@@ -33,6 +35,8 @@ pub struct AmcConfig {
     pub request_timeout: Duration,
     /// Default 10 s.
     pub connect_timeout: Duration,
+    /// Where every call's operation, status and latency is recorded (none: nowhere).
+    pub metrics: Option<Arc<AmcMetrics>>,
 }
 
 impl AmcConfig {
@@ -45,6 +49,19 @@ impl AmcConfig {
             client_secret: client_secret.into(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            metrics: None,
+        }
+    }
+
+    /// Records one sent request (its answer's status, or why there is none).
+    pub(crate) fn observe(
+        &self,
+        operation: AmcOperation,
+        started: Instant,
+        sent: &Result<reqwest::Response, reqwest::Error>,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.record(operation, CallStatus::of(sent), started.elapsed());
         }
     }
 
@@ -68,6 +85,7 @@ impl fmt::Debug for AmcConfig {
             .field("client_secret", &"<redacted>")
             .field("request_timeout", &self.request_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }

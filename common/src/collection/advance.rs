@@ -154,6 +154,7 @@ async fn start<C: ConnectionTrait>(
                         scheduled_for: None,
                         collection_id: Some(id),
                     },
+                    trace: None,
                 };
                 rows.push(queued_row_of(run, &new, now));
                 marks.push(json!({"position": w.position, "status": WindowStatus::Active, "execution_id": run,

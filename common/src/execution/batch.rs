@@ -36,6 +36,8 @@ pub struct RunRequest {
     pub window: TimeWindow,
     pub triggered_by: TriggeredBy,
     pub idempotency_key: Option<String>,
+    /// What its first job carries (`telemetry::trace::outgoing` of the request).
+    pub trace: Option<String>,
 }
 
 /// Why a run request was not recorded.
@@ -68,7 +70,8 @@ struct Ready {
 
 /// What runs after a batch commits, with the runs it wrote, before their callers are
 /// answered: the API enqueues their submit jobs here, all with one Redis round trip.
-pub type AfterCommit = Arc<dyn Fn(Vec<ExecutionId>) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type AfterCommit =
+    Arc<dyn Fn(Vec<(ExecutionId, Option<String>)>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The limits the API runs its batches with: one batch at a time. Concurrent batches of
 /// runs of the same workflow lock the same workflow and user rows (their foreign keys),
@@ -171,6 +174,7 @@ fn prepare(
         triggered_by: r.triggered_by,
         idempotency,
         links: Default::default(),
+        trace: r.trace,
     })
 }
 
@@ -218,10 +222,10 @@ async fn write_batch(
             let (db, after_commit) = (db.clone(), after_commit.cloned());
             tokio::spawn(async move {
                 if let Some(hook) = &after_commit {
-                    let ids = rows
+                    let ids = batch
                         .iter()
                         .filter(|r| written.contains(&r.id))
-                        .map(|r| r.id)
+                        .map(|r| (r.id, r.new.trace.clone()))
                         .collect::<Vec<_>>();
                     if !ids.is_empty() {
                         hook(ids).await;
@@ -249,7 +253,7 @@ async fn write_batch(
 async fn answer_alone(db: &DatabaseConnection, after_commit: Option<&AfterCommit>, r: Ready) {
     let created = create(db, &r.new).await.map_err(RunError::from);
     if let (Ok(Created::New(row)), Some(hook)) = (&created, after_commit) {
-        hook(vec![row.id]).await;
+        hook(vec![(row.id, r.new.trace.clone())]).await;
     }
     let _ = r.reply.send(created);
 }
@@ -298,6 +302,10 @@ pub(crate) fn queued_row_of(id: ExecutionId, n: &NewExecution, at: DateTime<Utc>
         running_at: None,
         fetching_at: None,
         completed_at: None,
+        trace_context: n
+            .trace
+            .as_deref()
+            .map(|t| crate::telemetry::trace::root_of(t).to_owned()),
         waiting_reason: None,
         quota_wait_until: None,
     }
@@ -331,6 +339,7 @@ pub(crate) fn records_of(rows: &[ExecutionRow]) -> Value {
                 "next_check_at": r.next_check_at,
                 "idempotency_key": r.idempotency_key,
                 "request_hash": r.request_hash,
+                "trace_context": r.trace_context,
                 "reason": queued_reason(r),
                 "event_id": Uuid::now_v7(),
                 "payload": r.public_json(),
@@ -357,13 +366,14 @@ pub(crate) async fn insert_batch<C: ConnectionTrait>(
                workflow_id uuid, instance_id uuid, sql_query text, parameters jsonb, \
                time_window_start timestamp, time_window_end timestamp, time_zone text, triggered_by text, \
                schedule_id uuid, scheduled_for timestamptz, collection_id uuid, next_check_at timestamptz, \
-               idempotency_key text, request_hash text, reason text, event_id uuid, payload jsonb)), \
+               idempotency_key text, request_hash text, trace_context text, reason text, event_id uuid, \
+               payload jsonb)), \
          ins AS (INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
-               collection_id, next_check_at, idempotency_key, request_hash, created_at, updated_at) \
+               collection_id, next_check_at, idempotency_key, request_hash, trace_context, created_at, updated_at) \
              SELECT id, user_id, workflow_id, instance_id, $3, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
-               collection_id, next_check_at, idempotency_key, request_hash, $2, $2 \
+               collection_id, next_check_at, idempotency_key, request_hash, trace_context, $2, $2 \
              FROM t \
              ON CONFLICT DO NOTHING \
              RETURNING id), \

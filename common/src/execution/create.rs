@@ -33,6 +33,9 @@ pub struct NewExecution {
     /// The client's `Idempotency-Key` and a hash of the request body it came with.
     pub idempotency: Option<(String, String)>,
     pub links: Links,
+    /// What its first job carries: the root of its trace and the span that made it
+    /// (`root;link`, see `telemetry::trace`); `None` when tracing is off.
+    pub trace: Option<String>,
 }
 
 #[derive(Debug)]
@@ -100,8 +103,8 @@ fn insert_of(new: &NewExecution) -> Statement {
         format!(
             "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
-               schedule_id, scheduled_for, collection_id) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+               schedule_id, scheduled_for, collection_id, trace_context) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT DO NOTHING \
              RETURNING {COLUMNS}"
         ),
@@ -121,6 +124,10 @@ fn insert_of(new: &NewExecution) -> Statement {
             new.links.schedule_id.into(),
             new.links.scheduled_for.into(),
             new.links.collection_id.into(),
+            new.trace
+                .as_deref()
+                .map(|t| crate::telemetry::trace::root_of(t).to_owned())
+                .into(),
         ],
     )
 }

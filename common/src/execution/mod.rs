@@ -19,6 +19,7 @@ mod target;
 mod transitions;
 mod waiting;
 
+pub(crate) use admission::{RESERVE_SQL, USED_TODAY_SQL};
 pub use admission::{account_of_instance, admit_account};
 pub use backoff::{poll_interval, retry_delay};
 pub use batch::{AfterCommit, BatchLimits, CREATE_LIMITS, CreateBatcher, RunError, RunRequest};

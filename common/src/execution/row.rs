@@ -47,6 +47,8 @@ pub struct ExecutionRow {
     pub running_at: Option<DateTime<Utc>>,
     pub fetching_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The root of the run's trace (W3C `traceparent`), when tracing was on.
+    pub trace_context: Option<String>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -94,4 +96,4 @@ pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, instance_id, status,
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at";
+    running_at, fetching_at, completed_at, trace_context";

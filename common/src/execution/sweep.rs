@@ -96,6 +96,7 @@ pub async fn resume_after_reauth<C: ConnectionTrait>(
                 execution_id: r.try_get("", "id")?,
                 due: Some(due),
                 at: std::time::SystemTime::now(),
+                trace: None,
             });
         }
     }

@@ -364,6 +364,7 @@ fn plan_one(row: &DueRow, now: DateTime<Utc>, lives: &Lives, pass: &mut FirePass
                         scheduled_for: Some(*t),
                         collection_id: None,
                     },
+                    trace: None,
                 };
                 w.runs.push(queued_row_of(id, &new, now));
                 w.history.push(HistoryWrite {

@@ -190,6 +190,7 @@ pub async fn trigger(
             scheduled_for: None,
             collection_id: None,
         },
+        trace: crate::telemetry::trace::outgoing(),
     };
     let mut run = queued_row_of(id, &new, now);
     // Not admitted before its instant.

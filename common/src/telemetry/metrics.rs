@@ -1,15 +1,24 @@
 //! Prometheus metrics, on `prometheus-client`: each process registers the series it
 //! records at start-up and serves them at `/metrics` (OpenMetrics text). The series of
-//! each process live here, so a reader finds every name and label in one file.
+//! each process live here, so a reader finds every name and label in one file (the label
+//! values of fixed spelling in `labels`; the SQL and Redis reads behind the scheduler's
+//! gauges of shared state in [`gauges`]).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+pub mod gauges;
+mod labels;
+
+pub use labels::{AmcOperation, CallStatus, TokenOutcome};
 
 /// The content type of [`render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -23,6 +32,21 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
+/// A metric whose HELP and TYPE are rendered even before its first series (a family with
+/// no label set yet), so `/metrics` lists every series a process has from its start.
+#[derive(Debug)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+}
+
 /// Durations from 1 ms to about 30 s.
 fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.001, 2.0, 16)
@@ -30,6 +54,11 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 
 fn histogram() -> Histogram {
     Histogram::new(latency_buckets())
+}
+
+/// Waits from 1 ms to about 9 minutes (a backlog's queue-to-start latency).
+fn wait_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 20)
 }
 
 /// An HTTP request, by its route's template (never the raw path: ids would explode the
@@ -65,12 +94,12 @@ impl HttpMetrics {
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route template and status",
-            m.requests.clone(),
+            Listed(m.requests.clone()),
         );
         registry.register(
             "http_request_duration_seconds",
             "Time to answer an HTTP request, by method and route template",
-            m.duration.clone(),
+            Listed(m.duration.clone()),
         );
         m
     }
@@ -127,6 +156,8 @@ pub struct QueueLabels {
 pub struct JobMetrics {
     pub jobs: Family<JobLabels, Counter>,
     pub duration: Family<QueueLabels, Histogram>,
+    /// From a job becoming runnable to its handler starting.
+    pub queue_latency: Family<QueueLabels, Histogram>,
     pub webhook_attempts: Family<WebhookLabels, Counter>,
     pub webhook_latency: Family<EndpointLabels, Histogram>,
     pub webhook_disabled: Counter,
@@ -148,36 +179,49 @@ pub struct EndpointLabels {
 
 impl JobMetrics {
     /// `jobs_total{queue,outcome}`, `job_duration_seconds{queue}`,
-    /// `webhook_attempts_total{endpoint_id,outcome}`,
+    /// `job_queue_latency_seconds{queue}`, `webhook_attempts_total{endpoint_id,outcome}`,
     /// `webhook_attempt_duration_seconds{endpoint_id}`, `webhook_endpoints_disabled_total`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             jobs: Family::default(),
             duration: Family::new_with_constructor(histogram),
+            queue_latency: Family::new_with_constructor(|| Histogram::new(wait_buckets())),
             webhook_attempts: Family::default(),
             webhook_latency: Family::new_with_constructor(histogram),
             webhook_disabled: Counter::default(),
         };
-        registry.register("jobs", "Jobs run, by queue and outcome", m.jobs.clone());
+        registry.register(
+            "jobs",
+            "Jobs run, by queue and outcome",
+            Listed(m.jobs.clone()),
+        );
         registry.register(
             "job_duration_seconds",
             "Time a job's handler took, by queue",
-            m.duration.clone(),
+            Listed(m.duration.clone()),
         );
+        registry.register(
+            "job_queue_latency_seconds",
+            "Time from a job becoming runnable (pushed, promoted from the delayed set or handed back) to its handler starting, by queue",
+            Listed(m.queue_latency.clone()),
+        );
+        for queue in crate::jobs::ALL_QUEUES {
+            let _ = m.queue_latency.get_or_create(&QueueLabels { queue });
+        }
         registry.register(
             "webhook_attempts",
             "Webhook attempts, by endpoint and what became of the delivery",
-            m.webhook_attempts.clone(),
+            Listed(m.webhook_attempts.clone()),
         );
         registry.register(
             "webhook_attempt_duration_seconds",
             "Time a webhook attempt took (request to answer), by endpoint",
-            m.webhook_latency.clone(),
+            Listed(m.webhook_latency.clone()),
         );
         registry.register(
             "webhook_endpoints_disabled",
             "Webhook endpoints this process disabled by the rule",
-            m.webhook_disabled.clone(),
+            Listed(m.webhook_disabled.clone()),
         );
         m
     }
@@ -195,6 +239,13 @@ impl JobMetrics {
                 endpoint_id: endpoint_id.to_owned(),
             })
             .observe(f64::from(took_ms) / 1000.0);
+    }
+
+    /// Records a job's handler starting `waited` after the job became runnable.
+    pub fn started(&self, queue: &'static str, waited: Duration) {
+        self.queue_latency
+            .get_or_create(&QueueLabels { queue })
+            .observe(waited.as_secs_f64());
     }
 
     /// Records one job run.
@@ -235,12 +286,21 @@ pub struct SchedulerMetrics {
     pub missed: Family<ScheduleLabels, Counter>,
     pub due: Gauge,
     pub pruned: Family<ReconcileLabels, Counter>,
+    /// The token pass's refreshes, by outcome.
+    pub token_refreshes: Family<TokenLabels, Counter>,
+}
+
+/// A proactive token refresh, by outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub outcome: TokenOutcome,
 }
 
 impl SchedulerMetrics {
     /// `reconcile_passes_total`, `reconciled_total{kind}` (`step`, `admission`, `cancel`),
     /// `schedule_fire_lag_seconds`, `schedule_fires_total{outcome}`,
-    /// `schedule_missed_fires_total{schedule_id}`, `schedules_due`, `pruned_total{kind}`.
+    /// `schedule_missed_fires_total{schedule_id}`, `schedules_due`, `pruned_total{kind}`,
+    /// `token_refreshes_total{outcome}`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             passes: Counter::default(),
@@ -250,39 +310,242 @@ impl SchedulerMetrics {
             missed: Family::default(),
             due: Gauge::default(),
             pruned: Family::default(),
+            token_refreshes: Family::default(),
         };
-        registry.register("reconcile_passes", "Reconcile passes run", m.passes.clone());
+        registry.register(
+            "reconcile_passes",
+            "Reconcile passes run",
+            Listed(m.passes.clone()),
+        );
         registry.register(
             "reconciled",
             "Jobs the reconciler re-enqueued, by kind (step, admission, cancel)",
-            m.reconciled.clone(),
+            Listed(m.reconciled.clone()),
         );
         registry.register_with_unit(
             "schedule_fire_lag",
             "Seconds from a tick's instant to its run being recorded (ticks fired as they came due)",
             prometheus_client::registry::Unit::Seconds,
-            m.fire_lag.clone(),
+            Listed(m.fire_lag.clone()),
         );
         registry.register(
             "schedule_fires",
             "Ticks and how they ended up (started, skipped_overlap, buffered, invalid)",
-            m.fires.clone(),
+            Listed(m.fires.clone()),
         );
         registry.register(
             "schedule_missed_fires",
             "Ticks recorded missed (they came due while no scheduler ran), by schedule",
-            m.missed.clone(),
+            Listed(m.missed.clone()),
         );
         registry.register(
             "schedules_due",
             "Schedules due at the last look",
-            m.due.clone(),
+            Listed(m.due.clone()),
         );
         registry.register(
             "pruned",
             "Rows removed by the pruning duty, by kind (events, schedulers)",
-            m.pruned.clone(),
+            Listed(m.pruned.clone()),
         );
+        registry.register(
+            "token_refreshes",
+            "Proactive LWA token refreshes of the scheduler, by outcome (refreshed, reauth_required, error)",
+            Listed(m.token_refreshes.clone()),
+        );
+        for outcome in TokenOutcome::ALL {
+            m.token_refreshed(outcome, 0);
+        }
+        m
+    }
+
+    /// Counts `n` token refreshes that ended as `outcome`.
+    pub fn token_refreshed(&self, outcome: TokenOutcome, n: usize) {
+        let c = self.token_refreshes.get_or_create(&TokenLabels { outcome });
+        c.inc_by(n as u64);
+    }
+}
+
+/// An AMC or LWA call, by operation and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct AmcCallLabels {
+    pub operation: AmcOperation,
+    pub status: CallStatus,
+}
+
+/// An AMC or LWA operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct AmcOperationLabels {
+    pub operation: AmcOperation,
+}
+
+/// The AMC and LWA clients' series (worker and scheduler).
+#[derive(Debug, Clone)]
+pub struct AmcMetrics {
+    pub calls: Family<AmcCallLabels, Counter>,
+    pub duration: Family<AmcOperationLabels, Histogram>,
+}
+
+impl AmcMetrics {
+    /// `amc_requests_total{operation,status}`, `amc_request_duration_seconds{operation}`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            calls: Family::default(),
+            duration: Family::new_with_constructor(histogram),
+        };
+        registry.register(
+            "amc_requests",
+            "AMC and LWA calls, by operation and status (the HTTP code, or timeout, error)",
+            Listed(m.calls.clone()),
+        );
+        registry.register(
+            "amc_request_duration_seconds",
+            "Time from sending an AMC or LWA request to its answer's headers, by operation",
+            Listed(m.duration.clone()),
+        );
+        m
+    }
+
+    /// Records one call.
+    pub fn record(&self, operation: AmcOperation, status: CallStatus, took: Duration) {
+        self.calls
+            .get_or_create(&AmcCallLabels { operation, status })
+            .inc();
+        self.duration
+            .get_or_create(&AmcOperationLabels { operation })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// An instance: our UUID, or `other` for the instances past the label bound.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct InstanceLabels {
+    pub instance_id: String,
+}
+
+/// Queued runs of an instance, by why they wait.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WaitingLabels {
+    pub instance_id: String,
+    pub reason: &'static str,
+}
+
+/// A status.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+/// What a refresh of the shared-state gauges could not read (`postgres`, `redis`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: &'static str,
+}
+
+/// Gauges of state every process shares (queues, runs, collections, endpoints, workers),
+/// set by the scheduler's metrics duty ([`gauges`]). Every scheduler replica exports
+/// them: take `max` over replicas.
+#[derive(Debug, Default)]
+pub struct StateMetrics {
+    pub depth: Family<QueueLabels, Gauge>,
+    pub delayed: Family<QueueLabels, Gauge>,
+    pub pending: Family<QueueLabels, Gauge>,
+    pub dead: Family<QueueLabels, Gauge>,
+    pub oldest_age: Family<QueueLabels, Gauge<f64, AtomicU64>>,
+    pub runnable: Family<QueueLabels, Gauge>,
+    pub slots: Family<InstanceLabels, Gauge>,
+    pub waiting: Family<WaitingLabels, Gauge>,
+    pub windows: Family<StatusLabels, Gauge>,
+    pub collections: Family<StatusLabels, Gauge>,
+    pub disabled_endpoints: Gauge,
+    pub workers_alive: Gauge,
+    pub failures: Family<SourceLabels, Counter>,
+    /// The instance label sets set by the last refresh (those gone are removed).
+    pub(crate) seen: std::sync::Mutex<gauges::Seen>,
+}
+
+impl StateMetrics {
+    /// `queue_depth{queue}`, `queue_delayed{queue}`, `queue_pending{queue}`,
+    /// `queue_dead_jobs{queue}`, `queue_oldest_job_age_seconds{queue}`,
+    /// `runnable_jobs{queue}`, `instance_slots_in_use{instance_id}`,
+    /// `instance_waiting_runs{instance_id,reason}`, `collection_windows{status}`,
+    /// `collections_open{status}`, `webhook_disabled_endpoints`, `workers_alive`,
+    /// `state_refresh_failures_total{source}`.
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let m = Arc::new(Self::default());
+        let per_queue = [
+            (
+                "queue_depth",
+                "Jobs in a queue's stream not yet delivered to a worker",
+                &m.depth,
+            ),
+            (
+                "queue_delayed",
+                "Jobs in a queue's delayed set (retries, and jobs due later)",
+                &m.delayed,
+            ),
+            (
+                "queue_pending",
+                "Jobs fetched by a worker and not yet acknowledged (running or about to)",
+                &m.pending,
+            ),
+            (
+                "queue_dead_jobs",
+                "Rows of dead_jobs (jobs the queue gave up on), by queue",
+                &m.dead,
+            ),
+            (
+                "runnable_jobs",
+                "Work that can run now, by the queue it runs on: queued runs that free instance and account slots admit (execution.submit), steps due (next_check_at passed) and webhook deliveries due; the autoscaling signal",
+                &m.runnable,
+            ),
+        ];
+        for (name, help, family) in per_queue {
+            registry.register(name, help, Listed(family.clone()));
+        }
+        registry.register(
+            "queue_oldest_job_age_seconds",
+            "Age of the oldest job waiting to start: since its stream entry (push, promotion or hand-back), or since the due time of a delayed job not promoted; 0 when none waits",
+            Listed(m.oldest_age.clone()),
+        );
+        registry.register(
+            "instance_slots_in_use",
+            "Runs submitting or running, by instance (the 500 busiest; the rest as instance_id=\"other\")",
+            Listed(m.slots.clone()),
+        );
+        registry.register(
+            "instance_waiting_runs",
+            "Queued runs, by instance (as instance_slots_in_use) and why they wait",
+            Listed(m.waiting.clone()),
+        );
+        registry.register(
+            "collection_windows",
+            "Windows of open collections, by status (pending, active, succeeded, failed, cancelled)",
+            Listed(m.windows.clone()),
+        );
+        registry.register(
+            "collections_open",
+            "Collections not yet ended, by status (running, paused)",
+            Listed(m.collections.clone()),
+        );
+        registry.register(
+            "webhook_disabled_endpoints",
+            "Webhook endpoints disabled now (by the rule or by hand)",
+            Listed(m.disabled_endpoints.clone()),
+        );
+        registry.register(
+            "workers_alive",
+            "Worker processes whose heartbeat is fresh (within 10 s) and that have not stopped",
+            Listed(m.workers_alive.clone()),
+        );
+        registry.register(
+            "state_refresh_failures",
+            "Refreshes of these gauges that could not read a source (postgres, redis); its gauges keep their last values until it answers",
+            Listed(m.failures.clone()),
+        );
+        for source in ["postgres", "redis"] {
+            m.failures.get_or_create(&SourceLabels { source }).inc_by(0);
+        }
         m
     }
 }

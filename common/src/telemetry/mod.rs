@@ -1,31 +1,97 @@
 //! Tracing setup shared by every process: human-readable logs in development, JSON in
-//! production, filtered by `RUST_LOG` (default `info`), and the Prometheus metrics of each
+//! production, filtered by `RUST_LOG` (default `info`); OpenTelemetry traces over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`trace`]); and the Prometheus metrics of each
 //! process ([`metrics`]).
 
 pub mod metrics;
+pub mod trace;
 
 use crate::config::{Config, Env};
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the global subscriber. Safe to call more than once (later calls do nothing).
-pub fn init(config: &Config, process: &'static str) {
+/// The process's telemetry; dropping it (at exit) flushes the spans not yet exported.
+#[must_use = "keep it alive until the process ends, or spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("could not flush the last spans: {e}");
+        }
+    }
+}
+
+/// The tracer provider exporting over OTLP, as the `OTEL_*` variables configure it.
+fn otlp_provider(process: &'static str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(format!("recomamp-{process}"));
+    }
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build())
+}
+
+/// Installs the global subscriber (logs, and traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+/// set). Safe to call more than once (later calls do nothing).
+pub fn init(config: &Config, process: &'static str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let result = match config.env {
-        Env::Production => builder.json().with_current_span(true).try_init(),
-        Env::Development => builder.compact().try_init(),
-    };
-    if result.is_ok() {
-        if config.otel_endpoint.is_some() {
-            tracing::warn!(
-                "OTEL_EXPORTER_OTLP_ENDPOINT is set, but trace export is not built yet; logs only"
-            );
-        }
-        tracing::info!(process, "starting");
+    let logs = match config.env {
+        Env::Production => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_target(false)
+            .boxed(),
+        Env::Development => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_target(false)
+            .boxed(),
     }
+    .with_filter(filter);
+    let (provider, failed) = match &config.otel_endpoint {
+        None => (None, None),
+        Some(_) => match otlp_provider(process) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    // Spans go to the exporter at `info`, whatever `RUST_LOG` keeps in the logs.
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(process))
+            .with_tracked_inactivity(false)
+            .with_filter(EnvFilter::new(
+                "info,sqlx=off,sea_orm=off,hyper=off,h2=off,reqwest=off",
+            ))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(logs)
+        .with(otel)
+        .try_init()
+        .is_ok();
+    if installed {
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "OTEL_EXPORTER_OTLP_ENDPOINT is set, but the OTLP exporter could not be built; logs only");
+        }
+        if provider.is_some() {
+            trace::enable();
+        }
+        tracing::info!(process, traces = provider.is_some(), "starting");
+    }
+    Telemetry { provider }
 }
 
 /// An error with its whole cause chain, `outer: inner: innermost`, for the one log line

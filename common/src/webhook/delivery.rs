@@ -28,19 +28,21 @@ fn at(d: Duration) -> DateTime<Utc> {
 }
 
 /// Fresh deliveries due now, leased for `lease` so that one dispatcher pushes each:
-/// `(id, due)` for their jobs.
+/// `(id, due, trace)` for their jobs, `trace` the root of the trace of the run whose
+/// event it delivers (when it has one).
 pub async fn claim_due(
     db: &DatabaseConnection,
     limit: u64,
     lease: Duration,
-) -> Result<Vec<(DeliveryId, DateTime<Utc>)>, DbErr> {
+) -> Result<Vec<(DeliveryId, DateTime<Utc>, Option<String>)>, DbErr> {
     let until = at(lease);
     let rows = db
         .query_all_raw(stmt(
-            "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id IN ( \
+            "UPDATE webhook_deliveries d SET next_attempt_at = $1 WHERE d.id IN ( \
                SELECT id FROM webhook_deliveries WHERE status = $2 AND next_attempt_at <= now() \
                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id",
+             RETURNING d.id, (SELECT x.trace_context FROM events e JOIN executions x ON x.id = e.subject_id \
+               WHERE e.id = d.event_id) AS trace",
             [
                 until.into(),
                 DeliveryStatus::Pending.into(),
@@ -49,7 +51,7 @@ pub async fn claim_due(
         ))
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("", "id")?, until)))
+        .map(|r| Ok((r.try_get("", "id")?, until, r.try_get("", "trace")?)))
         .collect()
 }
 

@@ -123,6 +123,7 @@ pub async fn schedule(ctx: &Ctx, held: &Held, after: Duration, attempt: Option<i
     let next = now_micros() + chrono::Duration::from_std(after).unwrap_or_default();
     ctx.steps
         .reschedule(Next {
+            trace: common::telemetry::trace::outgoing(),
             step: Reschedule {
                 id: held.id,
                 status: held.status,

@@ -1,0 +1,185 @@
+//! OpenTelemetry traces: one trace per run, across every hop. Exported over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`OTEL_EXPORTER_OTLP_PROTOCOL` `http/protobuf`,
+//! the default, or `http/json`; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` as the specification gives them);
+//! off, and free, otherwise.
+//!
+//! A run's trace starts at the HTTP request that created it (its *root*). Every job
+//! carries, inside its payload, the root and the span that pushed it (W3C `traceparent`
+//! text, `root;link`): the job's span has the root as its parent and a link to the step
+//! before it. Inside a request or a job the root is in a task-local ([`scope`]), so any
+//! job pushed from there carries it on ([`outgoing`], the queue's trace source).
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether traces are exported (set once by [`super::init`]).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+pub(crate) fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+tokio::task_local! {
+    /// The root (`traceparent`) of the trace the current request or job belongs to.
+    static ROOT: Option<String>;
+}
+
+/// A span context as W3C `traceparent` text (`00-<trace>-<span>-<flags>`); `None` when it
+/// is not valid (tracing off, or a span no exporter records).
+pub fn traceparent(sc: &SpanContext) -> Option<String> {
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Reads W3C `traceparent` text (version 00) as a remote span context.
+pub fn parse(text: &str) -> Option<SpanContext> {
+    let mut parts = text.trim().split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version != "00"
+        || parts.next().is_some()
+        || trace.len() != 32
+        || span.len() != 16
+        || flags.len() != 2
+    {
+        return None;
+    }
+    let sc = SpanContext::new(
+        TraceId::from_hex(trace).ok()?,
+        SpanId::from_hex(span).ok()?,
+        TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+        true,
+        TraceState::default(),
+    );
+    sc.is_valid().then_some(sc)
+}
+
+/// The `traceparent` of a `tracing` span.
+pub fn of_span(span: &tracing::Span) -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    traceparent(&span.context().span().span_context().clone())
+}
+
+/// The root of the current request or job (see [`scope`]).
+pub fn current_root() -> Option<String> {
+    ROOT.try_with(Clone::clone).ok().flatten()
+}
+
+/// What a job pushed now carries: `root;link` (the current request's or job's root, and
+/// the current span), or `None` when tracing is off.
+pub fn outgoing() -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    let link = of_span(&tracing::Span::current())?;
+    let root = current_root().unwrap_or_else(|| link.clone());
+    Some(format!("{root};{link}"))
+}
+
+/// The root part of what [`outgoing`] made.
+pub fn root_of(carried: &str) -> &str {
+    carried.split(';').next().unwrap_or(carried)
+}
+
+/// The queue's trace source: every job pushed carries [`outgoing`].
+pub fn source() -> queue::TraceSource {
+    std::sync::Arc::new(outgoing)
+}
+
+/// Runs `fut` with `root` as the current trace's root.
+pub async fn scope<F: std::future::Future>(root: Option<String>, fut: F) -> F::Output {
+    ROOT.scope(root, fut).await
+}
+
+/// Makes `span` a child of the root `carried` names and links it to the step before it
+/// (call before the span is first entered). Returns the root the span's work belongs to:
+/// the carried one, or the span itself when it starts a trace.
+pub fn join(span: &tracing::Span, carried: Option<&str>) -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    let mut parts = carried.into_iter().flat_map(|c| c.split(';'));
+    let root = parts.next().and_then(parse);
+    let link = parts.next().and_then(parse);
+    if let Some(root) = &root {
+        let cx = opentelemetry::Context::new().with_remote_span_context(root.clone());
+        let _ = span.set_parent(cx);
+    }
+    if let Some(link) = link {
+        span.add_link(link);
+    }
+    match root {
+        Some(r) => traceparent(&r),
+        None => of_span(span),
+    }
+}
+
+/// Makes `span` (a request's) continue a caller's trace (`traceparent` text) when one is
+/// given; returns `span` itself as the root of what it starts.
+pub fn continue_from(span: &tracing::Span, incoming: Option<&str>) -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    if let Some(parent) = incoming.and_then(parse) {
+        let cx = opentelemetry::Context::new().with_remote_span_context(parent);
+        let _ = span.set_parent(cx);
+    }
+    of_span(span)
+}
+
+/// Links `span` (a statement serving many runs) to each of their spans.
+pub fn link_all<'a>(span: &tracing::Span, carried: impl IntoIterator<Item = &'a str>) {
+    if !enabled() {
+        return;
+    }
+    for c in carried {
+        if let Some(sc) = c.split(';').next_back().and_then(parse) {
+            span.add_link(sc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_round_trip() {
+        let t = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let sc = parse(t).unwrap();
+        assert!(sc.is_remote());
+        assert_eq!(traceparent(&sc).as_deref(), Some(t));
+        for bad in [
+            "",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-xyz-b7ad6b7169203331-01",
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+        assert_eq!(root_of("a;b"), "a");
+        assert_eq!(root_of("a"), "a");
+    }
+
+    #[test]
+    fn off_by_default_and_free() {
+        assert!(!enabled());
+        assert_eq!(outgoing(), None);
+        assert_eq!(join(&tracing::Span::none(), Some("x;y")), None);
+    }
+}
