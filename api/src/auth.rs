@@ -61,6 +61,9 @@ pub struct AuthUser {
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The secret before a rotation (`AMP_JWT_SECRET_PREVIOUS`): its tokens are accepted
+    /// until they expire; new ones are signed with the current secret.
+    previous: Option<DecodingKey>,
     validation: Validation,
     ttl: Duration,
 }
@@ -83,9 +86,16 @@ impl JwtKeys {
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            previous: None,
             validation,
             ttl,
         }
+    }
+
+    /// These keys, also accepting tokens signed with `previous` until they expire.
+    pub fn with_previous(mut self, previous: Option<&str>) -> Self {
+        self.previous = previous.map(|p| DecodingKey::from_secret(p.as_bytes()));
+        self
     }
 
     /// The access token lifetime.
@@ -112,7 +122,16 @@ impl JwtKeys {
     /// stay in the debug log).
     pub fn verify(&self, token: &str) -> Result<TokenSubject, ApiError> {
         let invalid = || ApiError::unauthorized("invalid or expired access token");
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+        let decoded = match decode::<Claims>(token, &self.decoding, &self.validation) {
+            Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                match &self.previous {
+                    Some(previous) => decode::<Claims>(token, previous, &self.validation),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
+        let data = decoded.map_err(|e| {
             tracing::debug!(error = %e, "access token refused");
             invalid()
         })?;
@@ -154,10 +173,7 @@ async fn check_jwt(req: &Request, bearer: Bearer) -> poem::Result<AuthUser> {
 pub async fn hash_password(hashing: &Hashing, password: String) -> Result<String, ApiError> {
     let _turn = hashing.turn().await?;
     tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+        common::crypto::hash_password(&password)
             .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
     })
     .await

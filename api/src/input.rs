@@ -252,7 +252,7 @@ impl Kind for Email {
         })
     }
     fn parse(value: Value) -> Result<String, String> {
-        crate::routes::auth::normalize_email(&as_string(value)?)
+        common::repo::users::normalize_email(&as_string(value)?)
     }
 }
 

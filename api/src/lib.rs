@@ -176,15 +176,15 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let redis = redis::aio::ConnectionManager::new(redis_client)
         .await
         .context("connecting to Redis")?;
-    let cipher = common::crypto::Cipher::from_base64_key(config.encryption_key.expose())
-        .context("reading AMP_ENCRYPTION_KEY")?;
+    let cipher = config.cipher().context("reading AMP_ENCRYPTION_KEY")?;
     let mut registry = prometheus_client::registry::Registry::default();
     let mut amc_config = common::amc::AmcConfig::from_config(&config);
     amc_config.metrics = Some(Arc::new(common::telemetry::metrics::AmcMetrics::register(
         &mut registry,
     )));
     let lwa = common::amc::LwaClient::new(amc_config).context("building the LWA client")?;
-    let jwt = auth::JwtKeys::new(config.jwt_secret.expose(), config.access_token_ttl);
+    let jwt = auth::JwtKeys::new(config.jwt_secret.expose(), config.access_token_ttl)
+        .with_previous(config.jwt_secret_previous.as_ref().map(|s| s.expose()));
     // A bad AMP_RESULTS_URL stops the process here, naming the variable.
     let results = common::results::ResultStore::from_url(&config.results_url)?;
     // Concurrent POST /workflows/{id}/executions share transactions (group commit), and

@@ -64,7 +64,14 @@ pub struct Config {
     pub api_addr: SocketAddr,
     pub sim_addr: SocketAddr,
     pub jwt_secret: Secret,
+    /// The secret tokens were signed with before a rotation (`AMP_JWT_SECRET_PREVIOUS`):
+    /// they stay valid until they expire.
+    pub jwt_secret_previous: Option<Secret>,
     pub encryption_key: Secret,
+    /// The key tokens and secrets were encrypted with before a rotation
+    /// (`AMP_ENCRYPTION_KEY_PREVIOUS`): read with either while `migrate
+    /// rotate-encryption-key` re-encrypts them.
+    pub encryption_key_previous: Option<Secret>,
     /// `None` in production: each account's region picks Amazon's host.
     pub amc_base_url: Option<String>,
     pub lwa_token_url: Option<String>,
@@ -108,6 +115,10 @@ pub struct Config {
     /// How long a queue consumer's unacknowledged job may sit before another worker takes it.
     pub claim_idle: Duration,
     pub max_attempts: u32,
+    /// Handler failures of one job (our own errors: database, queue, result store) after
+    /// which the queue gives up and the job goes to `dead_jobs` (`AMP_JOB_MAX_ATTEMPTS`;
+    /// default each job kind's own, 25, about 20 minutes of back-off).
+    pub job_max_attempts: Option<u32>,
     /// Timeout of one AMC or LWA request. A step's lease on its row is longer than this,
     /// so a crashed step's request is over before another worker takes the row.
     pub amc_timeout: Duration,
@@ -181,6 +192,16 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 impl Config {
+    /// The cipher of tokens and secrets at rest: the current key, and the previous one
+    /// (read only) while a rotation is under way.
+    pub fn cipher(&self) -> Result<crate::crypto::Cipher, crate::crypto::CryptoError> {
+        let c = crate::crypto::Cipher::from_base64_key(self.encryption_key.expose())?;
+        match &self.encryption_key_previous {
+            Some(p) => Ok(c.with_previous(crate::crypto::Cipher::from_base64_key(p.expose())?)),
+            None => Ok(c),
+        }
+    }
+
     /// The size of this process's Postgres pool: `AMP_DATABASE_MAX_CONNECTIONS`, or
     /// `default` (each process's own).
     pub fn pool_size(&self, default: u32) -> u32 {
@@ -256,9 +277,27 @@ impl Config {
         if jwt_secret.expose().len() < 32 {
             return Err(err("AMP_JWT_SECRET", "must be at least 32 characters"));
         }
+        let jwt_secret_previous = match get("AMP_JWT_SECRET_PREVIOUS") {
+            None => None,
+            Some(v) if v.len() < 32 => {
+                return Err(err(
+                    "AMP_JWT_SECRET_PREVIOUS",
+                    "must be at least 32 characters",
+                ));
+            }
+            Some(v) => Some(Secret(v)),
+        };
         let encryption_key = secret("AMP_ENCRYPTION_KEY", DEV_ENCRYPTION_KEY)?;
         crate::crypto::Cipher::from_base64_key(encryption_key.expose())
             .map_err(|e| err("AMP_ENCRYPTION_KEY", e.to_string()))?;
+        let encryption_key_previous = match get("AMP_ENCRYPTION_KEY_PREVIOUS") {
+            None => None,
+            Some(v) => {
+                crate::crypto::Cipher::from_base64_key(&v)
+                    .map_err(|e| err("AMP_ENCRYPTION_KEY_PREVIOUS", e.to_string()))?;
+                Some(Secret(v))
+            }
+        };
         let lwa_client_secret = secret("AMP_LWA_CLIENT_SECRET", "dev-secret")?;
         let lwa_client_id = match get("AMP_LWA_CLIENT_ID") {
             Some(v) => v,
@@ -343,6 +382,8 @@ impl Config {
             api_addr: addr("AMP_API_ADDR", "127.0.0.1:8080")?,
             sim_addr: addr("AMP_SIM_ADDR", "127.0.0.1:8090")?,
             jwt_secret,
+            jwt_secret_previous,
+            encryption_key_previous,
             encryption_key,
             amc_base_url,
             lwa_token_url,
@@ -399,6 +440,10 @@ impl Config {
             shutdown_timeout: dur("AMP_SHUTDOWN_TIMEOUT", "30s", "30s")?,
             claim_idle: dur("AMP_CLAIM_IDLE", "5s", "15s")?,
             max_attempts: positive("AMP_MAX_ATTEMPTS", 8)? as u32,
+            job_max_attempts: match get("AMP_JOB_MAX_ATTEMPTS") {
+                None => None,
+                Some(_) => Some(positive("AMP_JOB_MAX_ATTEMPTS", 25)?.min(1000) as u32),
+            },
             amc_timeout: dur("AMP_AMC_TIMEOUT", "30s", "30s")?,
             access_token_ttl: dur("AMP_ACCESS_TOKEN_TTL", "15m", "15m")?,
             login_concurrency: positive("AMP_LOGIN_CONCURRENCY", (cores as u64 / 2).max(1))?
@@ -505,6 +550,8 @@ mod tests {
             ("AMP_COLLECTION_MAX_WINDOWS", "0"),
             ("AMP_COLLECTION_MAX_LOOKBACK", "1h"),
             ("AMP_DATABASE_MAX_CONNECTIONS", "0"),
+            ("AMP_JWT_SECRET_PREVIOUS", "short"),
+            ("AMP_ENCRYPTION_KEY_PREVIOUS", "not base64 !"),
         ] {
             let e = Config::from_map(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");

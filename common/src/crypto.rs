@@ -34,10 +34,12 @@ pub enum CryptoError {
     NotUtf8,
 }
 
-/// An authenticated cipher under one 32-byte key. `Debug` never shows the key.
+/// An authenticated cipher under one 32-byte key (and, during a key rotation, the
+/// previous key, which only decrypts). `Debug` never shows a key.
 #[derive(Clone)]
 pub struct Cipher {
     aead: XChaCha20Poly1305,
+    previous: Option<XChaCha20Poly1305>,
 }
 
 impl fmt::Debug for Cipher {
@@ -61,7 +63,21 @@ impl Cipher {
     pub fn from_key_bytes(key: &[u8]) -> Result<Self, CryptoError> {
         let aead = XChaCha20Poly1305::new_from_slice(key)
             .map_err(|_| CryptoError::KeyLength(key.len()))?;
-        Ok(Self { aead })
+        Ok(Self {
+            aead,
+            previous: None,
+        })
+    }
+
+    /// This cipher, decrypting also what `previous` encrypted (a rotation under way).
+    pub fn with_previous(mut self, previous: Cipher) -> Self {
+        self.previous = Some(previous.aead);
+        self
+    }
+
+    /// Whether `data` is encrypted under the current key (a rotation is done with it).
+    pub fn is_current(&self, data: &[u8]) -> bool {
+        open(&self.aead, data).is_ok()
     }
 
     /// Encrypts under a fresh random nonce: two encryptions of one value differ.
@@ -84,22 +100,13 @@ impl Cipher {
         out
     }
 
-    /// Decrypts what [`Cipher::encrypt`] produced; any change, or another key, is an error.
+    /// Decrypts what [`Cipher::encrypt`] produced (under the current key, or the previous
+    /// one); any change, or another key, is an error.
     pub fn decrypt(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if data.len() < 1 + NONCE_LEN + TAG_LEN {
-            return Err(CryptoError::TooShort(data.len()));
+        match (open(&self.aead, data), &self.previous) {
+            (Err(CryptoError::Decrypt), Some(previous)) => open(previous, data),
+            (result, _) => result,
         }
-        if data[0] != VERSION {
-            return Err(CryptoError::Version(data[0]));
-        }
-        let (nonce, sealed) = data[1..].split_at(NONCE_LEN);
-        let payload = Payload {
-            msg: sealed,
-            aad: &[VERSION],
-        };
-        self.aead
-            .decrypt(XNonce::from_slice(nonce), payload)
-            .map_err(|_| CryptoError::Decrypt)
     }
 
     pub fn encrypt_str(&self, plaintext: &str) -> Vec<u8> {
@@ -109,6 +116,33 @@ impl Cipher {
     pub fn decrypt_str(&self, data: &[u8]) -> Result<String, CryptoError> {
         String::from_utf8(self.decrypt(data)?).map_err(|_| CryptoError::NotUtf8)
     }
+}
+
+fn open(aead: &XChaCha20Poly1305, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if data.len() < 1 + NONCE_LEN + TAG_LEN {
+        return Err(CryptoError::TooShort(data.len()));
+    }
+    if data[0] != VERSION {
+        return Err(CryptoError::Version(data[0]));
+    }
+    let (nonce, sealed) = data[1..].split_at(NONCE_LEN);
+    let payload = Payload {
+        msg: sealed,
+        aad: &[VERSION],
+    };
+    aead.decrypt(XNonce::from_slice(nonce), payload)
+        .map_err(|_| CryptoError::Decrypt)
+}
+
+/// An argon2id hash (default parameters, a random salt) of a password, in the PHC string
+/// form stored in `users.password_hash`. Slow on purpose: call it off the async threads.
+pub fn hash_password(password: &str) -> Result<String, CryptoError> {
+    use argon2::PasswordHasher;
+    let salt = argon2::password_hash::SaltString::generate(&mut rand::rngs::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| CryptoError::Decrypt)
 }
 
 /// Lower-case hex SHA-256 of `data`.
@@ -126,6 +160,29 @@ pub fn random_token(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_reads_both_keys_and_writes_the_new_one() {
+        let (old, new) = (cipher_of(1), cipher_of(2));
+        let sealed_old = old.encrypt(b"token");
+        let rotating = cipher_of(2).with_previous(cipher_of(1));
+        assert_eq!(rotating.decrypt(&sealed_old).unwrap(), b"token");
+        assert!(!rotating.is_current(&sealed_old));
+        let sealed_new = rotating.encrypt(b"token");
+        assert!(rotating.is_current(&sealed_new));
+        assert_eq!(new.decrypt(&sealed_new).unwrap(), b"token");
+        assert!(new.decrypt(&sealed_old).is_err(), "the new key alone");
+        assert!(
+            cipher_of(3)
+                .with_previous(cipher_of(4))
+                .decrypt(&sealed_old)
+                .is_err()
+        );
+    }
+
+    fn cipher_of(b: u8) -> Cipher {
+        Cipher::from_key_bytes(&[b; 32]).unwrap()
+    }
 
     fn key_b64(byte: u8) -> String {
         STANDARD.encode([byte; KEY_LEN])

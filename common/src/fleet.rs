@@ -91,3 +91,47 @@ pub async fn keep_dead_job(db: &DatabaseConnection, job: &DeadJob) -> Result<(),
     .await?;
     Ok(())
 }
+
+/// Dead jobs put back on their queues.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    pub jobs: u64,
+}
+
+/// Puts up to `limit` dead jobs not yet replayed (of one queue, or all) back on their
+/// queues as they were, oldest first, and marks them `retried_at` in the same
+/// transaction (a push that fails leaves them unmarked). Handlers are idempotent: a job
+/// whose row has moved on does nothing.
+pub async fn replay_dead_jobs(
+    db: &DatabaseConnection,
+    producer: &queue::Producer,
+    queue: Option<&str>,
+    limit: u64,
+) -> anyhow::Result<Replayed> {
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    let rows = txn
+        .query_all_raw(stmt(
+            "SELECT id, queue, payload FROM dead_jobs WHERE retried_at IS NULL \
+               AND ($1::text IS NULL OR queue = $1) ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            [queue.map(str::to_owned).into(), (limit as i64).into()],
+        ))
+        .await?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: Uuid = r.try_get("", "id")?;
+        let q: String = r.try_get("", "queue")?;
+        let payload: Json = r.try_get("", "payload")?;
+        producer.push_raw(&q, serde_json::to_vec(&payload)?).await?;
+        ids.push(serde_json::json!(id));
+    }
+    txn.execute_raw(stmt(
+        "UPDATE dead_jobs SET retried_at = now() WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
+        [Json::Array(ids).into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(Replayed {
+        jobs: rows.len() as u64,
+    })
+}

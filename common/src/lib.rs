@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod group;
 pub mod ids;
 pub mod jobs;
+pub mod keys;
 pub mod prune;
 pub mod readiness;
 pub mod reconcile;

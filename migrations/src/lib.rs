@@ -2,6 +2,7 @@
 //! (DESIGN.md §3), plus helpers that create the database first ([`migrate_up`]) and drop
 //! it ([`drop_database`], for tests).
 
+pub mod admin;
 pub mod database;
 pub mod migrations;
 

@@ -68,8 +68,7 @@ impl Scheduler {
             &mut registry,
         )));
         let lwa = LwaClient::new(amc).context("building the LWA client")?;
-        let cipher = Cipher::from_base64_key(config.encryption_key.expose())
-            .context("AMP_ENCRYPTION_KEY")?;
+        let cipher = config.cipher().context("AMP_ENCRYPTION_KEY")?;
         let token_refresh = tokens::TokenRefresh::from_env()?;
         let metrics = common::telemetry::metrics::SchedulerMetrics::register(&mut registry);
         let state = common::telemetry::metrics::StateMetrics::register(&mut registry);

@@ -16,7 +16,6 @@ pub mod token;
 use anyhow::Context;
 use common::amc::{AmcClient, AmcConfig, LwaClient};
 use common::config::Config;
-use common::crypto::Cipher;
 use common::results::ResultStore;
 use ctx::Ctx;
 use queue::{ConsumerHealth, Producer, QueueConfig};
@@ -31,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 pub fn queue_config(config: &Config) -> QueueConfig {
     let mut q = QueueConfig::new(config.redis_url.clone(), config.redis_prefix.clone());
     q.claim_idle = config.claim_idle;
+    if let Some(n) = config.job_max_attempts {
+        q.max_attempts = n;
+    }
     q
 }
 
@@ -53,8 +55,7 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     )));
     let amc = AmcClient::new(amc_config.clone()).context("building the AMC client")?;
     let lwa = LwaClient::new(amc_config).context("building the LWA client")?;
-    let cipher =
-        Cipher::from_base64_key(config.encryption_key.expose()).context("AMP_ENCRYPTION_KEY")?;
+    let cipher = config.cipher().context("AMP_ENCRYPTION_KEY")?;
     let results = ResultStore::from_url(&config.results_url)?;
     let steps = crate::steps::Steps::start(db.clone(), producer.clone(), Default::default());
     let metrics = Arc::new(common::telemetry::metrics::JobMetrics::register(

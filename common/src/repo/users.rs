@@ -44,6 +44,63 @@ pub async fn create_user(
         .ok_or(RepoError::NotFound)
 }
 
+/// Whether [`create_admin`] made the user.
+#[derive(Debug, Clone)]
+pub enum Admin {
+    Created(User),
+    /// A user with this email exists already; nothing was changed.
+    Exists(User),
+}
+
+/// Trims and lowercases an email and checks its shape (`local@domain.tld`).
+pub fn normalize_email(raw: &str) -> Result<String, String> {
+    let email = raw.trim().to_lowercase();
+    let bad = || "is not a valid email address".to_string();
+    if email.len() > 254
+        || email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\u{202E}')
+    {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let domain_ok = domain.contains('.')
+        && !domain.contains('@')
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+    if local.is_empty() || local.len() > 64 || !domain_ok {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+/// Bootstraps an administrator: a new user with the `admin` role; an email already taken
+/// changes nothing (whatever that user's role). `email` is normalized ([`normalize_email`]).
+pub async fn create_admin(
+    db: &impl ConnectionTrait,
+    email: &str,
+    password_hash: &str,
+) -> Result<Admin, RepoError> {
+    let sql = format!(
+        "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (email) DO NOTHING RETURNING {COLUMNS}"
+    );
+    let values = [
+        UserId::new().into(),
+        email.into(),
+        password_hash.into(),
+        Role::Admin.into(),
+    ];
+    if let Some(u) = User::find_by_statement(stmt(&sql, values)).one(db).await? {
+        return Ok(Admin::Created(u));
+    }
+    find_user_by_email(db, email)
+        .await?
+        .map(Admin::Exists)
+        .ok_or(RepoError::NotFound)
+}
+
 /// The user with this (already lowercased) email.
 pub async fn find_user_by_email(
     db: &impl ConnectionTrait,
@@ -61,4 +118,29 @@ pub async fn find_user(db: &impl ConnectionTrait, id: UserId) -> Result<Option<U
     Ok(User::find_by_statement(stmt(&sql, [id.into()]))
         .one(db)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").expect("ok"),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@@example.com",
+            "a@example..com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
 }
