@@ -113,12 +113,13 @@ impl<T> RedisBackend<T> {
         })
     }
 
-    /// The consumer of `J`'s queue, with `J`'s attempts, named `consumer`.
+    /// The consumer of `J`'s queue, named `consumer`, with `J`'s attempts or the
+    /// config's, whichever is fewer.
     pub fn for_job(mut config: QueueConfig, consumer: impl Into<String>) -> Result<Self>
     where
         T: crate::Job,
     {
-        config.max_attempts = T::MAX_ATTEMPTS;
+        config.max_attempts = T::MAX_ATTEMPTS.min(config.max_attempts);
         Self::new_named(config, T::QUEUE, consumer)
     }
 

@@ -36,7 +36,7 @@ pub use sweep::{Overdue, resume_after_reauth};
 pub use target::Target;
 pub use transitions::{
     Ending, Held, Stored, Unsubmitted, begin_submission, bring_forward, cancel_unsubmitted, end,
-    lease, mark_fetching, mark_running, renew_lease, succeed,
+    lease, mark_fetching, mark_running, release_lease, renew_lease, succeed,
 };
 pub use waiting::{WaitingReason, next_local_midnight, with_waiting};
 

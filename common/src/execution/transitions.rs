@@ -70,6 +70,21 @@ pub async fn renew_lease(
         .map(|_| Held { at: until, ..*held }))
 }
 
+/// Gives a held lease back after a step failed on our side (a store or queue error): the
+/// check is due again at `due` (the job's, or now), so the queue's retry of the same job
+/// takes the row at once instead of waiting for the lease to run out. `false` if the row
+/// moved meanwhile.
+pub async fn release_lease(
+    db: &DatabaseConnection,
+    held: &Held,
+    due: Option<DateTime<Utc>>,
+) -> Result<bool, DbErr> {
+    let change = held
+        .change()
+        .set("next_check_at", due.unwrap_or_else(now_micros));
+    Ok(touch(db, held.id, &change).await?.is_some())
+}
+
 /// Records that the AMC create call is about to be made (`submit_started_at`), unless the
 /// user asked to cancel first. `None`: cancelled meanwhile (or moved).
 pub async fn begin_submission(

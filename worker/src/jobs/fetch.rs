@@ -61,7 +61,16 @@ async fn fetch(ctx: &Ctx, job: &FetchJob) -> JobResult {
     tokio::pin!(fetching);
     let outcome = loop {
         tokio::select! {
-            out = &mut fetching => break out?,
+            out = &mut fetching => match out {
+                Ok(o) => break o,
+                Err(e) => {
+                    // The queue retries this job: let it take the row again at once.
+                    if let Err(re) = execution::release_lease(&ctx.db, &held, job.due).await {
+                        tracing::warn!(error = %re, "giving the lease back failed; the reconciler takes over after it");
+                    }
+                    return Err(e);
+                }
+            },
             _ = renew.tick() => match execution::renew_lease(&ctx.db, &held, ctx.step_lease()).await? {
                 Some(renewed) => held = renewed,
                 // Another worker holds the row now: stop; its fetch finishes the run.
