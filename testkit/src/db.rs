@@ -10,8 +10,13 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> anyhow::Result<Self> {
+        Self::on(SERVER).await
+    }
+
+    /// A database on another server (`postgres://user@host:port`).
+    pub async fn on(server: &str) -> anyhow::Result<Self> {
         let name = crate::unique("amp_test");
-        let url = format!("{SERVER}/{name}");
+        let url = format!("{server}/{name}");
         migrations::migrate_up(&url).await?;
         Ok(Self {
             url,

@@ -2,12 +2,14 @@
 //! `redis-server` instances, amc-sim in process, and the real binaries as child processes.
 
 pub mod db;
+pub mod pg_cluster;
 pub mod procs;
 pub mod receiver;
 pub mod redis_server;
 pub mod system;
 
 pub use db::TestDb;
+pub use pg_cluster::PgCluster;
 pub use procs::{Proc, bin_path, free_port};
 pub use receiver::{Behaviour, Received, Receiver};
 pub use redis_server::RedisServer;

@@ -14,6 +14,8 @@ pub struct SystemOptions {
     pub schedulers: usize,
     /// Run on a private redis-server (for tests that flush, restart or cut it).
     pub private_redis: bool,
+    /// The PostgreSQL server of the test's database (default the machine's, `db::SERVER`).
+    pub database_server: Option<String>,
     pub sim: SimConfig,
     /// Extra or overriding `AMP_*` variables for every process.
     pub env: Vec<(&'static str, String)>,
@@ -25,6 +27,7 @@ impl Default for SystemOptions {
             workers: 1,
             schedulers: 1,
             private_redis: false,
+            database_server: None,
             sim: SimConfig {
                 addr: "127.0.0.1:0".parse().expect("addr"),
                 run_duration: Duration::from_millis(300),
@@ -52,7 +55,10 @@ pub struct System {
 
 impl System {
     pub async fn start(opts: SystemOptions) -> anyhow::Result<Self> {
-        let db = TestDb::new().await?;
+        let db = match &opts.database_server {
+            Some(server) => TestDb::on(server).await?,
+            None => TestDb::new().await?,
+        };
         let sim = amc_sim::spawn(opts.sim).await?;
         let redis = if opts.private_redis {
             Some(RedisServer::start().await?)
@@ -139,6 +145,49 @@ impl System {
 
     pub fn spawn_scheduler(&self) -> anyhow::Result<Proc> {
         Proc::spawn("scheduler", &[], &self.env)
+    }
+
+    /// Replaces the api process with one started with the current `env` (a rolling
+    /// restart after a configuration change) and waits until it is healthy.
+    pub async fn restart_api(&mut self) -> anyhow::Result<()> {
+        self.api.sigterm_and_wait().await?;
+        self.api = Proc::spawn("api", &[], &self.env)?;
+        let (http, url) = (self.http.clone(), format!("{}/healthz", self.api_url));
+        let up = wait_until(Duration::from_secs(20), || {
+            let (h, u) = (http.clone(), url.clone());
+            async move {
+                h.get(u)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+        anyhow::ensure!(up, "the api did not come back");
+        Ok(())
+    }
+
+    /// Runs `migrate <args>` with the system's `env` plus `extra`; returns its exit
+    /// success, stdout and stderr.
+    pub async fn migrate(
+        &self,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<(bool, String, String)> {
+        let out = tokio::process::Command::new(crate::bin_path("migrate"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .envs(extra.iter().copied())
+            .output()
+            .await?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     }
 
     pub fn client(&self) -> Client {

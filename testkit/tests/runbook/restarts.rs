@@ -1,0 +1,111 @@
+//! RUNBOOK "Redis lost or failed over" and "Postgres restarted": with 30 runs in flight
+//! (some at AMC, some queued behind the instance's cap), Redis is restarted empty, or a
+//! private Postgres cluster is stopped for 3 s and started again. `/readyz` says so while
+//! it is down; afterwards nothing needs doing: every run succeeds, submitted to AMC once.
+
+use crate::{assert_each_succeeded_once, readyz, start_runs, submitted, user};
+use std::time::Duration;
+use testkit::{PgCluster, System, SystemOptions, wait_until};
+
+const RUNS: u64 = 30;
+
+fn options() -> SystemOptions {
+    let mut opts = SystemOptions {
+        workers: 2,
+        ..SystemOptions::default()
+    };
+    opts.sim.run_duration = Duration::from_millis(1500);
+    opts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_with_runs_in_flight() {
+    let mut sys = System::start(SystemOptions {
+        private_redis: true,
+        ..options()
+    })
+    .await
+    .expect("system");
+    let (c, wf) = user(&sys, "redisgone", 10).await;
+    let ids = start_runs(&c, &wf, 0, RUNS).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            submitted(&sys, &c, &ids).await >= 5
+        })
+        .await,
+        "runs never reached AMC"
+    );
+
+    let redis = sys.redis.as_mut().expect("private redis");
+    redis.stop();
+    let api = sys.api_url.clone();
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            readyz(&sys, &api).await == 503
+        })
+        .await,
+        "/readyz did not report Redis down"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sys.redis
+        .as_mut()
+        .expect("private redis")
+        .restart()
+        .await
+        .expect("redis back, empty");
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            readyz(&sys, &api).await == 200
+        })
+        .await,
+        "/readyz did not recover"
+    );
+
+    let runs = c.wait_terminal(&ids, Duration::from_secs(120)).await;
+    assert_each_succeeded_once(&sys, &runs).await;
+    sys.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_with_runs_in_flight() {
+    let pg = PgCluster::start().await.expect("private postgres");
+    let sys = System::start(SystemOptions {
+        database_server: Some(pg.url()),
+        ..options()
+    })
+    .await
+    .expect("system");
+    let (c, wf) = user(&sys, "pgrestart", 10).await;
+    let ids = start_runs(&c, &wf, 0, RUNS).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            submitted(&sys, &c, &ids).await >= 5
+        })
+        .await,
+        "runs never reached AMC"
+    );
+
+    pg.stop_server().expect("stop postgres");
+    let api = sys.api_url.clone();
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            readyz(&sys, &api).await == 503
+        })
+        .await,
+        "/readyz did not report Postgres down"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pg.start_server().await.expect("start postgres");
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            readyz(&sys, &api).await == 200
+        })
+        .await,
+        "/readyz did not recover"
+    );
+
+    let runs = c.wait_terminal(&ids, Duration::from_secs(120)).await;
+    assert_each_succeeded_once(&sys, &runs).await;
+    sys.cleanup().await;
+    drop(pg);
+}
