@@ -4,6 +4,7 @@
 //! Postgres and Redis. Run `cargo build --workspace --bins` first (`ops/test` does).
 
 mod alerts;
+mod deploy;
 mod exposition;
 mod promql;
 mod ready;

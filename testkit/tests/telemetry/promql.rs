@@ -42,18 +42,27 @@ const LABEL_LISTS: [&str; 6] = [
 
 /// The `expr` of every rule in an alerting-rules file (single-line, or a `|`/`>` block).
 pub fn expressions(yaml: &str) -> Vec<String> {
+    values_of(yaml, "expr")
+}
+
+/// Every value of `key` in a YAML text, at any depth (`key: value`, `- key: value`, quoted
+/// or not, or a `|`/`>` block), without a YAML parser.
+pub fn values_of(yaml: &str, key: &str) -> Vec<String> {
+    let key = format!("{key}:");
     let lines: Vec<&str> = yaml.lines().collect();
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
-        let Some(at) = line.find("expr:") else {
-            i += 1;
+        i += 1;
+        let Some(at) = line
+            .find(&key)
+            .filter(|&at| line[..at].chars().all(|c| c.is_whitespace() || c == '-'))
+        else {
             continue;
         };
         let indent = line.len() - line.trim_start().len();
-        let value = line[at + "expr:".len()..].trim();
-        i += 1;
+        let value = line[at + key.len()..].trim();
         if value.starts_with('|') || value.starts_with('>') {
             let mut block = Vec::new();
             while i < lines.len()
@@ -63,7 +72,7 @@ pub fn expressions(yaml: &str) -> Vec<String> {
                 block.push(lines[i].trim());
                 i += 1;
             }
-            out.push(block.join("\n"));
+            out.push(block.join("\n").trim().to_owned());
         } else {
             out.push(value.trim_matches(['\'', '"']).to_owned());
         }

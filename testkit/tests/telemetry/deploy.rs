@@ -1,0 +1,194 @@
+//! The deployment files name only series the processes export: every PromQL expression of
+//! the Grafana dashboard (`ops/grafana/dashboard.json`) and the query of the workers' KEDA
+//! trigger (the `ScaledObject` in `ops/k8s/`); and the dashboard shows every series family
+//! some process exports. `ops/deploy/check.sh` checks the rest of those files.
+
+use crate::{Observed, promql};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+fn repo_file(path: &str) -> String {
+    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// Every PromQL expression of a Grafana dashboard, with the title of its panel: each
+/// target's `expr`, in panels and in rows' nested panels, and the queries of its `query`
+/// variables (`label_values(metric, label)` gives its metric).
+fn dashboard_expressions(dashboard: &Value) -> Vec<(String, String)> {
+    fn walk(panels: &[Value], out: &mut Vec<(String, String)>) {
+        for p in panels {
+            let title = p["title"].as_str().unwrap_or("(untitled)").to_owned();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = t["expr"].as_str().filter(|e| !e.trim().is_empty()) {
+                    out.push((format!("panel {title:?}"), expr.to_owned()));
+                }
+            }
+            walk(p["panels"].as_array().map_or(&[], Vec::as_slice), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        dashboard["panels"].as_array().map_or(&[], Vec::as_slice),
+        &mut out,
+    );
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if v["type"] != "query" {
+            continue;
+        }
+        let query = match &v["query"] {
+            Value::String(s) => s.clone(),
+            q => q["query"].as_str().unwrap_or_default().to_owned(),
+        };
+        let query = match query.trim().strip_prefix("label_values(") {
+            Some(args) if args.contains(',') => args.split(',').next().unwrap_or("").to_owned(),
+            Some(_) => continue, // label_values(label): no metric
+            None => query,
+        };
+        let name = v["name"].as_str().unwrap_or("?");
+        out.push((format!("variable {name:?}"), query));
+    }
+    out
+}
+
+/// The `query` of every trigger of every `ScaledObject` in a multi-document YAML file
+/// (single-line values, quoted or not, and `|`/`>` blocks).
+fn keda_queries(yaml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let docs = yaml.split("\n---").filter(|d| {
+        d.lines()
+            .any(|l| l.trim_end() == "kind: ScaledObject" && !l.starts_with(' '))
+    });
+    for doc in docs {
+        out.extend(promql::values_of(doc, "query"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_the_dashboard_and_the_keda_trigger_use_is_exported() {
+    let dashboard: Value = serde_json::from_str(&repo_file("ops/grafana/dashboard.json"))
+        .expect("ops/grafana/dashboard.json is JSON");
+    let mut exprs = dashboard_expressions(&dashboard);
+    assert!(
+        exprs.len() >= 20,
+        "only {} dashboard expressions",
+        exprs.len()
+    );
+    let k8s = format!("{}/../ops/k8s", env!("CARGO_MANIFEST_DIR"));
+    let mut keda = 0;
+    for entry in std::fs::read_dir(&k8s).expect("ops/k8s") {
+        let path = entry.expect("ops/k8s entry").path();
+        if !path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        let file = path.file_name().unwrap_or_default().to_string_lossy();
+        for query in keda_queries(&text) {
+            keda += 1;
+            exprs.push((format!("KEDA trigger of ops/k8s/{file}"), query));
+        }
+    }
+    assert!(keda > 0, "no ScaledObject with a query in ops/k8s");
+    assert!(
+        exprs
+            .iter()
+            .any(|(w, q)| w.starts_with("KEDA") && q.contains("runnable_jobs")),
+        "the KEDA trigger does not scale on runnable_jobs"
+    );
+
+    let o = Observed::start(1, Vec::new()).await;
+    let mut exported = BTreeSet::new();
+    let mut families = BTreeSet::new();
+    for base in [o.sys.api_url.clone(), o.worker.clone(), o.scheduler.clone()] {
+        let e = o.scrape_until(&base, |e| !e.families.is_empty()).await;
+        exported.extend(e.names());
+        families.extend(e.families.keys().cloned());
+    }
+    o.cleanup().await;
+
+    let mut used = BTreeSet::new();
+    let mut missing = Vec::new();
+    for (whence, expr) in &exprs {
+        let names = promql::metric_names(expr);
+        assert!(!names.is_empty(), "no metric in `{expr}` ({whence})");
+        for name in names {
+            if !exported.contains(&name) {
+                missing.push(format!("{name} ({whence})"));
+            }
+            used.insert(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not exported by any process: {missing:#?}"
+    );
+    let unshown: Vec<&String> = families
+        .iter()
+        .filter(|f| {
+            !["", "_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| used.contains(&format!("{f}{s}")))
+        })
+        .collect();
+    assert!(
+        unshown.is_empty(),
+        "exported, but on no panel of ops/grafana/dashboard.json: {unshown:?}"
+    );
+}
+
+#[test]
+fn dashboard_expressions_are_read_from_panels_rows_and_variables() {
+    let d = serde_json::json!({
+        "panels": [
+            {"type": "row", "title": "R", "panels": [
+                {"title": "nested", "targets": [{"expr": "max(b)"}]}
+            ]},
+            {"title": "top", "targets": [{"expr": "sum(rate(a_total[$__rate_interval]))"}, {"expr": ""}]}
+        ],
+        "templating": {"list": [
+            {"name": "datasource", "type": "datasource", "query": "prometheus"},
+            {"name": "queue", "type": "query", "query": {"query": "label_values(queue_depth, queue)"}},
+            {"name": "inst", "type": "query", "query": "label_values(instance)"}
+        ]}
+    });
+    let got: Vec<String> = dashboard_expressions(&d)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "max(b)",
+            "sum(rate(a_total[$__rate_interval]))",
+            "queue_depth"
+        ]
+    );
+    assert_eq!(
+        promql::metric_names("sum(rate(a_total[$__rate_interval]))")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["a_total"]
+    );
+}
+
+#[test]
+fn keda_queries_are_read_from_scaled_objects_only() {
+    let y = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  query: not_this\n---\n\
+             apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nspec:\n  triggers:\n    \
+             - type: prometheus\n      metadata:\n        query: sum(max by (queue) (runnable_jobs))\n    \
+             - type: prometheus\n      metadata:\n        query: |\n          sum(x)\n            / 2\n        \
+             threshold: \"1\"\n    - type: prometheus\n      metadata:\n        query: 'max(y)'\n";
+    assert_eq!(
+        keda_queries(y),
+        [
+            "sum(max by (queue) (runnable_jobs))",
+            "sum(x)\n/ 2",
+            "max(y)"
+        ]
+    );
+}
