@@ -120,6 +120,21 @@ class Api:
                 time.sleep(0.2)
 
 
+def spawn(binary, name, env, db):
+    """Starts a release binary, its output in /tmp/{db}-{name}.log."""
+    log = open(f"/tmp/{db}-{name}.log", "w")
+    return subprocess.Popen([f"{BIN}/{binary}"], env=env, stdout=log, stderr=log)
+
+
+def wait_healthy(base, tries=100):
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 class System:
     """The release binaries on a scratch database and Redis prefix."""
 
@@ -137,18 +152,10 @@ class System:
                         AMP_WORKER_HEALTH_ADDR=f"127.0.0.1:{free_port()}",
                         AMP_RESULTS_URL=f"/tmp/{DB}-results", **env)
         subprocess.run([f"{BIN}/migrate", "up"], env=self.env, check=True, capture_output=True)
-        self.logs = {}
         for name in ("amc-sim", "api", "worker", "scheduler"):
-            log = open(f"/tmp/{DB}-{name}.log", "w")
-            self.logs[name] = log
-            self.procs[name] = subprocess.Popen([f"{BIN}/{name}"], env=self.env, stdout=log, stderr=log)
+            self.procs[name] = spawn(name, name, self.env, DB)
         self.api_url = f"http://127.0.0.1:{api_port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(self.api_url + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(self.api_url)
 
     def pids(self):
         named = {k: [p.pid] for k, p in self.procs.items()}

@@ -1,0 +1,38 @@
+-- One webhook delivery's own transactions, as common/src/webhook/delivery.rs runs them
+-- (ops/bench/webhooks.py runs this with pgbench -M prepared on pre-made pending
+-- deliveries; one script run = one delivery, three implicit transactions):
+--   1. claim_due: the dispatcher's claim (ours claims up to 1,000 per statement; here one
+--      per claim, which costs more per delivery, so the comparison is conservative);
+--   2. take: the attempt leases the row and reads what it sends (event, endpoint, secret);
+--   3. record: the 2xx answer, the delivery's end and the endpoint's streak, one statement.
+-- The leases are now() + 5 s and now() + 20 s (AMP_WEBHOOK_TIMEOUT 15 s + 5 s), which ours
+-- computes in the client. \gset carries the id and each lease to the next step. The claim
+-- also reads the trace root of the run whose event it is (since bc2282e; the runs of
+-- 2ae9116 in results/webhooks.jsonl used the claim without it, as that build did).
+UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '5 seconds' WHERE d.id IN (
+    SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING d.id, d.next_attempt_at AS due, (SELECT x.trace_context FROM events e JOIN executions x
+    ON x.id = e.subject_id WHERE e.id = d.event_id) AS trace \gset
+UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '20 seconds'
+FROM events e, webhook_endpoints w
+WHERE d.id = :id AND d.status = 'pending' AND d.next_attempt_at = :due
+  AND e.id = d.event_id AND w.id = d.endpoint_id
+RETURNING d.id AS taken, d.event_id, e.event_type, d.endpoint_id, d.user_id, d.attempts, d.manual,
+  d.next_attempt_at AS lease, w.url, w.enabled, w.secret_enc, w.previous_secret_enc, w.rotated_at,
+  e.created_at AS event_created_at, e.payload \gset
+WITH d AS (UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, next_attempt_at = NULL,
+      last_response_code = 200, last_attempt_at = now(), last_error = NULL, manual = false, updated_at = now()
+    WHERE id = :taken AND status = 'pending' AND next_attempt_at = :lease RETURNING id),
+  a AS (INSERT INTO webhook_attempts (delivery_id, status_code, response_body, error, duration_ms, trigger)
+    SELECT d.id, 200, NULL, NULL, 1, 'scheduled' FROM d),
+  e AS (UPDATE webhook_endpoints SET
+      failing_since = CASE WHEN true THEN NULL ELSE now() END,
+      last_success_at = CASE WHEN true THEN now() ELSE last_success_at END
+    WHERE id = :endpoint_id AND EXISTS (SELECT 1 FROM d) AND CASE WHEN true
+      THEN failing_since IS NOT NULL OR last_success_at IS NULL OR last_success_at < now() - interval '1 second'
+      ELSE failing_since IS NULL END
+    RETURNING failing_since)
+SELECT (SELECT count(*) FROM d) AS moved, now() AS now, CASE WHEN true THEN NULL ELSE
+  coalesce((SELECT failing_since FROM e), (SELECT failing_since FROM webhook_endpoints WHERE id = :endpoint_id)) END
+  AS failing_since;
