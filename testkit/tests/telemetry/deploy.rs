@@ -192,3 +192,49 @@ fn keda_queries_are_read_from_scaled_objects_only() {
         ]
     );
 }
+
+/// Runs the image's health probe (`ops/deploy/amp-healthcheck`, the Dockerfile's
+/// `HEALTHCHECK`) with `url`: its exit code.
+fn healthcheck(url: &str) -> i32 {
+    let script = format!(
+        "{}/../ops/deploy/amp-healthcheck",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::process::Command::new("bash")
+        .arg(&script)
+        .arg(url)
+        .output()
+        .expect("bash runs")
+        .status
+        .code()
+        .unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_healthcheck_passes_a_ready_process_and_fails_otherwise() {
+    let o = Observed::start(1, Vec::new()).await;
+    for base in [o.sys.api_url.clone(), o.worker.clone(), o.scheduler.clone()] {
+        let url = format!("{base}/readyz");
+        assert_eq!(
+            tokio::task::spawn_blocking(move || healthcheck(&url))
+                .await
+                .unwrap(),
+            0,
+            "{base}/readyz"
+        );
+    }
+    // A path that answers 404, and a port nothing listens on.
+    let api = o.sys.api_url.clone();
+    let closed = format!("http://127.0.0.1:{}/readyz", testkit::free_port());
+    let (missing, refused) = tokio::task::spawn_blocking(move || {
+        (
+            healthcheck(&format!("{api}/no-such-path")),
+            healthcheck(&closed),
+        )
+    })
+    .await
+    .unwrap();
+    o.cleanup().await;
+    assert_eq!(missing, 1, "a 404 is unhealthy");
+    assert_eq!(refused, 1, "a refused connection is unhealthy");
+}
