@@ -10,6 +10,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;
+pub mod page;
 pub mod routes;
 pub mod state;
 pub mod users;

@@ -10,6 +10,7 @@ use crate::auth::BearerAuth;
 use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Choice, Date, Id, In, Int, JsonObject, Name, Nullable, TimeZone, opt};
+use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::collection::{
@@ -17,7 +18,7 @@ use common::collection::{
     CollectionStatus, CombinedError, Created, Granularity, Limits, ShownStatus, WindowGranularity,
     WindowRow,
 };
-use common::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
+use common::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, WorkflowId};
 use common::jobs::{AdmitJob, CancelJob};
 use common::schedule::WeekStart;
 use common::time_window::AMC_FORMAT;
@@ -319,20 +320,6 @@ impl CollectionsApi {
             .await?;
         Ok(c.collection.into())
     }
-
-    fn scope(user: UserId, what: &[u8]) -> Vec<u8> {
-        let mut scope = what.to_vec();
-        scope.extend_from_slice(user.0.as_bytes());
-        scope
-    }
-
-    fn bad_cursor() -> ApiError {
-        ApiError::field("cursor", "is not a cursor returned by this endpoint")
-    }
-}
-
-fn page_limit(limit: Option<u32>) -> u64 {
-    u64::from(limit.unwrap_or(50))
 }
 
 #[OpenApi(tag = "ApiTags::Collections")]
@@ -415,17 +402,9 @@ impl CollectionsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<CollectionListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
-        let scope = Self::scope(user, b"collections");
-        let after = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) => Some(
-                self.state
-                    .cursors
-                    .open_key(&scope, c)
-                    .ok_or_else(Self::bad_cursor)?,
-            ),
-        };
-        let limit = page_limit(limit.0);
+        let scope = page::scope(b"collections", user.0);
+        let after = page::open_key(&self.state.cursors, &scope, cursor.0)?;
+        let limit = page::limit(limit.0);
         let mut rows = coll::list(
             &self.state.db,
             user,
@@ -434,14 +413,9 @@ impl CollectionsApi {
         )
         .await
         .map_err(ApiError::internal)?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| {
-                rows.last()
-                    .map(|r| self.state.cursors.sign_key(&scope, r.created_at, r.id.0))
-            })
-            .flatten();
+        let next = page::next_cursor(&mut rows, limit, |r| {
+            self.state.cursors.sign_key(&scope, r.created_at, r.id.0)
+        });
         Ok(CollectionListResponse::Ok(Json(CollectionList {
             items: rows.into_iter().map(Into::into).collect(),
             next_cursor: next.into(),
@@ -487,10 +461,10 @@ impl CollectionsApi {
                     .cursors
                     .open_offset(&scope, c)
                     .and_then(|p| i32::try_from(p).ok())
-                    .ok_or_else(Self::bad_cursor)?,
+                    .ok_or_else(page::bad_cursor)?,
             ),
         };
-        let limit = page_limit(limit.0);
+        let limit = page::limit(limit.0);
         let mut rows = coll::window_page(
             &self.state.db,
             auth.0.user_id,
@@ -501,14 +475,9 @@ impl CollectionsApi {
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("collection"))?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| {
-                rows.last()
-                    .map(|w| self.state.cursors.sign_offset(&scope, w.position as u64))
-            })
-            .flatten();
+        let next = page::next_cursor(&mut rows, limit, |w| {
+            self.state.cursors.sign_offset(&scope, w.position as u64)
+        });
         Ok(WindowListResponse::Ok(Json(WindowList {
             items: rows.into_iter().map(Into::into).collect(),
             next_cursor: next.into(),
@@ -601,7 +570,7 @@ impl CollectionsApi {
         let (db, store) = (&self.state.db, &self.state.results);
         let combined_error = |e: CombinedError| match e {
             CombinedError::NotFound => ApiError::not_found("collection"),
-            CombinedError::BadCursor => Self::bad_cursor(),
+            CombinedError::BadCursor => page::bad_cursor(),
             other => ApiError::internal(other),
         };
         if format.0 == Some(ResultFormat::Csv) {
@@ -620,8 +589,8 @@ impl CollectionsApi {
                     .state
                     .cursors
                     .open(scope, c)
-                    .ok_or_else(Self::bad_cursor)?;
-                Some(decode_position(&raw).ok_or_else(Self::bad_cursor)?)
+                    .ok_or_else(page::bad_cursor)?;
+                Some(decode_position(&raw).ok_or_else(page::bad_cursor)?)
             }
         };
         let page = coll::combined_page(

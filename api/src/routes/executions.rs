@@ -398,7 +398,6 @@ impl ExecutionsApi {
             ))));
         }
         let limit = limit.0.unwrap_or(1_000);
-        let bad_cursor = || ApiError::field("cursor", "is not a cursor returned by this endpoint");
         let scope = row.id.0.as_bytes();
         let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
             None => None,
@@ -406,14 +405,14 @@ impl ExecutionsApi {
                 self.state
                     .cursors
                     .open_offset(scope, c)
-                    .ok_or_else(bad_cursor)?,
+                    .ok_or_else(crate::page::bad_cursor)?,
             ),
         };
         let page = store
             .page(&location, cursor, limit as usize)
             .await
             .map_err(|e| match e {
-                common::results::ResultsError::BadCursor => bad_cursor(),
+                common::results::ResultsError::BadCursor => crate::page::bad_cursor(),
                 other => ApiError::internal(other),
             })?;
         let next = page

@@ -11,6 +11,7 @@ use crate::input::{
     Bool, CatchUpSpec, Choice, Clearable, Cron, Id, In, Instant, Int, JsonObject, Name, Nullable,
     OptionalJson, TimeZone, WindowSpec, opt, parse_instant,
 };
+use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::execution::{self, ExecutionStatus};
@@ -318,10 +319,6 @@ pub(crate) fn render_error(e: RenderError) -> ApiError {
     }
 }
 
-fn page_limit(limit: Option<u32>) -> u64 {
-    u64::from(limit.unwrap_or(50))
-}
-
 impl SchedulesApi {
     async fn owned(&self, user: UserId, id: Uuid) -> Result<ScheduleRow, ApiError> {
         sched::get(&self.state.db, user, ScheduleId(id))
@@ -330,28 +327,12 @@ impl SchedulesApi {
             .ok_or_else(|| ApiError::not_found("schedule"))
     }
 
-    fn cursor_scope(user: UserId, what: &[u8]) -> Vec<u8> {
-        let mut scope = what.to_vec();
-        scope.extend_from_slice(user.0.as_bytes());
-        scope
-    }
-
     fn open_cursor(
         &self,
         scope: &[u8],
         cursor: Option<String>,
     ) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
-        match cursor.as_deref().filter(|c| !c.is_empty()) {
-            None => Ok(None),
-            Some(c) => self
-                .state
-                .cursors
-                .open_key(scope, c)
-                .map(Some)
-                .ok_or_else(|| {
-                    ApiError::field("cursor", "is not a cursor returned by this endpoint")
-                }),
-        }
+        page::open_key(&self.state.cursors, scope, cursor)
     }
 }
 
@@ -428,9 +409,9 @@ impl SchedulesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<ScheduleListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
-        let scope = Self::cursor_scope(user, b"schedules");
+        let scope = page::scope(b"schedules", user.0);
         let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page_limit(limit.0);
+        let limit = page::limit(limit.0);
         let mut rows = sched::list(
             &self.state.db,
             user,
@@ -439,14 +420,9 @@ impl SchedulesApi {
         )
         .await
         .map_err(ApiError::internal)?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| {
-                rows.last()
-                    .map(|r| self.state.cursors.sign_key(&scope, r.created_at, r.id.0))
-            })
-            .flatten();
+        let next = page::next_cursor(&mut rows, limit, |r| {
+            self.state.cursors.sign_key(&scope, r.created_at, r.id.0)
+        });
         Ok(ScheduleListResponse::Ok(Json(ScheduleList {
             items: rows.into_iter().map(Into::into).collect(),
             next_cursor: next.into(),
@@ -640,9 +616,9 @@ impl SchedulesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<RunsResponse, Errors<{ AUTH | E404 | E422 }>> {
         let user = auth.0.user_id;
-        let scope = Self::cursor_scope(user, id.0.as_bytes());
+        let scope = page::scope(id.0.as_bytes(), user.0);
         let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page_limit(limit.0);
+        let limit = page::limit(limit.0);
         let mut rows = sched::runs(
             &self.state.db,
             user,
@@ -653,14 +629,9 @@ impl SchedulesApi {
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("schedule"))?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| {
-                rows.last()
-                    .map(|r| self.state.cursors.sign_key(&scope, r.scheduled_for, r.id.0))
-            })
-            .flatten();
+        let next = page::next_cursor(&mut rows, limit, |r| {
+            self.state.cursors.sign_key(&scope, r.scheduled_for, r.id.0)
+        });
         let items = rows
             .into_iter()
             .map(|r| RunEntryBody {

@@ -8,6 +8,7 @@ use crate::auth::BearerAuth;
 use crate::error::status::{AUTH, BODY, E404, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Bool, EventTypes, In, Instant, LongText, Nullable, WebhookUrl, opt};
+use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::event::{DeliveryStatus, EventType};
@@ -300,33 +301,13 @@ impl WebhooksApi {
             .ok_or_else(|| ApiError::not_found("webhook endpoint"))
     }
 
-    fn scope(what: &[u8], id: Uuid) -> Vec<u8> {
-        let mut scope = what.to_vec();
-        scope.extend_from_slice(id.as_bytes());
-        scope
-    }
-
     fn open_cursor(
         &self,
         scope: &[u8],
         cursor: Option<String>,
     ) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
-        match cursor.as_deref().filter(|c| !c.is_empty()) {
-            None => Ok(None),
-            Some(c) => self
-                .state
-                .cursors
-                .open_key(scope, c)
-                .map(Some)
-                .ok_or_else(|| {
-                    ApiError::field("cursor", "is not a cursor returned by this endpoint")
-                }),
-        }
+        page::open_key(&self.state.cursors, scope, cursor)
     }
-}
-
-fn page_limit(limit: Option<u32>) -> u64 {
-    u64::from(limit.unwrap_or(50))
 }
 
 #[OpenApi(tag = "ApiTags::Webhooks")]
@@ -371,9 +352,9 @@ impl WebhooksApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<EndpointListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
-        let scope = Self::scope(b"webhooks", user.0);
+        let scope = page::scope(b"webhooks", user.0);
         let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page_limit(limit.0);
+        let limit = page::limit(limit.0);
         let mut rows = endpoint::list(
             &self.state.db,
             user,
@@ -382,14 +363,9 @@ impl WebhooksApi {
         )
         .await
         .map_err(ApiError::internal)?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| {
-                rows.last()
-                    .map(|r| self.state.cursors.sign_key(&scope, r.created_at, r.id.0))
-            })
-            .flatten();
+        let next = page::next_cursor(&mut rows, limit, |r| {
+            self.state.cursors.sign_key(&scope, r.created_at, r.id.0)
+        });
         Ok(EndpointListResponse::Ok(Json(EndpointList {
             items: rows.into_iter().map(Into::into).collect(),
             next_cursor: next.into(),
@@ -523,9 +499,9 @@ impl WebhooksApi {
     ) -> Result<DeliveryListResponse, Errors<{ AUTH | E404 | E422 }>> {
         let user = auth.0.user_id;
         self.owned(user, id.0).await?;
-        let scope = Self::scope(b"deliveries", id.0);
+        let scope = page::scope(b"deliveries", id.0);
         let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page_limit(limit.0);
+        let limit = page::limit(limit.0);
         let mut rows = delivery::list(
             &self.state.db,
             user,
@@ -535,14 +511,9 @@ impl WebhooksApi {
         )
         .await
         .map_err(ApiError::internal)?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| {
-                rows.last()
-                    .map(|r| self.state.cursors.sign_key(&scope, r.created_at, r.id.0))
-            })
-            .flatten();
+        let next = page::next_cursor(&mut rows, limit, |r| {
+            self.state.cursors.sign_key(&scope, r.created_at, r.id.0)
+        });
         Ok(DeliveryListResponse::Ok(Json(DeliveryList {
             items: rows.into_iter().map(Into::into).collect(),
             next_cursor: next.into(),
