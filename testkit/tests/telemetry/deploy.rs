@@ -214,14 +214,23 @@ fn healthcheck(url: &str) -> i32 {
 async fn the_image_healthcheck_passes_a_ready_process_and_fails_otherwise() {
     let o = Observed::start(1, Vec::new()).await;
     for base in [o.sys.api_url.clone(), o.worker.clone(), o.scheduler.clone()] {
-        let url = format!("{base}/readyz");
-        assert_eq!(
-            tokio::task::spawn_blocking(move || healthcheck(&url))
+        // A process just started may not be ready yet (the image's HEALTHCHECK retries
+        // too): it must pass within 15 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let url = format!("{base}/readyz");
+            let code = tokio::task::spawn_blocking(move || healthcheck(&url))
                 .await
-                .unwrap(),
-            0,
-            "{base}/readyz"
-        );
+                .unwrap();
+            if code == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{base}/readyz still unhealthy after 15 s (exit {code})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
     // A path that answers 404, and a port nothing listens on.
     let api = o.sys.api_url.clone();
