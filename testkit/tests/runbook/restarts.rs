@@ -5,7 +5,7 @@
 
 use crate::{assert_each_succeeded_once, readyz, start_runs, submitted, user};
 use std::time::Duration;
-use testkit::{PgCluster, System, SystemOptions, wait_until};
+use testkit::{Client, PgCluster, System, SystemOptions, wait_until};
 
 const RUNS: u64 = 30;
 
@@ -18,6 +18,31 @@ fn options() -> SystemOptions {
     opts
 }
 
+/// A user's `RUNS` runs started, waiting until at least five have reached AMC.
+async fn runs_in_flight(sys: &System, tag: &str) -> (Client, Vec<String>) {
+    let (c, wf) = user(sys, tag, 10).await;
+    let ids = start_runs(&c, &wf, 0, RUNS).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            submitted(sys, &c, &ids).await >= 5
+        })
+        .await,
+        "runs never reached AMC"
+    );
+    (c, ids)
+}
+
+/// Waits up to `secs` for the API's `/readyz` to answer `status`.
+async fn wait_readyz(sys: &System, api: &str, status: u16, secs: u64, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(secs), || async {
+            readyz(sys, api).await == status
+        })
+        .await,
+        "{what}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_empty_with_runs_in_flight() {
     let mut sys = System::start(SystemOptions {
@@ -26,26 +51,12 @@ async fn redis_restarted_empty_with_runs_in_flight() {
     })
     .await
     .expect("system");
-    let (c, wf) = user(&sys, "redisgone", 10).await;
-    let ids = start_runs(&c, &wf, 0, RUNS).await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            submitted(&sys, &c, &ids).await >= 5
-        })
-        .await,
-        "runs never reached AMC"
-    );
+    let (c, ids) = runs_in_flight(&sys, "redisgone").await;
 
     let redis = sys.redis.as_mut().expect("private redis");
     redis.stop();
     let api = sys.api_url.clone();
-    assert!(
-        wait_until(Duration::from_secs(5), || async {
-            readyz(&sys, &api).await == 503
-        })
-        .await,
-        "/readyz did not report Redis down"
-    );
+    wait_readyz(&sys, &api, 503, 5, "/readyz did not report Redis down").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     sys.redis
         .as_mut()
@@ -53,13 +64,7 @@ async fn redis_restarted_empty_with_runs_in_flight() {
         .restart()
         .await
         .expect("redis back, empty");
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            readyz(&sys, &api).await == 200
-        })
-        .await,
-        "/readyz did not recover"
-    );
+    wait_readyz(&sys, &api, 200, 10, "/readyz did not recover").await;
 
     let runs = c.wait_terminal(&ids, Duration::from_secs(120)).await;
     assert_each_succeeded_once(&sys, &runs).await;
@@ -75,34 +80,14 @@ async fn postgres_restarted_with_runs_in_flight() {
     })
     .await
     .expect("system");
-    let (c, wf) = user(&sys, "pgrestart", 10).await;
-    let ids = start_runs(&c, &wf, 0, RUNS).await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            submitted(&sys, &c, &ids).await >= 5
-        })
-        .await,
-        "runs never reached AMC"
-    );
+    let (c, ids) = runs_in_flight(&sys, "pgrestart").await;
 
     pg.stop_server().expect("stop postgres");
     let api = sys.api_url.clone();
-    assert!(
-        wait_until(Duration::from_secs(5), || async {
-            readyz(&sys, &api).await == 503
-        })
-        .await,
-        "/readyz did not report Postgres down"
-    );
+    wait_readyz(&sys, &api, 503, 5, "/readyz did not report Postgres down").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     pg.start_server().await.expect("start postgres");
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
-            readyz(&sys, &api).await == 200
-        })
-        .await,
-        "/readyz did not recover"
-    );
+    wait_readyz(&sys, &api, 200, 15, "/readyz did not recover").await;
 
     let runs = c.wait_terminal(&ids, Duration::from_secs(120)).await;
     assert_each_succeeded_once(&sys, &runs).await;
