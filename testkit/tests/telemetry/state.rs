@@ -316,8 +316,17 @@ async fn instance_series_equal_the_rows() {
             ],
         )
     };
+    // Five queued runs on a cap of two also show three waiting before the updates land,
+    // so the scrape waits for the slots the updates take as well.
+    let slots = |e: &Exposition, instance: &str| {
+        e.value("instance_slots_in_use", &[("instance_id", instance)])
+    };
     let e = o
-        .scrape_until(&o.scheduler, |e| want_waiting(e) == Some(3.0))
+        .scrape_until(&o.scheduler, |e| {
+            want_waiting(e) == Some(3.0)
+                && slots(e, &full.instance_id) == Some(2.0)
+                && slots(e, &other) == Some(1.0)
+        })
         .await;
     let rows = slots_in_use(&o).await;
     assert_eq!(rows.get(&full.instance_id), Some(&2.0), "{rows:?}");
@@ -363,12 +372,6 @@ async fn instance_series_equal_the_rows() {
         Some(2.0),
         "one due submit and one admissible run"
     );
-    assert_eq!(
-        e.value(
-            "instance_slots_in_use",
-            &[("instance_id", &full.instance_id)]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(slots(&e, &full.instance_id), Some(1.0));
     o.cleanup().await;
 }
