@@ -33,6 +33,11 @@ impl Ctx {
     /// How long a step holds its row: longer than one AMC request can take, so a crashed
     /// step's request is over before the reconciler hands the row to another worker.
     pub fn step_lease(&self) -> Duration {
-        self.config.amc_timeout + Duration::from_secs(5)
+        step_lease(&self.config)
     }
+}
+
+/// [`Ctx::step_lease`] of a config.
+pub fn step_lease(config: &common::config::Config) -> Duration {
+    config.amc_timeout + Duration::from_secs(5)
 }

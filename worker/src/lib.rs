@@ -57,7 +57,12 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
     let lwa = LwaClient::new(amc_config).context("building the LWA client")?;
     let cipher = config.cipher().context("AMP_ENCRYPTION_KEY")?;
     let results = ResultStore::from_url(&config.results_url)?;
-    let steps = crate::steps::Steps::start(db.clone(), producer.clone(), Default::default());
+    let steps = crate::steps::Steps::start(
+        db.clone(),
+        producer.clone(),
+        Default::default(),
+        crate::ctx::step_lease(&config),
+    );
     let metrics = Arc::new(common::telemetry::metrics::JobMetrics::register(
         &mut registry,
     ));

@@ -2,9 +2,17 @@
 //! one statement, and steps rescheduled together move their rows with one statement and
 //! push their next jobs with one Redis pipeline. A status check that finds nothing
 //! changed thus costs a share of two statements, not a transaction of its own.
+//!
+//! Submits that arrive together likewise begin with one statement (lease, the
+//! submission's start and where each runs, [`Steps::begin_submission`]) and, once AMC has
+//! answered them, move to `running` in one transaction whose first checks go out with one
+//! pipeline ([`Steps::mark_running`]).
 
 use chrono::{DateTime, Utc};
-use common::execution::{DueStep, Reschedule, Status, read_due, reschedule_many};
+use common::execution::{
+    DueStep, Reschedule, Status, Submitted, begin_submissions, mark_running_many, now_micros,
+    read_due, reschedule_many,
+};
 use common::group::{BatchLimits, Call, Group};
 use common::ids::ExecutionId;
 use common::jobs::{Step, StepKind, enqueue_steps};
@@ -12,7 +20,7 @@ use common::telemetry::trace;
 use queue::Producer;
 use sea_orm::DatabaseConnection;
 use std::collections::{HashMap, HashSet};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
 /// A read of a due step, with the trace context of the check asking for it.
@@ -30,11 +38,20 @@ pub struct Next {
 /// Whether the row moved (and its next job was pushed).
 type NextAnswer = Result<bool, String>;
 
+/// A submit step to begin: its run and the `due` its job carries.
+type Begin = (ExecutionId, DateTime<Utc>, Option<String>);
+/// The row leased for submission (the lease is its `next_check_at`).
+type BeginAnswer = Result<Option<DueStep>, String>;
+/// A run AMC accepted, with what its first check's job carries.
+type Run = (Submitted, Option<String>);
+
 /// Handle to the step group commits; cheap to clone.
 #[derive(Clone)]
 pub struct Steps {
     reads: Group<Read, ReadAnswer>,
     nexts: Group<Next, NextAnswer>,
+    begins: Group<Begin, BeginAnswer>,
+    runs: Group<Run, NextAnswer>,
 }
 
 /// How a batch failed, as each of its callers sees it.
@@ -46,18 +63,71 @@ pub struct StepsError {
 }
 
 impl Steps {
-    /// Starts both group commits (inside tokio).
-    pub fn start(db: DatabaseConnection, producer: Producer, limits: BatchLimits) -> Self {
+    /// Starts the group commits (inside tokio); a submission's lease lasts `lease`.
+    pub fn start(
+        db: DatabaseConnection,
+        producer: Producer,
+        limits: BatchLimits,
+        lease: Duration,
+    ) -> Self {
         let rdb = db.clone();
         let reads = Group::start(limits, move |calls| {
             let db = rdb.clone();
             async move { read_batch(&db, calls).await }
         });
+        let (ndb, np) = (db.clone(), producer.clone());
         let nexts = Group::start(limits, move |calls| {
-            let (db, producer) = (db.clone(), producer.clone());
+            let (db, producer) = (ndb.clone(), np.clone());
             async move { next_batch(&db, &producer, calls).await }
         });
-        Self { reads, nexts }
+        let bdb = db.clone();
+        let begins = Group::start(limits, move |calls| {
+            let db = bdb.clone();
+            async move { begin_batch(&db, lease, calls).await }
+        });
+        let runs = Group::start(limits, move |calls| {
+            let (db, producer) = (db.clone(), producer.clone());
+            async move { running_batch(&db, &producer, calls).await }
+        });
+        Self {
+            reads,
+            nexts,
+            begins,
+            runs,
+        }
+    }
+
+    /// Leases a `submitting` row still due at `due` and records that its submission
+    /// begins, if it can go straight to AMC (no submission in doubt, no cancel asked
+    /// for); `None` otherwise (the step then takes its one-by-one path).
+    pub async fn begin_submission(
+        &self,
+        id: ExecutionId,
+        due: DateTime<Utc>,
+    ) -> Result<Option<DueStep>, StepsError> {
+        let err = |message| StepsError {
+            what: "begin submission",
+            message,
+        };
+        self.begins
+            .call((id, due, trace::outgoing()))
+            .await
+            .ok_or_else(|| err("the submitter has stopped".into()))?
+            .map_err(err)
+    }
+
+    /// Moves a submitted run to `running` and pushes its first check; `false` when its
+    /// lease was taken over meanwhile.
+    pub async fn mark_running(&self, run: Submitted) -> Result<bool, StepsError> {
+        let err = |message| StepsError {
+            what: "mark running",
+            message,
+        };
+        self.runs
+            .call((run, trace::outgoing()))
+            .await
+            .ok_or_else(|| err("the writer has stopped".into()))?
+            .map_err(err)
     }
 
     /// The step's row if it is still in `status` with `next_check_at = due`.
@@ -200,4 +270,90 @@ async fn next_batch_in(
     for (c, moved) in outcome {
         c.answer(Ok(moved));
     }
+}
+
+async fn begin_batch(
+    db: &DatabaseConnection,
+    lease: Duration,
+    calls: Vec<Call<Begin, BeginAnswer>>,
+) {
+    let span = tracing::info_span!("steps.begin_submission", runs = calls.len());
+    trace::link_all(&span, calls.iter().filter_map(|c| c.request.2.as_deref()));
+    async move {
+        let wanted: Vec<(ExecutionId, DateTime<Utc>)> =
+            calls.iter().map(|c| (c.request.0, c.request.1)).collect();
+        let now = now_micros();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        match begin_submissions(db, &wanted, until, now).await {
+            Ok(rows) => {
+                let mut found: HashMap<ExecutionId, DueStep> =
+                    rows.into_iter().map(|s| (s.row.id, s)).collect();
+                // Twins in one batch: the row was leased once, for the first of them.
+                for c in calls {
+                    let step = found.remove(&c.request.0);
+                    c.answer(Ok(step));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for c in calls {
+                    c.answer(Err(msg.clone()));
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn running_batch(
+    db: &DatabaseConnection,
+    producer: &Producer,
+    calls: Vec<Call<Run, NextAnswer>>,
+) {
+    let span = tracing::info_span!("steps.mark_running", runs = calls.len());
+    trace::link_all(&span, calls.iter().filter_map(|c| c.request.1.as_deref()));
+    async move {
+        let runs: Vec<Submitted> = calls.iter().map(|c| c.request.0.clone()).collect();
+        let moved: HashSet<ExecutionId> = match mark_running_many(db, &runs).await {
+            Ok(rows) => rows.into_iter().map(|r| r.id).collect(),
+            Err(e) => {
+                let msg = e.to_string();
+                for c in calls {
+                    c.answer(Err(msg.clone()));
+                }
+                return;
+            }
+        };
+        let mut answered: HashSet<ExecutionId> = HashSet::new();
+        let mut jobs = Vec::new();
+        let mut outcome = Vec::with_capacity(calls.len());
+        for c in calls {
+            let (run, trace) = &c.request;
+            let moved = moved.contains(&run.id) && answered.insert(run.id);
+            if moved {
+                jobs.push(Step {
+                    kind: StepKind::Poll,
+                    execution_id: run.id,
+                    due: Some(run.first_check),
+                    at: run.first_check.into(),
+                    trace: trace.clone(),
+                });
+            }
+            outcome.push((c, moved));
+        }
+        if let Err(e) = enqueue_steps(producer, &jobs).await {
+            // The rows moved: the reconciler re-pushes their checks once they are overdue.
+            let msg = e.to_string();
+            for (c, _) in outcome {
+                c.answer(Err(msg.clone()));
+            }
+            return;
+        }
+        for (c, moved) in outcome {
+            c.answer(Ok(moved));
+        }
+    }
+    .instrument(span)
+    .await
 }

@@ -30,13 +30,16 @@ pub use detail::{Detail, detail};
 pub use request::{Rendered, render_run, request_hash};
 pub use row::ExecutionRow;
 pub use status::{ErrorCode, ExecutionStatus, Status, TriggeredBy};
-pub use steps::{DueStep, Reschedule, Rescheduled, read_due, reschedule_many};
+pub use steps::{
+    DueStep, Reschedule, Rescheduled, Submitted, begin_submissions, mark_running_many, read_due,
+    reschedule_many,
+};
 pub use store::{TransitionRow, current_due, find, find_for_user, transitions};
 pub use sweep::{Overdue, resume_after_reauth};
 pub use target::Target;
 pub use transitions::{
     Ending, Held, Stored, Unsubmitted, begin_submission, bring_forward, cancel_unsubmitted, end,
-    lease, mark_fetching, mark_running, release_lease, renew_lease, succeed,
+    lease, mark_fetching, release_lease, renew_lease, succeed,
 };
 pub use waiting::{WaitingReason, next_local_midnight, with_waiting};
 

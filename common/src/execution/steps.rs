@@ -10,10 +10,14 @@ use super::row::COLUMNS;
 use super::target::Target;
 use super::{ExecutionRow, Status};
 use crate::connection::TokenState;
-use crate::ids::{ConnectionId, ExecutionId};
+use crate::ids::{AmcExecutionId, ConnectionId, ExecutionId};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, QueryResult, Statement,
+    TransactionTrait,
+};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// A step's row, ready to act on: the execution, where it runs, and its owner's token.
 #[derive(Debug, Clone)]
@@ -61,24 +65,159 @@ pub async fn read_due<C: ConnectionTrait>(
         .collect();
     // One primary-key look-up per entry (LATERAL … LIMIT 1 keeps the planner from merging
     // on `next_check_at`, which walks every active row older than the due ones).
-    let sql = format!(
-        "WITH e AS (SELECT x.* FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, due timestamptz) \
+    let rows = format!(
+        "SELECT x.* FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, due timestamptz) \
            CROSS JOIN LATERAL (SELECT {COLUMNS} FROM executions \
-             WHERE id = w.id AND next_check_at = w.due AND status = $2 LIMIT 1) x) \
+             WHERE id = w.id AND next_check_at = w.due AND status = $2 LIMIT 1) x"
+    );
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            with_targets(&rows),
+            [Value::Array(wanted).into(), status.into()],
+        ))
+        .await?;
+    rows.iter().map(DueStep::from_row).collect()
+}
+
+/// `rows` (a statement returning execution [`COLUMNS`], named `e` here) joined with where
+/// each runs and its owner's token state, as [`DueStep::from_row`] reads them.
+fn with_targets(rows: &str) -> String {
+    format!(
+        "WITH e AS ({rows}) \
          SELECT e.*, {}, c.status AS connection_status, c.last_error AS connection_error, \
            c.access_token_enc, c.access_token_expires_at, c.updated_at AS connection_updated_at \
          FROM e {}",
         super::target::TARGET_COLUMNS,
         super::target::target_joins("e.instance_id"),
+    )
+}
+
+/// Begins the submissions of these `submitting` steps that can go straight to AMC: each
+/// row still due at its step's `due`, with no submission begun before (none in doubt) and
+/// no cancel asked for, is leased until `until` and records `submit_started_at` (as
+/// [`super::lease`] and [`super::begin_submission`] would, in one statement for all of
+/// them). Rows left out (in doubt, cancelled, moved on) take the step's one-by-one path.
+pub async fn begin_submissions<C: ConnectionTrait>(
+    conn: &C,
+    steps: &[(ExecutionId, DateTime<Utc>)],
+    until: DateTime<Utc>,
+    started: DateTime<Utc>,
+) -> Result<Vec<DueStep>, DbErr> {
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<Value> = steps
+        .iter()
+        .map(|(id, due)| json!({"id": id.0, "due": due}))
+        .collect();
+    // Each entry locks its row by primary key if it is still where the step left it; then
+    // exactly the locked rows move (as `reschedule_many` does).
+    let rows = format!(
+        "WITH t AS (SELECT x.id AS taken FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, due timestamptz) \
+           CROSS JOIN LATERAL (SELECT id FROM executions WHERE id = w.id AND status = $2 \
+             AND next_check_at = w.due AND submit_started_at IS NULL \
+             AND cancel_requested_at IS NULL LIMIT 1 FOR UPDATE) x) \
+         UPDATE executions SET next_check_at = $3, submit_started_at = $4, updated_at = now() \
+         FROM t WHERE id = t.taken RETURNING {COLUMNS}"
     );
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            sql,
-            [Value::Array(wanted).into(), status.into()],
+            with_targets(&rows),
+            [
+                Value::Array(wanted).into(),
+                Status::Submitting.into(),
+                until.into(),
+                started.into(),
+            ],
         ))
         .await?;
     rows.iter().map(DueStep::from_row).collect()
+}
+
+/// A submitted run to move to `running`.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub id: ExecutionId,
+    /// The lease its submit step holds (`next_check_at`).
+    pub held_at: DateTime<Utc>,
+    pub amc_execution_id: AmcExecutionId,
+    /// Its first status check.
+    pub first_check: DateTime<Utc>,
+}
+
+/// Stores each run's AMC id and moves it to `running` (its first check due), with its
+/// audit row and `execution.running` event, as a lone transition would: one transaction
+/// for all of them. Returns the rows that moved; one whose lease was
+/// taken over meanwhile is left out (the step that holds it now acts).
+pub async fn mark_running_many(
+    db: &DatabaseConnection,
+    runs: &[Submitted],
+) -> Result<Vec<ExecutionRow>, DbErr> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moves: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "held": r.held_at, "amc": r.amc_execution_id.as_str(), "next": r.first_check})
+        })
+        .collect();
+    let txn = db.begin().await?;
+    // clock_timestamp() for `running_at`, as a lone transition writes it.
+    let moved = ExecutionRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "WITH m AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+                 AS m(id uuid, held timestamptz, amc text, next timestamptz)), \
+               t AS (SELECT x.id AS taken, m.amc, m.next FROM m CROSS JOIN LATERAL \
+                 (SELECT id FROM executions WHERE id = m.id AND status = $2 \
+                    AND next_check_at = m.held LIMIT 1 FOR UPDATE) x) \
+             UPDATE executions SET status = $3, running_at = coalesce(running_at, clock_timestamp()), \
+               amc_execution_id = t.amc, next_check_at = t.next, attempt = 0, updated_at = now() \
+             FROM t WHERE id = t.taken RETURNING {COLUMNS}"
+        ),
+        [
+            Value::Array(moves).into(),
+            Status::Submitting.into(),
+            Status::Running.into(),
+        ],
+    ))
+    .all(&txn)
+    .await?;
+    if !moved.is_empty() {
+        let records: Vec<Value> = moved
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "user_id": r.user_id,
+                    "reason": format!("submitted to AMC as {}", r.amc_execution_id.as_ref().map(|a| a.as_str()).unwrap_or_default()),
+                    "event_id": Uuid::now_v7(),
+                    "payload": r.public_json(),
+                })
+            })
+            .collect();
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH t AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+                 AS t(id uuid, user_id uuid, reason text, event_id uuid, payload jsonb)), \
+               audit AS (INSERT INTO execution_transitions (execution_id, from_status, to_status, reason) \
+                 SELECT id, $2, $3, reason FROM t) \
+             INSERT INTO events (id, user_id, event_type, subject_id, payload) \
+               SELECT event_id, user_id, $4, id, payload FROM t",
+            [
+                Value::Array(records).into(),
+                Status::Submitting.into(),
+                Status::Running.into(),
+                crate::event::EventType::of_execution(Status::Running).into(),
+            ],
+        ))
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(moved)
 }
 
 /// One step to schedule again: its row moves from `due` to `next` if still in `status`.

@@ -6,7 +6,7 @@
 
 use super::store::{Change, touch, transition};
 use super::{ErrorCode, ExecutionRow, ExecutionStatus as Status, now_micros};
-use crate::ids::{AmcExecutionId, ExecutionId};
+use crate::ids::ExecutionId;
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::time::Duration;
@@ -96,22 +96,6 @@ pub async fn begin_submission(
         .guard("cancel_requested_at IS NULL")
         .set("submit_started_at", now_micros());
     touch(db, held.id, &change).await
-}
-
-/// Stores AMC's id and moves the run to `running`, its first check at `first_check`.
-pub async fn mark_running(
-    db: &DatabaseConnection,
-    held: &Held,
-    amc_id: &AmcExecutionId,
-    first_check: DateTime<Utc>,
-) -> Result<Option<ExecutionRow>, DbErr> {
-    let change = held
-        .change()
-        .set("amc_execution_id", amc_id.as_str().to_owned())
-        .set("next_check_at", first_check)
-        .set("attempt", 0)
-        .reason(format!("submitted to AMC as {amc_id}"));
-    transition(db, held.id, Status::Running, &change).await
 }
 
 /// AMC reports SUCCEEDED: the run moves to `fetching`, its fetch due at `at`.

@@ -3,9 +3,12 @@
 //! cancellation asked for meanwhile comes back with the move.
 
 use crate::SQL;
+use chrono::DurationRound;
 use chrono::{DateTime, Utc};
-use common::execution::{Reschedule, Status, read_due, reschedule_many};
-use common::ids::ExecutionId;
+use common::execution::{
+    Reschedule, Status, Submitted, begin_submissions, mark_running_many, read_due, reschedule_many,
+};
+use common::ids::{AmcExecutionId, ExecutionId};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use std::time::Duration;
@@ -169,5 +172,161 @@ async fn a_check_killed_mid_call_is_taken_again_without_waiting_out_a_lease() {
         "the run did not finish after its check's worker died: {}",
         status(&c).await
     );
+    sys.cleanup().await;
+}
+
+async fn set_row(db: &sea_orm::DatabaseConnection, sql: &'static str, id: ExecutionId) {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [id.into()],
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submits_begin_and_become_running_together_each_once() {
+    // Nothing consumes: only this test moves the rows.
+    let opts = SystemOptions {
+        workers: 0,
+        schedulers: 0,
+        ..SystemOptions::default()
+    };
+    let sys = System::start(opts).await.expect("system");
+    let mut c = sys.client();
+    c.register_and_login("submits@example.com").await;
+    let setup = c.first_run_setup("amcsubmits", 5, SQL, json!({})).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let run = c.run(&setup.workflow_id, json!({"n": n})).await;
+        ids.push(ExecutionId(run.parse().unwrap()));
+    }
+    let db = sys.db.connect().await.unwrap();
+    for id in &ids {
+        set_row(
+            &db,
+            "UPDATE executions SET status = 'submitting', next_check_at = date_trunc('milliseconds', now()) WHERE id = $1",
+            *id,
+        )
+        .await;
+    }
+    // One submission already begun (in doubt) and one the user cancelled: neither may go
+    // straight to AMC.
+    set_row(
+        &db,
+        "UPDATE executions SET submit_started_at = now() WHERE id = $1",
+        ids[2],
+    )
+    .await;
+    set_row(
+        &db,
+        "UPDATE executions SET cancel_requested_at = now() WHERE id = $1",
+        ids[3],
+    )
+    .await;
+    let due0 = next_check_at(&db, ids[0]).await;
+    let due1 = next_check_at(&db, ids[1]).await;
+    let (started, until) = (Utc::now(), Utc::now() + chrono::Duration::seconds(35));
+    let started = started
+        .duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap();
+    let until = until
+        .duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap();
+    let wanted: Vec<(ExecutionId, DateTime<Utc>)> = vec![
+        (ids[0], due0),
+        (ids[0], due0),                                     // a twin in the same batch
+        (ids[1], due1 + chrono::Duration::microseconds(1)), // a late step: not due
+        (ids[2], next_check_at(&db, ids[2]).await),
+        (ids[3], next_check_at(&db, ids[3]).await),
+    ];
+    let begun = begin_submissions(&db, &wanted, until, started)
+        .await
+        .unwrap();
+    assert_eq!(begun.len(), 1, "only the due, clean submission begins once");
+    let step = &begun[0];
+    assert_eq!(step.row.id, ids[0]);
+    assert_eq!(step.row.next_check_at, Some(until), "leased");
+    assert_eq!(step.row.submit_started_at, Some(started));
+    assert_eq!(step.target.amc_instance_id.as_str(), "amcsubmits");
+    assert!(step.token.is_some(), "the owner's token state comes along");
+    assert!(
+        begin_submissions(&db, &[(ids[0], due0)], until, started)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased row does not begin again"
+    );
+
+    // AMC accepted it: twins move it to running once, with one audit row and one event.
+    let first_check = until + chrono::Duration::seconds(1);
+    let run = |held_at| Submitted {
+        id: ids[0],
+        held_at,
+        amc_execution_id: AmcExecutionId("amc-exec-1".into()),
+        first_check,
+    };
+    let moved = mark_running_many(&db, &[run(until), run(until)])
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].status, Status::Running);
+    assert_eq!(
+        moved[0].amc_execution_id.as_ref().map(|a| a.as_str()),
+        Some("amc-exec-1")
+    );
+    assert_eq!(moved[0].next_check_at, Some(first_check));
+    assert!(moved[0].running_at.is_some());
+    assert!(
+        mark_running_many(&db, &[run(until)])
+            .await
+            .unwrap()
+            .is_empty(),
+        "a moved row is not moved again"
+    );
+    let trail = common::execution::transitions(&db, ids[0]).await.unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(
+        (last.from_status, last.to_status),
+        (Some(Status::Submitting), Status::Running)
+    );
+    assert_eq!(
+        last.reason.as_deref(),
+        Some("submitted to AMC as amc-exec-1")
+    );
+    assert_eq!(
+        trail
+            .iter()
+            .filter(|t| t.to_status == Status::Running)
+            .count(),
+        1
+    );
+    let events = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT payload FROM events WHERE subject_id = $1 AND event_type = 'execution.running'",
+            [ids[0].into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let payload: serde_json::Value = events[0].try_get("", "payload").unwrap();
+    assert_eq!(payload["status"], "running");
+    assert_eq!(payload["amc_execution_id"], "amc-exec-1");
+    // A lease taken over meanwhile (another worker's): the stale holder moves nothing.
+    let due1 = next_check_at(&db, ids[1]).await;
+    let begun = begin_submissions(&db, &[(ids[1], due1)], until, started)
+        .await
+        .unwrap();
+    assert_eq!(begun.len(), 1);
+    let stale = Submitted {
+        id: ids[1],
+        held_at: due1,
+        amc_execution_id: AmcExecutionId("amc-exec-2".into()),
+        first_check,
+    };
+    assert!(mark_running_many(&db, &[stale]).await.unwrap().is_empty());
+    drop(db);
     sys.cleanup().await;
 }

@@ -10,15 +10,30 @@ use crate::ctx::Ctx;
 use crate::token::TokenError;
 use chrono::{Duration as ChronoDuration, Utc};
 use common::amc::{CreateExecution, WorkflowExecution};
-use common::execution::{self, ExecutionRow, Held, Status, Target, Unsubmitted, now_micros};
+use common::connection::TokenState;
+use common::execution::{
+    self, ExecutionRow, Held, Status, Submitted, Target, Unsubmitted, now_micros,
+};
 use common::ids::AmcExecutionId;
-use common::jobs::{PollJob, SubmitJob};
+use common::jobs::SubmitJob;
 use queue::Job;
 use std::time::Duration;
 
 impl Handle for SubmitJob {
     #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
     async fn handle(self, ctx: &Ctx) -> JobResult {
+        // Most submits go straight to AMC: they begin with the others due together.
+        if let Some(due) = self.due
+            && let Some(step) = ctx.steps.begin_submission(self.execution_id, due).await?
+            && let Some(at) = step.row.next_check_at
+        {
+            let held = Held {
+                id: self.execution_id,
+                status: Status::Submitting,
+                at,
+            };
+            return create(ctx, &step.row, &held, &step.target, step.token).await;
+        }
         let Some(row) = execution::find(&ctx.db, self.execution_id).await? else {
             return Ok(());
         };
@@ -98,20 +113,31 @@ async fn submit(ctx: &Ctx, job: &SubmitJob) -> JobResult {
         // Cancelled meanwhile: the cancel job (or the next reconcile) ends it.
         return Ok(());
     };
+    create(ctx, &row, &held, &target, None).await
+}
+
+/// Creates the run at AMC (its submission recorded as begun) and records AMC's id.
+async fn create(
+    ctx: &Ctx,
+    row: &ExecutionRow,
+    held: &Held,
+    target: &Target,
+    token: Option<TokenState>,
+) -> JobResult {
     let request = CreateExecution {
         sql_query: row.sql_query.clone(),
         time_window_start: row.time_window_start,
         time_window_end: row.time_window_end,
         time_zone: row.time_zone.clone(),
     };
-    let created = call_amc(ctx, &target, None, |token| {
+    let created = call_amc(ctx, target, token, |token| {
         let (amc, t, req) = (ctx.amc.clone(), target.clone(), request.clone());
         async move { amc.create_execution(&t.amc(&token), &req).await }
     })
     .await;
     match created {
-        Ok(exec) => running(ctx, &row, &held, exec.workflow_execution_id).await,
-        Err(e) => on_call_error(ctx, &row, &held, e).await,
+        Ok(exec) => running(ctx, row, held, exec.workflow_execution_id).await,
+        Err(e) => on_call_error(ctx, row, held, e).await,
     }
 }
 
@@ -149,18 +175,18 @@ async fn find_existing(
         .map(|e| e.workflow_execution_id))
 }
 
-/// Stores AMC's id, moves the run to `running` and schedules its first status check.
+/// Stores AMC's id, moves the run to `running` and schedules its first status check (with
+/// the other runs submitted at the same moment).
 async fn running(ctx: &Ctx, row: &ExecutionRow, held: &Held, amc_id: AmcExecutionId) -> JobResult {
-    let first_check = ctx.config.poll_min;
-    let at = now_micros() + ChronoDuration::from_std(first_check).unwrap_or_default();
-    match execution::mark_running(&ctx.db, held, &amc_id, at).await {
-        Ok(Some(_)) => {
-            ctx.producer
-                .enqueue_after(&PollJob::new(row.id, Some(at)), first_check)
-                .await?;
-            Ok(())
-        }
-        Ok(None) => Ok(()),
+    let at = now_micros() + ChronoDuration::from_std(ctx.config.poll_min).unwrap_or_default();
+    let run = Submitted {
+        id: row.id,
+        held_at: held.at,
+        amc_execution_id: amc_id.clone(),
+        first_check: at,
+    };
+    match ctx.steps.mark_running(run).await {
+        Ok(_) => Ok(()),
         Err(e) => {
             // The run exists at AMC but we could not record it: the row stays in doubt
             // (submit_started_at set), so the next attempt adopts it instead of resubmitting.
