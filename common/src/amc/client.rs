@@ -224,11 +224,7 @@ impl AmcClient {
             {
                 out.push(parse(e.clone())?);
             }
-            next = v
-                .get("nextToken")
-                .and_then(|n| n.as_str())
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned);
+            next = next_token(&v);
             if next.is_none() {
                 return Ok(out);
             }
@@ -288,7 +284,42 @@ impl AmcClient {
     }
 }
 
+/// The token of a list's next page: none when `nextToken` is absent (AMC's last page),
+/// `null` (the spec's model) or empty (the AWS solution's workflow manager pages while
+/// `response.get('nextToken', '') != ''`); sources in `amc-sim/README.md`, "The last
+/// page of a list has no `nextToken`".
+fn next_token(page: &serde_json::Value) -> Option<String> {
+    page.get("nextToken")
+        .and_then(serde_json::Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+}
+
 fn parse(v: serde_json::Value) -> Result<WorkflowExecution, AmcError> {
     WorkflowExecution::from_value(v)
         .map_err(|e| AmcError::permanent(None, format!("unexpected AMC execution: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_token;
+    use serde_json::json;
+
+    /// AMC leaves `nextToken` out on the last page (the AWS solution's test fixture
+    /// `{"status":"open","executions":[…]}`); the spec's model allows `null`; the AWS
+    /// solution's workflow manager also ends on `""`. All three end the listing.
+    #[test]
+    fn absent_null_or_empty_next_token_is_the_last_page() {
+        for last in [
+            json!({"executions": []}),
+            json!({"executions": [], "nextToken": null}),
+            json!({"executions": [], "nextToken": ""}),
+        ] {
+            assert_eq!(next_token(&last), None, "{last}");
+        }
+        assert_eq!(
+            next_token(&json!({"executions": [], "nextToken": "abc"})),
+            Some("abc".to_owned())
+        );
+    }
 }
