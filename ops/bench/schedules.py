@@ -189,6 +189,16 @@ def run(a, spread):
                            "postgres_cpu_ms_per_fire": round(cpu["postgres"] * 1000 / max(1, fired["fires"]), 3)}}
         if a.worker:
             rec["metrics"]["all_submitted_s"] = round(submitted_at - t0, 2) if submitted_at else None
+            # Where the time went: when the last run was created, admitted and running,
+            # and the median run's wait at each stage.
+            row = psql(f"""
+              SELECT round(extract(epoch FROM max(created_at)) - {t0}, 2), round(extract(epoch FROM max(submitting_at)) - {t0}, 2),
+                     round(extract(epoch FROM max(running_at)) - {t0}, 2),
+                     round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY submitting_at - created_at))::numeric, 3),
+                     round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY running_at - submitting_at))::numeric, 3)
+              FROM executions""").split("|")
+            keys = ["last_created_s", "last_admitted_s", "last_running_s", "queued_p50_s", "submitting_p50_s"]
+            rec["metrics"].update({k: float(v) if v else None for k, v in zip(keys, row)})
         idle = idle_transactions(s, a.idle)
         rec["metrics"]["idle_transactions_per_replica_per_interval"] = round(idle / a.replicas / (a.idle / interval), 2)
         rec["metrics"]["idle_window_s"] = a.idle

@@ -2,12 +2,12 @@
 //! the optional per-instance daily quota, all under the account row's lock, so any
 //! number of workers admit correctly and queued runs start oldest first.
 
-use super::store::{Change, transition_in};
+use super::store::{Move, transition_many_in};
 use super::{Status, now_micros};
 use crate::ids::{AccountId, ExecutionId, InstanceId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// The account an instance belongs to.
@@ -124,6 +124,10 @@ pub async fn admit_account(
             [account.0.into(), (account_free * 4 + 100).into()],
         ))
         .await?;
+    // Which candidates fit is decided here; then they all move with one batched
+    // transition (their rows are locked above, so each of them moves).
+    let due = now_micros();
+    let mut chosen = Vec::new();
     for c in candidates {
         if account_free <= 0 {
             break;
@@ -140,25 +144,34 @@ pub async fn admit_account(
         {
             continue;
         }
-        let due = now_micros();
-        let change = Change::from(&[Status::Queued])
-            .set("next_check_at", due)
-            .reason("admitted: a slot is free");
-        if transition_in(&txn, ExecutionId(id), Status::Submitting, &change)
-            .await?
-            .is_some()
-        {
-            ic.active += 1;
-            if windowed {
-                ic.active_windows += 1;
-            }
-            if let Some(q) = ic.quota_left.as_mut() {
-                *q -= 1;
-            }
-            account_free -= 1;
-            admitted.push((ExecutionId(id), due));
+        ic.active += 1;
+        if windowed {
+            ic.active_windows += 1;
         }
+        if let Some(q) = ic.quota_left.as_mut() {
+            *q -= 1;
+        }
+        account_free -= 1;
+        chosen.push(Move {
+            id: ExecutionId(id),
+            due: None,
+            next: due,
+            amc_execution_id: None,
+            attempt: None,
+        });
     }
+    let moved = transition_many_in(&txn, Status::Queued, Status::Submitting, &chosen, |_| {
+        "admitted: a slot is free".to_owned()
+    })
+    .await?;
+    // In the order chosen (oldest first), as their submit jobs go out.
+    let moved: HashSet<ExecutionId> = moved.into_iter().map(|r| r.id).collect();
+    admitted.extend(
+        chosen
+            .into_iter()
+            .filter(|m| moved.contains(&m.id))
+            .map(|m| (m.id, due)),
+    );
     txn.commit().await?;
     Ok(admitted)
 }

@@ -7,6 +7,7 @@
 //! a lone compare-and-set would be, so twins and late steps still do nothing.
 
 use super::row::COLUMNS;
+use super::store::{Move, transition_many_in};
 use super::target::Target;
 use super::{ExecutionRow, Status};
 use crate::connection::TokenState;
@@ -17,7 +18,6 @@ use sea_orm::{
     TransactionTrait,
 };
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 /// A step's row, ready to act on: the execution, where it runs, and its owner's token.
 #[derive(Debug, Clone)]
@@ -158,64 +158,22 @@ pub async fn mark_running_many(
     if runs.is_empty() {
         return Ok(Vec::new());
     }
-    let moves: Vec<Value> = runs
+    let moves: Vec<Move> = runs
         .iter()
-        .map(|r| {
-            json!({"id": r.id, "held": r.held_at, "amc": r.amc_execution_id.as_str(), "next": r.first_check})
+        .map(|r| Move {
+            id: r.id,
+            due: Some(r.held_at),
+            next: r.first_check,
+            amc_execution_id: Some(r.amc_execution_id.as_str().to_owned()),
+            attempt: Some(0),
         })
         .collect();
     let txn = db.begin().await?;
-    // clock_timestamp() for `running_at`, as a lone transition writes it.
-    let moved = ExecutionRow::find_by_statement(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!(
-            "WITH m AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
-                 AS m(id uuid, held timestamptz, amc text, next timestamptz)), \
-               t AS (SELECT x.id AS taken, m.amc, m.next FROM m CROSS JOIN LATERAL \
-                 (SELECT id FROM executions WHERE id = m.id AND status = $2 \
-                    AND next_check_at = m.held LIMIT 1 FOR UPDATE) x) \
-             UPDATE executions SET status = $3, running_at = coalesce(running_at, clock_timestamp()), \
-               amc_execution_id = t.amc, next_check_at = t.next, attempt = 0, updated_at = now() \
-             FROM t WHERE id = t.taken RETURNING {COLUMNS}"
-        ),
-        [
-            Value::Array(moves).into(),
-            Status::Submitting.into(),
-            Status::Running.into(),
-        ],
-    ))
-    .all(&txn)
+    let moved = transition_many_in(&txn, Status::Submitting, Status::Running, &moves, |r| {
+        let amc = r.amc_execution_id.as_ref().map(|a| a.as_str());
+        format!("submitted to AMC as {}", amc.unwrap_or_default())
+    })
     .await?;
-    if !moved.is_empty() {
-        let records: Vec<Value> = moved
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "user_id": r.user_id,
-                    "reason": format!("submitted to AMC as {}", r.amc_execution_id.as_ref().map(|a| a.as_str()).unwrap_or_default()),
-                    "event_id": Uuid::now_v7(),
-                    "payload": r.public_json(),
-                })
-            })
-            .collect();
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "WITH t AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) \
-                 AS t(id uuid, user_id uuid, reason text, event_id uuid, payload jsonb)), \
-               audit AS (INSERT INTO execution_transitions (execution_id, from_status, to_status, reason) \
-                 SELECT id, $2, $3, reason FROM t) \
-             INSERT INTO events (id, user_id, event_type, subject_id, payload) \
-               SELECT event_id, user_id, $4, id, payload FROM t",
-            [
-                Value::Array(records).into(),
-                Status::Submitting.into(),
-                Status::Running.into(),
-                crate::event::EventType::of_execution(Status::Running).into(),
-            ],
-        ))
-        .await?;
-    }
     txn.commit().await?;
     Ok(moved)
 }

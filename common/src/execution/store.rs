@@ -140,6 +140,106 @@ pub(crate) async fn transition_in<C: ConnectionTrait>(
     Ok(Some(row))
 }
 
+/// One row of a batched transition ([`transition_many_in`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
+    pub id: ExecutionId,
+    /// Only move the row while its `next_check_at` equals this (the lease its step holds).
+    pub due: Option<DateTime<Utc>>,
+    /// Its `next_check_at` after the move.
+    pub next: DateTime<Utc>,
+    /// AMC's id to store (`None` keeps the row's).
+    pub amc_execution_id: Option<String>,
+    /// The retry attempt to record (`None` keeps the row's).
+    pub attempt: Option<i32>,
+}
+
+/// Moves every row of `moves` still in `from` (and at its `due`) to `to`, a non-terminal
+/// state, inside `txn`: one statement for the rows and one for their audit rows (with
+/// `reason` of each moved row) and events, where [`transition_in`] takes three round trips
+/// per row. Returns the rows that moved; a row that had moved on is left out.
+pub(crate) async fn transition_many_in<C: ConnectionTrait>(
+    txn: &C,
+    from: Status,
+    to: Status,
+    moves: &[Move],
+    reason: impl Fn(&ExecutionRow) -> String,
+) -> Result<Vec<ExecutionRow>, DbErr> {
+    debug_assert!(
+        !to.is_terminal(),
+        "terminal moves have their hooks: transition_in"
+    );
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records: Vec<serde_json::Value> = moves
+        .iter()
+        .map(|m| {
+            serde_json::json!({"id": m.id, "due": m.due, "next": m.next,
+                "amc": m.amc_execution_id, "attempt": m.attempt})
+        })
+        .collect();
+    // Each entry locks its row by primary key if it is still where its step left it; then
+    // exactly the locked rows move. clock_timestamp() for the state's time, as a lone
+    // transition writes it.
+    let column = to.timestamp_column();
+    let moved = ExecutionRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "WITH m AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+                 AS m(id uuid, due timestamptz, next timestamptz, amc text, attempt int)), \
+               t AS (SELECT x.id AS taken, m.next AS new_next, m.amc AS new_amc, \
+                   m.attempt AS new_attempt FROM m CROSS JOIN LATERAL \
+                 (SELECT id FROM executions WHERE id = m.id AND status = $2 \
+                    AND (m.due IS NULL OR next_check_at = m.due) LIMIT 1 FOR UPDATE) x) \
+             UPDATE executions SET status = $3, {column} = coalesce({column}, clock_timestamp()), \
+               amc_execution_id = coalesce(t.new_amc, executions.amc_execution_id), \
+               next_check_at = t.new_next, \
+               attempt = coalesce(t.new_attempt, executions.attempt), updated_at = now() \
+             FROM t WHERE id = t.taken RETURNING {COLUMNS}"
+        ),
+        [
+            serde_json::Value::Array(records).into(),
+            from.into(),
+            to.into(),
+        ],
+    ))
+    .all(txn)
+    .await?;
+    if moved.is_empty() {
+        return Ok(moved);
+    }
+    let records: Vec<serde_json::Value> = moved
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "user_id": r.user_id,
+                "reason": reason(r),
+                "event_id": uuid::Uuid::now_v7(),
+                "payload": r.public_json(),
+            })
+        })
+        .collect();
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "WITH t AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+             AS t(id uuid, user_id uuid, reason text, event_id uuid, payload jsonb)), \
+           audit AS (INSERT INTO execution_transitions (execution_id, from_status, to_status, reason) \
+             SELECT id, $2, $3, reason FROM t) \
+         INSERT INTO events (id, user_id, event_type, subject_id, payload) \
+           SELECT event_id, user_id, $4, id, payload FROM t",
+        [
+            serde_json::Value::Array(records).into(),
+            from.into(),
+            to.into(),
+            crate::event::EventType::of_execution(to).into(),
+        ],
+    ))
+    .await?;
+    Ok(moved)
+}
+
 async fn previous_status<C: ConnectionTrait>(
     txn: &C,
     id: ExecutionId,
