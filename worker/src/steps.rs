@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, Utc};
 use common::execution::{
-    DueStep, Reschedule, Status, Submitted, begin_submissions, mark_running_many, now_micros,
-    read_due, reschedule_many,
+    DueStep, Reschedule, Standing, Status, Submitted, begin_submissions, mark_running_many,
+    now_micros, read_due, reschedule_many, standings,
 };
 use common::group::{BatchLimits, Call, Group};
 use common::ids::ExecutionId;
@@ -52,6 +52,7 @@ pub struct Steps {
     nexts: Group<Next, NextAnswer>,
     begins: Group<Begin, BeginAnswer>,
     runs: Group<Run, NextAnswer>,
+    looks: Group<ExecutionId, Result<Option<Standing>, String>>,
 }
 
 /// How a batch failed, as each of its callers sees it.
@@ -85,16 +86,36 @@ impl Steps {
             let db = bdb.clone();
             async move { begin_batch(&db, lease, calls).await }
         });
+        let rdb = db.clone();
         let runs = Group::start(limits, move |calls| {
-            let (db, producer) = (db.clone(), producer.clone());
+            let (db, producer) = (rdb.clone(), producer.clone());
             async move { running_batch(&db, &producer, calls).await }
+        });
+        let looks = Group::start(limits, move |calls| {
+            let db = db.clone();
+            async move { look_batch(&db, calls).await }
         });
         Self {
             reads,
             nexts,
             begins,
             runs,
+            looks,
         }
+    }
+
+    /// Where a run stands (its state and account), read with the others asked together;
+    /// `None` if it (or its instance) no longer exists.
+    pub async fn standing(&self, id: ExecutionId) -> Result<Option<Standing>, StepsError> {
+        let err = |message| StepsError {
+            what: "look",
+            message,
+        };
+        self.looks
+            .call(id)
+            .await
+            .ok_or_else(|| err("the reader has stopped".into()))?
+            .map_err(err)
     }
 
     /// Leases a `submitting` row still due at `due` and records that its submission
@@ -356,4 +377,27 @@ async fn running_batch(
     }
     .instrument(span)
     .await
+}
+
+async fn look_batch(
+    db: &DatabaseConnection,
+    calls: Vec<Call<ExecutionId, Result<Option<Standing>, String>>>,
+) {
+    let ids: Vec<ExecutionId> = calls.iter().map(|c| c.request).collect();
+    match standings(db, &ids).await {
+        Ok(found) => {
+            let found: HashMap<ExecutionId, Standing> =
+                found.into_iter().map(|s| (s.id, s)).collect();
+            for c in calls {
+                let s = found.get(&c.request).cloned();
+                c.answer(Ok(s));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for c in calls {
+                c.answer(Err(msg.clone()));
+            }
+        }
+    }
 }

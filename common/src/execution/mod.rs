@@ -31,8 +31,8 @@ pub use request::{Rendered, render_run, request_hash};
 pub use row::ExecutionRow;
 pub use status::{ErrorCode, ExecutionStatus, Status, TriggeredBy};
 pub use steps::{
-    DueStep, Reschedule, Rescheduled, Submitted, begin_submissions, mark_running_many, read_due,
-    reschedule_many,
+    DueStep, Reschedule, Rescheduled, Standing, Submitted, begin_submissions, mark_running_many,
+    read_due, reschedule_many, standings,
 };
 pub use store::{TransitionRow, current_due, find, find_for_user, transitions};
 pub use sweep::{Overdue, resume_after_reauth};

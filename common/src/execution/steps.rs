@@ -239,3 +239,42 @@ pub async fn reschedule_many<C: ConnectionTrait>(
         })
         .collect()
 }
+
+/// Where a run stands: its state and where it runs (the account its admission goes by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub id: ExecutionId,
+    pub status: Status,
+    pub instance_id: crate::ids::InstanceId,
+    pub account_id: crate::ids::AccountId,
+}
+
+/// The state and account of each of these runs, in one statement (a run whose instance is
+/// gone is left out).
+pub async fn standings<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[ExecutionId],
+) -> Result<Vec<Standing>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT e.id, e.status, e.instance_id, i.account_id FROM executions e \
+             JOIN amc_instances i ON i.id = e.instance_id WHERE e.id = ANY($1)",
+            [ids.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Standing {
+                id: r.try_get("", "id")?,
+                status: r.try_get("", "status")?,
+                instance_id: r.try_get("", "instance_id")?,
+                account_id: r.try_get("", "account_id")?,
+            })
+        })
+        .collect()
+}

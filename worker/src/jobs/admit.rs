@@ -20,6 +20,11 @@ pub async fn admit_instance(ctx: &Ctx, instance: InstanceId) -> JobResult {
     let Some(account) = account_of_instance(&ctx.db, instance).await? else {
         return Ok(());
     };
+    admit(ctx, instance, account).await
+}
+
+/// [`admit_instance`] when the instance's account is known.
+pub async fn admit(ctx: &Ctx, instance: InstanceId, account: AccountId) -> JobResult {
     let Some(mut turn) = ctx.admissions.enter(account) else {
         return Ok(());
     };

@@ -34,11 +34,13 @@ impl Handle for SubmitJob {
             };
             return create(ctx, &step.row, &held, &step.target, step.token).await;
         }
-        let Some(row) = execution::find(&ctx.db, self.execution_id).await? else {
+        // A new run's job (no `due`): it is most likely queued, and its admission goes by
+        // its account; looked up with the others that arrive together.
+        let Some(run) = ctx.steps.standing(self.execution_id).await? else {
             return Ok(());
         };
-        match row.status {
-            Status::Queued => super::admit::admit_instance(ctx, row.instance_id).await,
+        match run.status {
+            Status::Queued => super::admit::admit(ctx, run.instance_id, run.account_id).await,
             Status::Submitting => submit(ctx, &self).await,
             _ => Ok(()),
         }
