@@ -55,8 +55,10 @@ class Api:
 def psql(args, sql):
     out = subprocess.run(
         ["psql", "-h", args.pg, "-U", "postgres", "-d", args.db, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        check=True, capture_output=True, text=True,
+        capture_output=True, text=True,
     )
+    if out.returncode != 0:
+        sys.exit(f"psql failed: {out.stderr.strip()}")
     return out.stdout.strip()
 
 
@@ -102,7 +104,7 @@ def insert(args, workflows):
         CASE WHEN wf.s IS NOT NULL AND (g * 104729) % 10 < 2 THEN wf.s END,
         CASE WHEN wf.c IS NOT NULL AND (g * 104729) % 10 = 2 THEN wf.c END,
         t, t
-    FROM generate_series(1, {args.rows}) g
+    FROM generate_series(1::bigint, {args.rows}) g
     JOIN wf ON wf.k = g % {n}
     CROSS JOIN LATERAL (SELECT now() - interval '200 days' + g * (interval '200 days' / {args.rows}) AS t) x;
     """
