@@ -724,6 +724,13 @@ pub fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     let t = chrono::DateTime::parse_from_rfc3339(s.trim())
         .map_err(|_| format!("`{s}` is not an RFC 3339 instant such as 2027-03-28T01:00:00Z"))?
         .with_timezone(&chrono::Utc);
+    instant_in_range(t)
+}
+
+/// An instant from 2000-01-01 to 2100-01-01 (what the database and AMC hold).
+pub fn instant_in_range(
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
     let (lo, hi) = (
         chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z").map(|d| d.to_utc()),
         chrono::DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z").map(|d| d.to_utc()),

@@ -28,6 +28,7 @@ use routes::connection::ConnectionApi;
 use routes::events::EventsApi;
 use routes::executions::ExecutionsApi;
 use routes::instances::InstancesApi;
+use routes::runs::RunsApi;
 use routes::schedules::SchedulesApi;
 use routes::webhooks::WebhooksApi;
 use routes::workflows::WorkflowsApi;
@@ -44,6 +45,7 @@ pub type ApiService = OpenApiService<
         InstancesApi,
         WorkflowsApi,
         ExecutionsApi,
+        RunsApi,
         SchedulesApi,
         CollectionsApi,
         EventsApi,
@@ -71,6 +73,9 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
         ExecutionsApi {
+            state: state.clone(),
+        },
+        RunsApi {
             state: state.clone(),
         },
         SchedulesApi {

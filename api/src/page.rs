@@ -38,6 +38,52 @@ pub fn open_key(
     }
 }
 
+/// A row listed newest first: its keyset position.
+pub trait Keyed {
+    /// `(created_at, id)`.
+    fn key(&self) -> (DateTime<Utc>, Uuid);
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn key(&self) -> (DateTime<Utc>, Uuid) {
+                (self.created_at, self.id.0)
+            }
+        }
+    )*};
+}
+
+keyed!(
+    common::repo::accounts::Account,
+    common::repo::instances::Instance,
+    common::repo::workflows::Workflow,
+    common::execution::ExecutionRow
+);
+
+/// One keyset page, newest first: opens `cursor` in `scope`, reads `limit + 1` rows after
+/// it with `read`, and answers the page with the next page's cursor (its last row's
+/// position) when more remain.
+pub async fn keyset<T: Keyed, E, Fut>(
+    cursors: &CursorKey,
+    scope: &[u8],
+    (cursor, limit): (Option<String>, Option<u32>),
+    read: impl FnOnce(Option<(DateTime<Utc>, Uuid)>, u64) -> Fut,
+) -> Result<(Vec<T>, Option<String>), ApiError>
+where
+    Fut: Future<Output = Result<Vec<T>, E>>,
+    ApiError: From<E>,
+{
+    let after = open_key(cursors, scope, cursor)?;
+    let limit = self::limit(limit);
+    let mut rows = read(after, limit + 1).await?;
+    let next = next_cursor(&mut rows, limit, |r| {
+        let (at, id) = r.key();
+        cursors.sign_key(scope, at, id)
+    });
+    Ok((rows, next))
+}
+
 /// Cuts `rows`, read with `limit + 1`, to `limit`, and answers the cursor of the next
 /// page (`sign` of the last row shown) when there is one.
 pub fn next_cursor<T>(

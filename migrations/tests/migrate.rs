@@ -3,7 +3,7 @@
 mod support;
 
 use migrations::{Migrator, MigratorTrait, database_name, migrate_up, migrate_up_applied};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use std::process::Command;
 use support::*;
 
@@ -31,7 +31,7 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 7] = [
+const ALL_MIGRATIONS: [&str; 8] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
@@ -39,6 +39,7 @@ const ALL_MIGRATIONS: [&str; 7] = [
     "m20261207_000001_collections",
     "m20261208_000001_webhooks",
     "m20261209_000001_telemetry",
+    "m20261210_000001_execution_lists",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -216,6 +217,7 @@ async fn the_execution_keys_migration_goes_down_and_up_again() {
     let db = Database::connect(&url).await.expect("connect");
     let composite = [
         "executions_collection_id_fkey",
+        "executions_retry_of_fkey",
         "executions_schedule_id_fkey",
         "executions_workflow_fkey",
     ];
@@ -241,6 +243,50 @@ async fn the_execution_keys_migration_goes_down_and_up_again() {
     );
     Migrator::up(&db, None).await.expect("up again");
     assert_eq!(foreign_keys(&db, "executions").await, composite);
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_execution_lists_migration_goes_down_and_up_again() {
+    let url = fresh_database_url("miglists");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    let indexes = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT indexname::text AS n FROM pg_indexes WHERE tablename = 'executions' \
+                     AND indexdef LIKE '%created_at, id)%' ORDER BY 1",
+                ))
+                .await
+                .expect("indexes");
+            rows.iter()
+                .map(|r| r.try_get::<String>("", "n").expect("n"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let keyset = [
+        "executions_collection_id_idx",
+        "executions_instance_created_idx",
+        "executions_schedule_created_idx",
+        "executions_user_created_idx",
+        "executions_user_status_created_idx",
+        "executions_user_trigger_created_idx",
+        "executions_workflow_created_idx",
+    ];
+    assert_eq!(indexes(&db).await, keyset);
+    Migrator::down(&db, Some(1)).await.expect("down");
+    assert!(indexes(&db).await.is_empty());
+    assert!(
+        !foreign_keys(&db, "executions")
+            .await
+            .contains(&"executions_retry_of_fkey".to_string())
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    assert_eq!(indexes(&db).await, keyset);
     db.close().await.expect("close");
 }
 
@@ -413,7 +459,12 @@ async fn the_collections_migration_checks_windows_and_reserves_and_goes_down_and
         "23514"
     );
     // Down (week collections survive, as weeks), then up again.
-    Migrator::down(&db, Some(3)).await.expect("down");
+    let through = ALL_MIGRATIONS
+        .iter()
+        .position(|m| *m == "m20261207_000001_collections")
+        .expect("the collections migration");
+    let steps = (ALL_MIGRATIONS.len() - through) as u32;
+    Migrator::down(&db, Some(steps)).await.expect("down");
     let tables = table_names(&db).await;
     assert!(tables.iter().any(|t| t == "collection_weeks"));
     assert!(!tables.iter().any(|t| t == "collection_windows"));

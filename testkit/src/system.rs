@@ -390,6 +390,27 @@ impl Client {
         b["id"].as_str().expect("execution id").to_string()
     }
 
+    /// Every item of a list endpoint (`{"items","next_cursor"}`), following `next_cursor`
+    /// page by page; `path` may carry a query (filters, `limit`).
+    pub async fn list_all(&self, path: &str) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                None => path.to_string(),
+                Some(c) => format!("{path}{sep}cursor={c}"),
+            };
+            let (s, b) = self.get(&url).await;
+            assert_eq!(s, 200, "GET {url}: {b}");
+            items.extend(b["items"].as_array().expect("items").iter().cloned());
+            match b["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return items,
+            }
+        }
+    }
+
     /// Waits until every run is terminal; returns them.
     pub async fn wait_terminal(&self, ids: &[String], timeout: Duration) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -4,13 +4,14 @@ use super::ApiTags;
 use crate::auth::BearerAuth;
 use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
-use crate::input::{Ident, In, Int, Name, RegionKind, opt};
+use crate::input::{Ident, In, Int, Name, Nullable, RegionKind, opt};
+use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::AccountId;
 use common::repo::RepoError;
 use common::repo::accounts::{self, Account, NewAccount};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
@@ -76,7 +77,15 @@ pub enum AccountResponse {
 pub enum AccountListResponse {
     /// The user's accounts, newest first.
     #[oai(status = 200)]
-    Ok(Json<Vec<AccountBody>>),
+    Ok(Json<AccountList>),
+}
+
+/// A page of the user's accounts, newest first.
+#[derive(Debug, Object)]
+pub struct AccountList {
+    pub items: Vec<AccountBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Nullable<String>,
 }
 
 /// Account endpoints.
@@ -115,13 +124,27 @@ impl AccountsApi {
         Ok(CreateAccountResponse::Created(Json(account.into())))
     }
 
-    /// The user's accounts.
+    /// The user's accounts, newest first (`cursor`, `limit` ≤ 500, default 50).
     #[oai(path = "/accounts", method = "get", operation_id = "listAccounts")]
-    async fn list(&self, auth: BearerAuth) -> Result<AccountListResponse, Errors<AUTH>> {
-        let rows = accounts::list_accounts(&self.state.db, auth.0.user_id).await?;
-        Ok(AccountListResponse::Ok(Json(
-            rows.into_iter().map(Into::into).collect(),
-        )))
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+    ) -> Result<AccountListResponse, Errors<{ AUTH | E422 }>> {
+        let user = auth.0.user_id;
+        let db = &self.state.db;
+        let (rows, next) = page::keyset(
+            &self.state.cursors,
+            &page::scope(b"accounts", user.0),
+            (cursor.0, limit.0),
+            |after, limit| accounts::list_accounts(db, user, after, limit),
+        )
+        .await?;
+        Ok(AccountListResponse::Ok(Json(AccountList {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor: next.into(),
+        })))
     }
 
     /// One account.

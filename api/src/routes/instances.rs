@@ -6,12 +6,13 @@ use crate::auth::BearerAuth;
 use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Id, Ident, In, Int, Name, Nullable, TimeZone, opt};
+use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::{AccountId, InstanceId};
 use common::repo::RepoError;
 use common::repo::instances::{self, Instance, InstanceCaps, NewInstance};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -99,7 +100,15 @@ pub enum InstanceResponse {
 pub enum InstanceListResponse {
     /// The user's instances, newest first.
     #[oai(status = 200)]
-    Ok(Json<Vec<InstanceBody>>),
+    Ok(Json<InstanceList>),
+}
+
+/// A page of the user's instances, newest first.
+#[derive(Debug, Object)]
+pub struct InstanceList {
+    pub items: Vec<InstanceBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Nullable<String>,
 }
 
 /// Instance endpoints.
@@ -144,13 +153,27 @@ impl InstancesApi {
         Ok(CreateInstanceResponse::Created(Json(instance.into())))
     }
 
-    /// The user's instances.
+    /// The user's instances, newest first (`cursor`, `limit` ≤ 500, default 50).
     #[oai(path = "/instances", method = "get", operation_id = "listInstances")]
-    async fn list(&self, auth: BearerAuth) -> Result<InstanceListResponse, Errors<AUTH>> {
-        let rows = instances::list_instances(&self.state.db, auth.0.user_id).await?;
-        Ok(InstanceListResponse::Ok(Json(
-            rows.into_iter().map(Into::into).collect(),
-        )))
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+    ) -> Result<InstanceListResponse, Errors<{ AUTH | E422 }>> {
+        let user = auth.0.user_id;
+        let db = &self.state.db;
+        let (rows, next) = page::keyset(
+            &self.state.cursors,
+            &page::scope(b"instances", user.0),
+            (cursor.0, limit.0),
+            |after, limit| instances::list_instances(db, user, after, limit),
+        )
+        .await?;
+        Ok(InstanceListResponse::Ok(Json(InstanceList {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor: next.into(),
+        })))
     }
 
     /// One instance.

@@ -9,6 +9,7 @@ pub mod events;
 pub mod executions;
 pub mod health;
 pub mod instances;
+pub mod runs;
 pub mod schedules;
 pub mod webhooks;
 pub mod workflows;

@@ -6,11 +6,12 @@ use crate::auth::BearerAuth;
 use crate::error::status::{AUTH, BODY, E404, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Id, In, JsonObject, LongText, Name, Nullable, opt};
+use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::{InstanceId, WorkflowId};
 use common::repo::workflows::{self, NewWorkflow, Workflow};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
@@ -80,7 +81,15 @@ pub enum WorkflowResponse {
 pub enum WorkflowListResponse {
     /// The user's workflows, newest first.
     #[oai(status = 200)]
-    Ok(Json<Vec<WorkflowBody>>),
+    Ok(Json<WorkflowList>),
+}
+
+/// A page of the user's workflows, newest first.
+#[derive(Debug, Object)]
+pub struct WorkflowList {
+    pub items: Vec<WorkflowBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Nullable<String>,
 }
 
 /// Workflow endpoints.
@@ -130,13 +139,27 @@ impl WorkflowsApi {
         Ok(CreateWorkflowResponse::Created(Json(workflow.into())))
     }
 
-    /// The user's workflows.
+    /// The user's workflows, newest first (`cursor`, `limit` ≤ 500, default 50).
     #[oai(path = "/workflows", method = "get", operation_id = "listWorkflows")]
-    async fn list(&self, auth: BearerAuth) -> Result<WorkflowListResponse, Errors<AUTH>> {
-        let rows = workflows::list_workflows(&self.state.db, auth.0.user_id).await?;
-        Ok(WorkflowListResponse::Ok(Json(
-            rows.into_iter().map(Into::into).collect(),
-        )))
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+    ) -> Result<WorkflowListResponse, Errors<{ AUTH | E422 }>> {
+        let user = auth.0.user_id;
+        let db = &self.state.db;
+        let (rows, next) = page::keyset(
+            &self.state.cursors,
+            &page::scope(b"workflows", user.0),
+            (cursor.0, limit.0),
+            |after, limit| workflows::list_workflows(db, user, after, limit),
+        )
+        .await?;
+        Ok(WorkflowListResponse::Ok(Json(WorkflowList {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor: next.into(),
+        })))
     }
 
     /// One workflow.

@@ -41,7 +41,8 @@ async fn accounts_instances_workflows_crud_and_tenancy() {
     .await
     .assert_problem(409);
     let list = app.get("/api/v1/accounts", t).await;
-    assert_eq!(list.json.as_array().map(Vec::len), Some(1));
+    assert_eq!(list.json["items"].as_array().map(Vec::len), Some(1));
+    assert!(list.json["next_cursor"].is_null());
     assert_eq!(
         app.get(&format!("/api/v1/accounts/{account_id}"), t)
             .await
@@ -82,9 +83,7 @@ async fn accounts_instances_workflows_crud_and_tenancy() {
     assert!(patched.json["daily_execution_quota"].is_null());
     assert_eq!(patched.json["time_zone"], "Europe/Berlin");
     assert_eq!(
-        app.get("/api/v1/instances", t)
-            .await
-            .json
+        app.get("/api/v1/instances", t).await.json["items"]
             .as_array()
             .map(Vec::len),
         Some(1)
@@ -116,9 +115,7 @@ async fn accounts_instances_workflows_crud_and_tenancy() {
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.json["sql_query"], sql);
     assert_eq!(
-        app.get("/api/v1/workflows", t)
-            .await
-            .json
+        app.get("/api/v1/workflows", t).await.json["items"]
             .as_array()
             .map(Vec::len),
         Some(1)
@@ -136,7 +133,10 @@ async fn accounts_instances_workflows_crud_and_tenancy() {
     app.get(&format!("/api/v1/accounts/{account_id}"), o)
         .await
         .assert_problem(404);
-    assert_eq!(app.get("/api/v1/workflows", o).await.json, json!([]));
+    assert_eq!(
+        app.get("/api/v1/workflows", o).await.json,
+        json!({"items": [], "next_cursor": null})
+    );
     app.post(
         "/api/v1/instances",
         o,
@@ -164,4 +164,65 @@ async fn accounts_instances_workflows_crud_and_tenancy() {
         .assert_problem(404);
     let bad = app.get("/api/v1/workflows/not-a-uuid", t).await;
     assert_eq!(bad.assert_problem(422)["errors"][0]["field"], "id");
+}
+
+#[tokio::test]
+async fn accounts_instances_and_workflows_are_listed_a_page_at_a_time() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let t = &user.access_token;
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let acc = app
+            .post(
+                "/api/v1/accounts",
+                t,
+                json!({"name": "A", "entity_id": format!("E{n}"), "marketplace_id": "M1", "region": "NA"}),
+            )
+            .await;
+        assert_eq!(acc.status, StatusCode::CREATED, "{}", acc.text);
+        created.push(id_of(&acc).to_string());
+    }
+    // Newest first, two at a time, each once.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/accounts?limit=2".to_string();
+    loop {
+        let page = app.get(&path, t).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let items = page.json["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|a| a["id"].as_str().unwrap().to_string()));
+        match page.json["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/accounts?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    created.reverse();
+    assert_eq!(seen, created);
+
+    // Bad page parameters name themselves; a cursor of another list opens nothing here.
+    for list in ["accounts", "instances", "workflows"] {
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=501", "limit"),
+            ("cursor=xyz", "cursor"),
+        ] {
+            let r = app.get(&format!("/api/v1/{list}?{query}"), t).await;
+            assert_eq!(
+                r.assert_problem(422)["errors"][0]["field"],
+                field,
+                "{list}?{query}"
+            );
+        }
+    }
+    let first = app.get("/api/v1/accounts?limit=1", t).await;
+    let cursor = first.json["next_cursor"].as_str().unwrap();
+    let r = app
+        .get(&format!("/api/v1/workflows?cursor={cursor}"), t)
+        .await;
+    assert_eq!(r.assert_problem(422)["errors"][0]["field"], "cursor");
+    // Another user's list is empty.
+    let other = app.new_user().await;
+    let r = app.get("/api/v1/accounts", &other.access_token).await;
+    assert_eq!(r.json, json!({"items": [], "next_cursor": null}));
 }

@@ -153,6 +153,7 @@ async fn start<C: ConnectionTrait>(
                         schedule_id: None,
                         scheduled_for: None,
                         collection_id: Some(id),
+                        retry_of: None,
                     },
                     trace: None,
                 };

@@ -2,7 +2,7 @@
 
 use super::row::COLUMNS;
 use super::{ExecutionRow, Status, TriggeredBy};
-use crate::ids::{CollectionId, InstanceId, ScheduleId, UserId, WorkflowId};
+use crate::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
 use crate::time_window::TimeWindow;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,12 +12,13 @@ use sea_orm::{
 use serde_json::Value;
 
 /// What a run belongs to besides its workflow: the schedule that fired it (and the tick),
-/// or the collection it is a window of.
+/// or the collection it is a window of; and the run it retries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Links {
     pub schedule_id: Option<ScheduleId>,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub collection_id: Option<CollectionId>,
+    pub retry_of: Option<ExecutionId>,
 }
 
 /// Everything needed to record a run; the SQL is already rendered and on one line.
@@ -103,8 +104,8 @@ fn insert_of(new: &NewExecution) -> Statement {
         format!(
             "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
-               schedule_id, scheduled_for, collection_id, trace_context) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+               schedule_id, scheduled_for, collection_id, trace_context, retry_of) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT DO NOTHING \
              RETURNING {COLUMNS}"
         ),
@@ -128,6 +129,7 @@ fn insert_of(new: &NewExecution) -> Statement {
                 .as_deref()
                 .map(|t| crate::telemetry::trace::root_of(t).to_owned())
                 .into(),
+            new.links.retry_of.into(),
         ],
     )
 }

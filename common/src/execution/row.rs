@@ -49,6 +49,8 @@ pub struct ExecutionRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// The root of the run's trace (W3C `traceparent`), when tracing was on.
     pub trace_context: Option<String>,
+    /// The run this one retries (`POST /executions/{id}/retry`).
+    pub retry_of: Option<ExecutionId>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -82,6 +84,7 @@ impl ExecutionRow {
             "schedule_id": self.schedule_id,
             "scheduled_for": self.scheduled_for,
             "collection_id": self.collection_id,
+            "retry_of": self.retry_of,
             "attempt": self.attempt,
             "cancel_requested_at": self.cancel_requested_at,
             "created_at": self.created_at,
@@ -96,4 +99,4 @@ pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, instance_id, status,
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at, trace_context";
+    running_at, fetching_at, completed_at, trace_context, retry_of";

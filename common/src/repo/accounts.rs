@@ -55,17 +55,15 @@ pub async fn create_account(
         .ok_or(RepoError::NotFound)
 }
 
-/// The user's accounts, newest first.
+/// A page of the user's accounts, newest first, after `after` (`limit` rows at most).
 pub async fn list_accounts(
     db: &impl ConnectionTrait,
     user_id: UserId,
+    after: super::After,
+    limit: u64,
 ) -> Result<Vec<Account>, RepoError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM amc_accounts WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
-    );
-    Ok(Account::find_by_statement(stmt(&sql, [user_id.into()]))
-        .all(db)
-        .await?)
+    let page = super::page_of_user(COLUMNS, "amc_accounts", user_id, after, limit);
+    Ok(Account::find_by_statement(page).all(db).await?)
 }
 
 /// One of the user's accounts.

@@ -87,17 +87,15 @@ pub async fn create_instance(
         .ok_or(RepoError::NotFound)
 }
 
-/// The user's instances, newest first.
+/// A page of the user's instances, newest first, after `after` (`limit` rows at most).
 pub async fn list_instances(
     db: &impl ConnectionTrait,
     user_id: UserId,
+    after: super::After,
+    limit: u64,
 ) -> Result<Vec<Instance>, RepoError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM amc_instances WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
-    );
-    Ok(Instance::find_by_statement(stmt(&sql, [user_id.into()]))
-        .all(db)
-        .await?)
+    let page = super::page_of_user(COLUMNS, "amc_instances", user_id, after, limit);
+    Ok(Instance::find_by_statement(page).all(db).await?)
 }
 
 /// One of the user's instances.

@@ -51,6 +51,37 @@ fn check_violation(e: &DbErr) -> Option<String> {
     (db.code().as_deref() == Some("23514")).then(|| db.constraint().unwrap_or_default().to_owned())
 }
 
+/// A keyset position of a list, newest first: the last row shown's `(created_at, id)`.
+pub type After = Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>;
+
+/// One page of a user's rows of `table`, newest first (`created_at DESC, id DESC`), after
+/// `after`: `limit` rows at most, read through the table's `(user_id, created_at)` index.
+pub(crate) fn page_of_user(
+    columns: &str,
+    table: &str,
+    user_id: crate::ids::UserId,
+    after: After,
+    limit: u64,
+) -> Statement {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    match after {
+        None => stmt(
+            &format!(
+                "SELECT {columns} FROM {table} WHERE user_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            ),
+            [user_id.into(), limit.into()],
+        ),
+        Some((at, id)) => stmt(
+            &format!(
+                "SELECT {columns} FROM {table} WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
+            ),
+            [user_id.into(), at.into(), id.into(), limit.into()],
+        ),
+    }
+}
+
 /// A Postgres statement with positional (`$1`, `$2`, …) values.
 pub(crate) fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)

@@ -58,17 +58,15 @@ pub async fn create_workflow(
         .ok_or(RepoError::NotFound)
 }
 
-/// The user's workflows, newest first.
+/// A page of the user's workflows, newest first, after `after` (`limit` rows at most).
 pub async fn list_workflows(
     db: &impl ConnectionTrait,
     user_id: UserId,
+    after: super::After,
+    limit: u64,
 ) -> Result<Vec<Workflow>, RepoError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM workflows WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
-    );
-    Ok(Workflow::find_by_statement(stmt(&sql, [user_id.into()]))
-        .all(db)
-        .await?)
+    let page = super::page_of_user(COLUMNS, "workflows", user_id, after, limit);
+    Ok(Workflow::find_by_statement(page).all(db).await?)
 }
 
 /// One of the user's workflows.

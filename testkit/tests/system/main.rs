@@ -7,6 +7,7 @@ mod chaos;
 mod faults;
 mod first_run;
 mod fleet;
+mod history;
 mod quota;
 mod requests;
 mod results;
