@@ -29,6 +29,7 @@ pub mod telemetry;
 pub mod text;
 pub mod time_window;
 pub mod webhook;
+pub mod workflow;
 
 /// poem-openapi, for the spec impls [`text_enum!`] generates with the `openapi` feature.
 #[cfg(feature = "openapi")]

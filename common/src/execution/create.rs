@@ -25,6 +25,8 @@ pub struct Links {
 pub struct NewExecution {
     pub user_id: UserId,
     pub workflow_id: WorkflowId,
+    /// The version of the workflow whose SQL and defaults it runs.
+    pub workflow_version: i32,
     pub instance_id: InstanceId,
     pub sql_query: String,
     pub parameters: Value,
@@ -103,8 +105,8 @@ fn insert_of(new: &NewExecution) -> Statement {
         format!(
             "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
-               schedule_id, scheduled_for, collection_id, trace_context) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+               schedule_id, scheduled_for, collection_id, trace_context, workflow_version) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT DO NOTHING \
              RETURNING {COLUMNS}"
         ),
@@ -128,6 +130,7 @@ fn insert_of(new: &NewExecution) -> Statement {
                 .as_deref()
                 .map(|t| crate::telemetry::trace::root_of(t).to_owned())
                 .into(),
+            new.workflow_version.into(),
         ],
     )
 }
