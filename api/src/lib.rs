@@ -29,6 +29,7 @@ use routes::events::EventsApi;
 use routes::executions::ExecutionsApi;
 use routes::instances::InstancesApi;
 use routes::schedules::SchedulesApi;
+use routes::templates::TemplatesApi;
 use routes::webhooks::WebhooksApi;
 use routes::workflows::WorkflowsApi;
 use state::AppState;
@@ -48,6 +49,7 @@ pub type ApiService = OpenApiService<
         CollectionsApi,
         EventsApi,
         WebhooksApi,
+        TemplatesApi,
     ),
     (),
 >;
@@ -83,6 +85,9 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
         WebhooksApi {
+            state: state.clone(),
+        },
+        TemplatesApi {
             state: state.clone(),
         },
     );

@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod shutdown;
 pub mod sql;
 pub mod telemetry;
+pub mod template;
 pub mod text;
 pub mod time_window;
 pub mod webhook;

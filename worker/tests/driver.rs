@@ -104,6 +104,7 @@ async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [Executio
             sql_query: sql.into(),
             parameters: serde_json::json!({}),
             tags: Vec::new(),
+            template_id: None,
         },
     )
     .await

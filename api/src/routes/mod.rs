@@ -10,6 +10,7 @@ pub mod executions;
 pub mod health;
 pub mod instances;
 pub mod schedules;
+pub mod templates;
 pub mod webhooks;
 pub mod workflows;
 
@@ -38,4 +39,6 @@ pub enum ApiTags {
     Events,
     /// Endpoints that receive signed events, their deliveries and attempts.
     Webhooks,
+    /// The query template library: shared SQL with a JSON Schema of its parameters.
+    QueryTemplates,
 }

@@ -64,6 +64,8 @@ pub struct WorkflowBody {
     /// The latest version (1 at creation; each change of SQL or parameters adds one).
     pub version: i32,
     pub tags: Vec<String>,
+    /// The query template it was made from.
+    pub template_id: Nullable<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -74,6 +76,7 @@ impl From<Workflow> for WorkflowBody {
             placeholders: common::sql::placeholders(&w.sql_query),
             tags: w.tag_list(),
             version: w.version,
+            template_id: w.template_id.into(),
             id: w.id.0,
             instance_id: w.instance_id.0,
             name: w.name,
@@ -216,6 +219,7 @@ impl WorkflowsApi {
         check_defaults(&sql_query, &parameters)?;
         let new = NewWorkflow {
             tags: opt(b.tags, "tags")?.unwrap_or_default(),
+            template_id: None,
             instance_id,
             name,
             description: opt(b.description, "description")?

@@ -21,6 +21,8 @@ pub struct Workflow {
     pub version: i32,
     /// A JSON array of strings.
     pub tags: Value,
+    /// The query template it was made from, if any.
+    pub template_id: Option<uuid::Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -41,6 +43,7 @@ pub struct NewWorkflow {
     pub sql_query: String,
     pub parameters: Value,
     pub tags: Vec<String>,
+    pub template_id: Option<uuid::Uuid>,
 }
 
 /// A change of a workflow; `None` keeps a field. A new `sql_query` or `parameters`
@@ -55,7 +58,7 @@ pub struct WorkflowPatch {
 }
 
 pub(crate) const COLUMNS: &str = "id, instance_id, name, description, sql_query, parameters, version, \
-    to_jsonb(tags) AS tags, created_at, updated_at";
+    to_jsonb(tags) AS tags, template_id, created_at, updated_at";
 
 /// Creates a workflow (and its version 1) on one of the user's instances; an instance of
 /// another user (or none) → [`RepoError::NotFound`].
@@ -66,8 +69,8 @@ pub async fn create_workflow(
 ) -> Result<Workflow, RepoError> {
     let sql = format!(
         "WITH w AS (INSERT INTO workflows (id, user_id, instance_id, name, description, sql_query, parameters, \
-           tags) \
-         SELECT $1, i.user_id, i.id, $4, $5, $6, $7, ARRAY(SELECT jsonb_array_elements_text($8::jsonb)) \
+           tags, template_id) \
+         SELECT $1, i.user_id, i.id, $4, $5, $6, $7, ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), $9 \
          FROM amc_instances i WHERE i.id = $3 AND i.user_id = $2 RETURNING *), \
          v AS (INSERT INTO workflow_versions (workflow_id, version, sql_query, parameters, created_at) \
            SELECT id, 1, sql_query, parameters, created_at FROM w) \
@@ -82,6 +85,7 @@ pub async fn create_workflow(
         new.sql_query.into(),
         new.parameters.into(),
         serde_json::json!(new.tags).into(),
+        new.template_id.into(),
     ];
     Workflow::find_by_statement(stmt(&sql, values))
         .one(db)

@@ -1,11 +1,12 @@
 //! Workflows against the real binaries, Postgres, Redis and amc-sim: versions made by
 //! edits and read back, runs of a named version, the default window, validate, tags,
 //! delete refused while in use, and collections pinning the version they started with
-//! while schedules follow the latest (unless pinned).
+//! while schedules follow the latest (unless pinned); the query template library.
 //! Run `cargo build --workspace --bins` first (`ops/test` does).
 
 mod api;
 mod pinning;
+mod templates;
 
 use serde_json::{Value, json};
 use testkit::{Client, System};
