@@ -574,6 +574,18 @@ pub async fn retry_failed(
 ) -> Result<Changed, CollectionError> {
     let txn = db.begin().await?;
     let status = lock(&txn, user, id).await?;
+    let deleted = txn
+        .query_one_raw(stmt(
+            "SELECT 1 FROM collections c JOIN workflows w ON w.id = c.workflow_id \
+             WHERE c.id = $1 AND w.deleted_at IS NOT NULL",
+            [id.into()],
+        ))
+        .await?;
+    if deleted.is_some() {
+        return Err(CollectionError::Conflict(
+            "its workflow has been deleted".into(),
+        ));
+    }
     let reopened = txn
         .execute_raw(stmt(
             "UPDATE collection_windows SET status = $2, attempts = 0, error_code = NULL, error_message = NULL, \

@@ -271,5 +271,17 @@ async fn workflows_are_versioned_validated_tagged_and_deleted_only_when_unused()
         .post(&format!("/workflows/{wf}/executions"), json!({}))
         .await;
     assert_eq!(s, 404);
+    // Nothing runs it again: its collection's windows are not retried, its schedule not
+    // resumed.
+    let coll_id = coll["id"].as_str().unwrap();
+    let (s, b) = c
+        .post(&format!("/collections/{coll_id}/retry-failed"), json!({}))
+        .await;
+    assert_eq!(s, 409, "{b}");
+    let sched_id = sched["id"].as_str().unwrap();
+    let (s, _) = c
+        .post(&format!("/schedules/{sched_id}/resume"), json!({}))
+        .await;
+    assert_eq!(s, 404);
     sys.cleanup().await;
 }
