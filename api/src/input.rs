@@ -466,6 +466,42 @@ impl Kind for EventTypes {
     }
 }
 
+/// Tags: at most 20 distinct labels of 1 to 50 characters each (trimmed, one line).
+pub struct Tags;
+
+/// The most tags a resource carries.
+pub const MAX_TAGS: usize = 20;
+
+impl Kind for Tags {
+    type Out = Vec<String>;
+    fn name() -> Cow<'static, str> {
+        "tags".into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            items: Some(Box::new(Name::<50>::schema())),
+            max_items: Some(MAX_TAGS),
+            ..MetaSchema::new("array")
+        })
+    }
+    fn parse(value: Value) -> Result<Vec<String>, String> {
+        let Value::Array(items) = value else {
+            return Err(format!("must be an array, not {}", json_kind(&value)));
+        };
+        let mut out: Vec<String> = Vec::new();
+        for item in items {
+            let tag = Name::<50>::parse(item).map_err(|e| format!("each tag {e}"))?;
+            if !out.contains(&tag) {
+                out.push(tag);
+            }
+        }
+        if out.len() > MAX_TAGS {
+            return Err(format!("must hold at most {MAX_TAGS} tags"));
+        }
+        Ok(out)
+    }
+}
+
 /// A UUID.
 pub struct Id;
 

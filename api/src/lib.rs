@@ -30,6 +30,7 @@ use routes::executions::ExecutionsApi;
 use routes::instances::InstancesApi;
 use routes::runs::RunsApi;
 use routes::schedules::SchedulesApi;
+use routes::templates::TemplatesApi;
 use routes::webhooks::WebhooksApi;
 use routes::workflows::WorkflowsApi;
 use state::AppState;
@@ -50,6 +51,7 @@ pub type ApiService = OpenApiService<
         CollectionsApi,
         EventsApi,
         WebhooksApi,
+        TemplatesApi,
     ),
     (),
 >;
@@ -88,6 +90,9 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
         WebhooksApi {
+            state: state.clone(),
+        },
+        TemplatesApi {
             state: state.clone(),
         },
     );

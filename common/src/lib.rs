@@ -26,9 +26,11 @@ pub mod schedule;
 pub mod shutdown;
 pub mod sql;
 pub mod telemetry;
+pub mod template;
 pub mod text;
 pub mod time_window;
 pub mod webhook;
+pub mod workflow;
 
 /// poem-openapi, for the spec impls [`text_enum!`] generates with the `openapi` feature.
 #[cfg(feature = "openapi")]

@@ -32,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::m20261208_000001_webhooks::Migration),
             Box::new(migrations::m20261209_000001_telemetry::Migration),
             Box::new(migrations::m20261210_000001_execution_lists::Migration),
+            Box::new(migrations::m20261211_000001_workflow_versions::Migration),
+            Box::new(migrations::m20261211_000002_query_templates::Migration),
         ]
     }
 }

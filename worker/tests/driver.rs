@@ -103,6 +103,8 @@ async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [Executio
             description: None,
             sql_query: sql.into(),
             parameters: serde_json::json!({}),
+            tags: Vec::new(),
+            template_id: None,
         },
     )
     .await
@@ -113,6 +115,7 @@ async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [Executio
         let new = NewExecution {
             user_id: user.id,
             workflow_id: workflow.id,
+            workflow_version: workflow.version,
             instance_id: instance.id,
             sql_query: format!("{sql} /* run {n} */"),
             parameters: serde_json::json!({}),

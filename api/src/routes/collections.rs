@@ -85,6 +85,8 @@ pub struct CountsBody {
 pub struct CollectionBody {
     pub id: Uuid,
     pub workflow_id: Uuid,
+    /// The workflow version it pinned when it started (every window runs it).
+    pub workflow_version: Nullable<i32>,
     pub instance_id: Uuid,
     /// The schedule of a backfill.
     pub schedule_id: Nullable<Uuid>,
@@ -118,6 +120,7 @@ impl From<CollectionRow> for CollectionBody {
         Self {
             id: c.id.0,
             workflow_id: c.workflow_id.0,
+            workflow_version: c.workflow_version.into(),
             instance_id: c.instance_id.0,
             schedule_id: c.schedule_id.map(|s| s.0).into(),
             name: c.name,

@@ -5,7 +5,7 @@ use super::ApiTags;
 use crate::auth::BearerAuth;
 use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
-use crate::input::{In, JsonObject, LocalTime, Nullable, Obj, TimeZone, opt};
+use crate::input::{In, Int, JsonObject, LocalTime, Nullable, Obj, TimeZone, opt};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::execution::{
@@ -58,12 +58,27 @@ pub struct TimeWindowBody {
     pub time_zone: String,
 }
 
+impl TimeWindowBody {
+    /// A checked window as clients see it.
+    pub fn of(w: &TimeWindow) -> Self {
+        Self {
+            start: w.start_amc(),
+            end: w.end_amc(),
+            time_zone: w.time_zone.name().to_owned(),
+        }
+    }
+}
+
 /// A request to run a workflow.
 #[derive(Debug, Object)]
 pub struct CreateExecutionBody {
     /// Values of the workflow's `{{placeholders}}`; defaults fill the rest.
     pub parameters: Option<In<JsonObject>>,
-    pub time_window: In<Obj<TimeWindowInput>>,
+    /// Absent: the default window, the 30 days ending 14 days ago in the instance's
+    /// zone (the answer's `time_window_defaulted` is then true).
+    pub time_window: Option<In<Obj<TimeWindowInput>>>,
+    /// The workflow version to run (default: the latest).
+    pub version: Option<In<Int<1, 1000000>>>,
 }
 
 /// An error recorded on a run, with AMC's or LWA's words verbatim.
@@ -87,6 +102,8 @@ pub struct TransitionBody {
 pub struct ExecutionBody {
     pub id: Uuid,
     pub workflow_id: Uuid,
+    /// The workflow version it ran (null only for runs made before versions existed).
+    pub workflow_version: Nullable<i32>,
     pub instance_id: Uuid,
     pub status: execution::Status,
     pub amc_execution_id: Nullable<String>,
@@ -118,6 +135,10 @@ pub struct ExecutionBody {
     pub waiting_reason: Nullable<execution::WaitingReason>,
     /// With `daily_quota`: when the run may start (the next midnight in the instance's zone).
     pub quota_wait_until: Nullable<DateTime<Utc>>,
+    /// True when the run was created without a `time_window` and got the default one
+    /// (in the answer to its create only).
+    #[oai(skip_serializing_if_is_none)]
+    pub time_window_defaulted: Option<bool>,
     /// The audit trail (on `GET /executions/{id}` only).
     #[oai(skip_serializing_if_is_none)]
     pub transitions: Option<Vec<TransitionBody>>,
@@ -137,6 +158,7 @@ impl From<ExecutionRow> for ExecutionBody {
         Self {
             id: r.id.0,
             workflow_id: r.workflow_id.0,
+            workflow_version: r.workflow_version.into(),
             instance_id: r.instance_id.0,
             error: r
                 .error_code
@@ -175,6 +197,7 @@ impl From<ExecutionRow> for ExecutionBody {
             completed_at: r.completed_at.into(),
             waiting_reason: r.waiting_reason.into(),
             quota_wait_until: r.quota_wait_until.into(),
+            time_window_defaulted: None,
             transitions: None,
         }
     }
@@ -265,7 +288,7 @@ pub struct ExecutionsApi {
     pub state: Arc<AppState>,
 }
 
-fn render_error(e: RenderError) -> ApiError {
+pub(crate) fn render_error(e: RenderError) -> ApiError {
     let msg = e.to_string();
     match &e {
         RenderError::Missing(name)
@@ -295,7 +318,17 @@ impl ExecutionsApi {
         let user = auth.0.user_id;
         let b = body.0;
         let parameters = opt(b.parameters, "parameters")?.unwrap_or_default();
-        let window = b.time_window.get("time_window")?.parse()?;
+        let workflow_id = WorkflowId(id.0);
+        let (window, defaulted) = match opt(b.time_window, "time_window")? {
+            Some(w) => (w.parse()?, false),
+            None => {
+                let tz = common::workflow::instance_zone(&self.state.db, user, workflow_id)
+                    .await
+                    .map_err(|e| super::accounts::not_found(e, "workflow"))?;
+                (common::workflow::default_window(Utc::now(), tz), true)
+            }
+        };
+        let version = opt(b.version, "version")?;
         let idempotency_key = match idempotency_key.0.map(|k| k.trim().to_string()) {
             Some(k) if k.is_empty() || k.len() > 255 => {
                 return Err(
@@ -306,7 +339,8 @@ impl ExecutionsApi {
         };
         let request = RunRequest {
             user_id: user,
-            workflow_id: WorkflowId(id.0),
+            workflow_id,
+            version,
             parameters,
             window,
             triggered_by: TriggeredBy::Api,
@@ -315,6 +349,7 @@ impl ExecutionsApi {
         };
         let created = self.state.creates.run(request).await.map_err(|e| match e {
             RunError::WorkflowNotFound => ApiError::not_found("workflow"),
+            e @ RunError::VersionNotFound(_) => ApiError::field("version", e.to_string()),
             RunError::Render(e) => render_error(e),
             RunError::Create(e @ execution::CreateError::IdempotencyMismatch) => {
                 ApiError::field("Idempotency-Key", e.to_string())
@@ -325,7 +360,9 @@ impl ExecutionsApi {
         let row = match created {
             Created::New(r) | Created::Existing(r) => r,
         };
-        Ok(CreateExecutionResponse::Accepted(Json(row.into())))
+        let mut body: ExecutionBody = row.into();
+        body.time_window_defaulted = Some(defaulted);
+        Ok(CreateExecutionResponse::Accepted(Json(body)))
     }
 
     /// One run, with its audit trail.

@@ -11,6 +11,7 @@ pub mod health;
 pub mod instances;
 pub mod runs;
 pub mod schedules;
+pub mod templates;
 pub mod webhooks;
 pub mod workflows;
 
@@ -39,4 +40,6 @@ pub enum ApiTags {
     Events,
     /// Endpoints that receive signed events, their deliveries and attempts.
     Webhooks,
+    /// The query template library: shared SQL with a JSON Schema of its parameters.
+    QueryTemplates,
 }

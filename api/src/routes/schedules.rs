@@ -50,6 +50,8 @@ pub struct CreateSchedule {
     pub catch_up: Option<In<CatchUpSpec>>,
     /// N consecutive failed runs pause the schedule (null: never).
     pub pause_after_failures: Option<In<Int<1, 1000>>>,
+    /// Pin a workflow version (absent or null: each fire runs the latest).
+    pub workflow_version: Option<In<Int<1, 1000000>>>,
 }
 
 /// A change of a schedule: fields sent replace the stored ones; `pause_after_failures:
@@ -67,6 +69,8 @@ pub struct UpdateSchedule {
     pub catch_up: Option<In<CatchUpSpec>>,
     /// `null` removes the auto-pause.
     pub pause_after_failures: Clearable<Int<1, 1000>>,
+    /// Pin a workflow version; `null` follows the latest again.
+    pub workflow_version: Clearable<Int<1, 1000000>>,
 }
 
 /// A catch-up policy.
@@ -82,6 +86,8 @@ pub struct CatchUpBody {
 pub struct ScheduleBody {
     pub id: Uuid,
     pub workflow_id: Uuid,
+    /// The pinned workflow version; null: each fire runs the latest.
+    pub workflow_version: Nullable<i32>,
     pub name: String,
     pub cron: String,
     pub time_zone: String,
@@ -111,6 +117,7 @@ impl From<ScheduleRow> for ScheduleBody {
         Self {
             id: s.id.0,
             workflow_id: s.workflow_id.0,
+            workflow_version: s.workflow_version.into(),
             catch_up: CatchUpBody {
                 policy: catch_up.policy,
                 window: common::config::format_duration(catch_up.window),
@@ -303,6 +310,7 @@ fn schedule_error(e: ScheduleError) -> ApiError {
     match e {
         ScheduleError::WorkflowNotFound => ApiError::not_found("workflow"),
         ScheduleError::NotFound => ApiError::not_found("schedule"),
+        e @ ScheduleError::VersionNotFound(_) => ApiError::field("workflow_version", e.to_string()),
         ScheduleError::Render(e) => render_error(e),
         ScheduleError::Repo(e) => ApiError::from(e),
     }
@@ -393,6 +401,7 @@ impl SchedulesApi {
             overlap: opt(b.overlap, "overlap")?.unwrap_or(Overlap::Skip),
             catch_up: catch_up_of(opt(b.catch_up, "catch_up")?)?.unwrap_or_default(),
             pause_after_failures: opt(b.pause_after_failures, "pause_after_failures")?,
+            workflow_version: opt(b.workflow_version, "workflow_version")?,
         };
         let row = sched::create(&self.state.db, user, workflow_id, &spec)
             .await
@@ -464,6 +473,7 @@ impl SchedulesApi {
             overlap: opt(b.overlap, "overlap")?,
             catch_up: catch_up_of(opt(b.catch_up, "catch_up")?)?,
             pause_after_failures: b.pause_after_failures.get("pause_after_failures")?,
+            workflow_version: b.workflow_version.get("workflow_version")?,
         };
         let row = sched::update(&self.state.db, auth.0.user_id, ScheduleId(id.0), patch)
             .await

@@ -39,6 +39,7 @@ struct Locked {
     time_zone: String,
     parameters: Value,
     sql_query: String,
+    workflow_version: Option<i32>,
     max_concurrency: i32,
     max_attempts: i32,
     completed_at: Option<DateTime<Utc>>,
@@ -49,7 +50,7 @@ struct Locked {
 
 async fn lock<C: ConnectionTrait>(txn: &C, id: CollectionId) -> Result<Option<Locked>, DbErr> {
     let sql = format!(
-        "SELECT c.user_id, c.workflow_id, c.instance_id, c.status, c.time_zone, c.parameters, c.sql_query, \
+        "SELECT c.user_id, c.workflow_id, c.instance_id, c.status, c.time_zone, c.parameters, c.sql_query, c.workflow_version, \
            c.max_concurrency, c.max_attempts, c.completed_at, \
            (SELECT count(*) FROM collection_windows w WHERE w.collection_id = c.id AND w.status = '{active}') AS active, \
            (SELECT count(*) FROM collection_windows w WHERE w.collection_id = c.id AND w.status = '{pending}') AS pending, \
@@ -143,6 +144,7 @@ async fn start<C: ConnectionTrait>(
                 let new = NewExecution {
                     user_id: c.user_id,
                     workflow_id: c.workflow_id,
+                    workflow_version: c.workflow_version.unwrap_or(1),
                     instance_id: c.instance_id,
                     sql_query: r.sql_query,
                     parameters: r.parameters,

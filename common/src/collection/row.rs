@@ -97,6 +97,8 @@ pub struct CollectionRow {
     pub time_zone: String,
     pub parameters: Value,
     pub sql_query: String,
+    /// The workflow version it pinned when it started.
+    pub workflow_version: Option<i32>,
     pub max_concurrency: i32,
     pub max_attempts: i32,
     pub status: CollectionStatus,
@@ -113,7 +115,7 @@ pub struct CollectionRow {
 /// The columns of `collections c` a [`CollectionRow`] reads, with its counts (the query
 /// joins `LATERAL (…) k` from [`counts_lateral`]).
 pub(crate) const COLUMNS: &str = "c.id, c.user_id, c.workflow_id, c.instance_id, c.schedule_id, c.name, \
-    c.start_date, c.end_date, c.granularity, c.week_starts, c.time_zone, c.parameters, c.sql_query, \
+    c.start_date, c.end_date, c.granularity, c.week_starts, c.time_zone, c.parameters, c.sql_query, c.workflow_version, \
     c.max_concurrency, c.max_attempts, c.status, c.window_count, c.created_at, c.updated_at, c.completed_at, \
     k.queued, k.running, k.succeeded, k.failed, k.cancelled, k.mean_window_seconds";
 

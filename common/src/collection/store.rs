@@ -68,6 +68,8 @@ pub struct Created {
 /// The workflow a collection runs: its SQL, defaults and instance, if the user owns it.
 struct Workflow {
     sql_query: String,
+    /// The latest version, which the collection pins.
+    version: i32,
     parameters: Value,
     instance_id: InstanceId,
 }
@@ -79,13 +81,15 @@ async fn workflow_of<C: ConnectionTrait>(
 ) -> Result<Workflow, CollectionError> {
     let r = conn
         .query_one_raw(stmt(
-            "SELECT sql_query, parameters, instance_id FROM workflows WHERE id = $1 AND user_id = $2",
+            "SELECT sql_query, parameters, instance_id, version FROM workflows \
+             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
             [id.into(), user.into()],
         ))
         .await?
         .ok_or(CollectionError::WorkflowNotFound)?;
     Ok(Workflow {
         sql_query: r.try_get("", "sql_query")?,
+        version: r.try_get("", "version")?,
         parameters: r.try_get("", "parameters")?,
         instance_id: r.try_get("", "instance_id")?,
     })
@@ -167,8 +171,8 @@ async fn insert(
     txn.execute_raw(stmt(
         "INSERT INTO collections (id, user_id, workflow_id, instance_id, schedule_id, name, start_date, end_date, \
            granularity, week_starts, time_zone, parameters, sql_query, max_concurrency, max_attempts, status, \
-           window_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+           window_count, workflow_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         [
             id.into(),
             n.user.into(),
@@ -187,6 +191,7 @@ async fn insert(
             n.max_attempts.into(),
             CollectionStatus::Running.into(),
             (n.windows.len() as i32).into(),
+            wf.version.into(),
         ],
     ))
     .await?;
@@ -569,6 +574,18 @@ pub async fn retry_failed(
 ) -> Result<Changed, CollectionError> {
     let txn = db.begin().await?;
     let status = lock(&txn, user, id).await?;
+    let deleted = txn
+        .query_one_raw(stmt(
+            "SELECT 1 FROM collections c JOIN workflows w ON w.id = c.workflow_id \
+             WHERE c.id = $1 AND w.deleted_at IS NOT NULL",
+            [id.into()],
+        ))
+        .await?;
+    if deleted.is_some() {
+        return Err(CollectionError::Conflict(
+            "its workflow has been deleted".into(),
+        ));
+    }
     let reopened = txn
         .execute_raw(stmt(
             "UPDATE collection_windows SET status = $2, attempts = 0, error_code = NULL, error_message = NULL, \

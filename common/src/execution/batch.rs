@@ -31,6 +31,8 @@ use uuid::Uuid;
 pub struct RunRequest {
     pub user_id: UserId,
     pub workflow_id: WorkflowId,
+    /// The version to run (`None`: the latest).
+    pub version: Option<i32>,
     /// The parameters given (merged over the workflow's defaults).
     pub parameters: Map<String, Value>,
     pub window: TimeWindow,
@@ -46,6 +48,9 @@ pub enum RunError {
     /// No such workflow for this user.
     #[error("workflow not found")]
     WorkflowNotFound,
+    /// The workflow has no such version.
+    #[error("the workflow has no version {0}")]
+    VersionNotFound(i32),
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -127,6 +132,7 @@ struct WorkflowOfRun {
     instance_id: Uuid,
     sql_query: String,
     parameters: Value,
+    version: i32,
     /// Postgres' clock when the batch was read: the batch's `created_at`.
     read_at: DateTime<Utc>,
 }
@@ -142,8 +148,8 @@ async fn workflows_of(
         .collect();
     let rows = WorkflowOfRun::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT id, user_id, instance_id, sql_query, parameters, now() AS read_at FROM workflows \
-         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
+        "SELECT id, user_id, instance_id, sql_query, parameters, version, now() AS read_at FROM workflows \
+         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid) AND deleted_at IS NULL",
         [Value::Array(ids).into()],
     ))
     .all(db)
@@ -151,22 +157,71 @@ async fn workflows_of(
     Ok(rows.into_iter().map(|w| (w.id, w)).collect())
 }
 
+/// An earlier version's SQL and defaults, by (workflow, version).
+type Versions = HashMap<(Uuid, i32), (String, Value)>;
+
+/// The earlier versions the batch names (those that are not their workflow's latest),
+/// read with one query, and only when some request names one.
+async fn versions_of(
+    db: &DatabaseConnection,
+    batch: &[Pending],
+    workflows: &HashMap<Uuid, WorkflowOfRun>,
+) -> Result<Versions, DbErr> {
+    let wanted: Vec<Value> = batch
+        .iter()
+        .filter_map(|p| {
+            let v = p.request.version?;
+            let wf = workflows.get(&p.request.workflow_id.0)?;
+            (wf.version != v).then(|| json!([wf.id, v]))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Versions::new());
+    }
+    let rows = crate::workflow::VersionRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "SELECT {} FROM workflow_versions WHERE (workflow_id, version) IN \
+             (SELECT (e->>0)::uuid, (e->>1)::int FROM jsonb_array_elements($1::jsonb) e)",
+            crate::workflow::VERSION_COLUMNS
+        ),
+        [Value::Array(wanted).into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|v| ((v.workflow_id.0, v.version), (v.sql_query, v.parameters)))
+        .collect())
+}
+
 /// Renders one request against its workflow (another user's workflow is not found).
 fn prepare(
     workflows: &HashMap<Uuid, WorkflowOfRun>,
+    versions: &Versions,
     r: RunRequest,
 ) -> Result<NewExecution, RunError> {
     let wf = workflows
         .get(&r.workflow_id.0)
         .filter(|w| w.user_id == r.user_id.0)
         .ok_or(RunError::WorkflowNotFound)?;
-    let rendered = render_run(&wf.sql_query, &wf.parameters, &r.parameters)?;
+    let version = r.version.unwrap_or(wf.version);
+    let (sql, defaults) = if version == wf.version {
+        (&wf.sql_query, &wf.parameters)
+    } else {
+        let (s, p) = versions
+            .get(&(wf.id, version))
+            .ok_or(RunError::VersionNotFound(version))?;
+        (s, p)
+    };
+    let rendered = render_run(sql, defaults, &r.parameters)?;
     let idempotency = r
         .idempotency_key
-        .map(|k| (k, request_hash(wf.id, &r.parameters, &r.window)));
+        .map(|k| (k, request_hash(wf.id, r.version, &r.parameters, &r.window)));
     Ok(NewExecution {
         user_id: r.user_id,
         workflow_id: r.workflow_id,
+        workflow_version: version,
         instance_id: InstanceId(wf.instance_id),
         sql_query: rendered.sql_query,
         parameters: rendered.parameters,
@@ -193,10 +248,20 @@ async fn write_batch(
             return;
         }
     };
+    let versions = match versions_of(db, &pending, &workflows).await {
+        Ok(v) => v,
+        Err(e) => {
+            let e = Arc::new(e);
+            for p in pending {
+                p.answer(Err(RunError::Batch(e.clone())));
+            }
+            return;
+        }
+    };
     let mut batch = Vec::with_capacity(pending.len());
     for p in pending {
         let Call { request, reply } = p;
-        match prepare(&workflows, request) {
+        match prepare(&workflows, &versions, request) {
             Ok(new) => batch.push(Ready {
                 id: ExecutionId::new(),
                 new,
@@ -273,6 +338,7 @@ pub(crate) fn queued_row_of(id: ExecutionId, n: &NewExecution, at: DateTime<Utc>
         id,
         user_id: n.user_id,
         workflow_id: n.workflow_id,
+        workflow_version: Some(n.workflow_version),
         instance_id: n.instance_id,
         status: Status::Queued,
         sql_query: n.sql_query.clone(),
@@ -327,6 +393,7 @@ pub(crate) fn records_of(rows: &[ExecutionRow]) -> Value {
                 "id": r.id,
                 "user_id": r.user_id,
                 "workflow_id": r.workflow_id,
+                "workflow_version": r.workflow_version,
                 "instance_id": r.instance_id,
                 "sql_query": r.sql_query,
                 "parameters": r.parameters,
@@ -367,14 +434,14 @@ pub(crate) async fn insert_batch<C: ConnectionTrait>(
                workflow_id uuid, instance_id uuid, sql_query text, parameters jsonb, \
                time_window_start timestamp, time_window_end timestamp, time_zone text, triggered_by text, \
                schedule_id uuid, scheduled_for timestamptz, collection_id uuid, next_check_at timestamptz, \
-               idempotency_key text, request_hash text, trace_context text, reason text, event_id uuid, \
+               idempotency_key text, request_hash text, trace_context text, workflow_version integer, reason text, event_id uuid, \
                payload jsonb)), \
          ins AS (INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
-               collection_id, next_check_at, idempotency_key, request_hash, trace_context, created_at, updated_at) \
+               collection_id, next_check_at, idempotency_key, request_hash, trace_context, workflow_version, created_at, updated_at) \
              SELECT id, user_id, workflow_id, instance_id, $3, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
-               collection_id, next_check_at, idempotency_key, request_hash, trace_context, $2, $2 \
+               collection_id, next_check_at, idempotency_key, request_hash, trace_context, workflow_version, $2, $2 \
              FROM t \
              ON CONFLICT DO NOTHING \
              RETURNING id), \

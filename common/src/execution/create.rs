@@ -26,6 +26,8 @@ pub struct Links {
 pub struct NewExecution {
     pub user_id: UserId,
     pub workflow_id: WorkflowId,
+    /// The version of the workflow whose SQL and defaults it runs.
+    pub workflow_version: i32,
     pub instance_id: InstanceId,
     pub sql_query: String,
     pub parameters: Value,
@@ -104,8 +106,8 @@ fn insert_of(new: &NewExecution) -> Statement {
         format!(
             "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
-               schedule_id, scheduled_for, collection_id, trace_context, retry_of) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+               schedule_id, scheduled_for, collection_id, trace_context, retry_of, workflow_version) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
              ON CONFLICT DO NOTHING \
              RETURNING {COLUMNS}"
         ),
@@ -130,6 +132,7 @@ fn insert_of(new: &NewExecution) -> Statement {
                 .map(|t| crate::telemetry::trace::root_of(t).to_owned())
                 .into(),
             new.links.retry_of.into(),
+            new.workflow_version.into(),
         ],
     )
 }

@@ -32,16 +32,22 @@ pub fn render_run(
 /// `serde_json` maps are ordered, so equal requests hash equally.
 pub fn request_hash(
     workflow_id: uuid::Uuid,
+    version: Option<i32>,
     parameters: &Map<String, Value>,
     window: &crate::time_window::TimeWindow,
 ) -> String {
-    let canonical = json!({
+    let mut canonical = json!({
         "workflow_id": workflow_id,
         "parameters": parameters,
         "start": window.start_amc(),
         "end": window.end_amc(),
         "time_zone": window.time_zone.name(),
     });
+    // Only a request naming a version hashes it, so keys recorded before versions existed
+    // still match their repeats.
+    if let Some(v) = version {
+        canonical["version"] = json!(v);
+    }
     crate::crypto::sha256_hex(canonical.to_string().as_bytes())
 }
 

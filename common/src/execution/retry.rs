@@ -53,6 +53,8 @@ fn retry_of(old: &ExecutionRow, trace: Option<String>) -> Result<NewExecution, D
     Ok(NewExecution {
         user_id: old.user_id,
         workflow_id: old.workflow_id,
+        // The same query: the version the old run ran (runs before versions ran the first).
+        workflow_version: old.workflow_version.unwrap_or(1),
         instance_id: old.instance_id,
         sql_query: old.sql_query.clone(),
         parameters: old.parameters.clone(),

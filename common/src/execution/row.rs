@@ -15,6 +15,8 @@ pub struct ExecutionRow {
     pub id: ExecutionId,
     pub user_id: UserId,
     pub workflow_id: WorkflowId,
+    /// The version of the workflow it ran (NULL only for rows older than versions).
+    pub workflow_version: Option<i32>,
     pub instance_id: InstanceId,
     pub status: ExecutionStatus,
     pub sql_query: String,
@@ -69,6 +71,7 @@ impl ExecutionRow {
         json!({
             "id": self.id,
             "workflow_id": self.workflow_id,
+            "workflow_version": self.workflow_version,
             "instance_id": self.instance_id,
             "status": self.status,
             "amc_execution_id": self.amc_execution_id,
@@ -95,7 +98,7 @@ impl ExecutionRow {
 }
 
 /// Every column, in the order of [`ExecutionRow`], for `RETURNING` and `SELECT` lists.
-pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
+pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, workflow_version, instance_id, status, sql_query, parameters, \
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \

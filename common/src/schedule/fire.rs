@@ -169,6 +169,7 @@ struct DueRow {
     schedule: ScheduleRow,
     sql_query: String,
     wf_parameters: Value,
+    wf_version: i32,
     instance_id: InstanceId,
     active: Value,
 }
@@ -216,9 +217,10 @@ fn due_sql(which: &str) -> String {
         .map(|c| format!("s.{}", c.trim()))
         .collect();
     format!(
-        "SELECT {}, w.sql_query, w.parameters AS wf_parameters, w.instance_id, \
+        "SELECT {}, v.sql_query, v.parameters AS wf_parameters, v.version AS wf_version, w.instance_id, \
            coalesce((SELECT jsonb_agg(e.id) FROM executions e WHERE e.schedule_id = s.id AND {}), '[]'::jsonb) AS active \
-         FROM schedules s JOIN workflows w ON w.id = s.workflow_id \
+         FROM schedules s JOIN workflows w ON w.id = s.workflow_id AND w.deleted_at IS NULL \
+         JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = coalesce(s.workflow_version, w.version) \
          WHERE s.enabled AND {which} LIMIT $1 FOR UPDATE OF s SKIP LOCKED",
         cols.join(", "),
         active()
@@ -353,6 +355,7 @@ fn plan_one(row: &DueRow, now: DateTime<Utc>, lives: &Lives, pass: &mut FirePass
                 let new = NewExecution {
                     user_id: s.user_id,
                     workflow_id: s.workflow_id,
+                    workflow_version: row.wf_version,
                     instance_id: row.instance_id,
                     sql_query: rendered.sql_query,
                     parameters: rendered.parameters,

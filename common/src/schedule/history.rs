@@ -137,6 +137,7 @@ struct WithWorkflow {
     schedule: ScheduleRow,
     sql_query: String,
     wf_parameters: Value,
+    wf_version: i32,
     instance_id: InstanceId,
 }
 
@@ -157,8 +158,9 @@ pub async fn trigger(
         .map(|c| format!("s.{}", c.trim()))
         .collect();
     let sql = format!(
-        "SELECT {}, w.sql_query, w.parameters AS wf_parameters, w.instance_id \
-         FROM schedules s JOIN workflows w ON w.id = s.workflow_id WHERE s.id = $1 AND s.user_id = $2 FOR SHARE OF s",
+        "SELECT {}, v.sql_query, v.parameters AS wf_parameters, v.version AS wf_version, w.instance_id \
+         FROM schedules s JOIN workflows w ON w.id = s.workflow_id AND w.deleted_at IS NULL \
+         JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = coalesce(s.workflow_version, w.version) WHERE s.id = $1 AND s.user_id = $2 FOR SHARE OF s",
         cols.join(", ")
     );
     let row = WithWorkflow::find_by_statement(stmt(&sql, [schedule.into(), user.into()]))
@@ -179,6 +181,7 @@ pub async fn trigger(
     let new = NewExecution {
         user_id: user,
         workflow_id: s.workflow_id,
+        workflow_version: row.wf_version,
         instance_id: row.instance_id,
         sql_query: rendered.sql_query,
         parameters: rendered.parameters,

@@ -20,6 +20,8 @@ pub struct ScheduleRow {
     pub id: ScheduleId,
     pub user_id: UserId,
     pub workflow_id: WorkflowId,
+    /// The workflow version it runs; `None`: always the latest.
+    pub workflow_version: Option<i32>,
     pub name: String,
     pub cron: String,
     pub time_zone: String,
@@ -42,7 +44,7 @@ pub struct ScheduleRow {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, name, cron, time_zone, time_window_rule, \
+pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, workflow_version, name, cron, time_zone, time_window_rule, \
     parameters, enabled, overlap_policy, catch_up_policy, catch_up_window_secs, pause_after_failures, \
     consecutive_failures, paused_reason, next_run_at, last_run_at, buffered_for, missed_total, \
     carried_ticks, created_at, updated_at";
@@ -93,6 +95,7 @@ impl ScheduleRow {
             "time_zone": self.time_zone,
             "time_window": self.time_window_rule,
             "parameters": self.parameters,
+            "workflow_version": self.workflow_version,
             "enabled": self.enabled,
             "overlap": self.overlap_policy,
             "catch_up": {
@@ -123,6 +126,8 @@ pub struct ScheduleSpec {
     pub overlap: Overlap,
     pub catch_up: CatchUp,
     pub pause_after_failures: Option<i32>,
+    /// The workflow version to run; `None`: the latest at each fire.
+    pub workflow_version: Option<i32>,
 }
 
 /// Why a schedule was not written.
@@ -132,6 +137,9 @@ pub enum ScheduleError {
     WorkflowNotFound,
     #[error("schedule not found")]
     NotFound,
+    /// The pinned workflow version does not exist.
+    #[error("the workflow has no version {0}")]
+    VersionNotFound(i32),
     /// The workflow's SQL cannot be rendered with the schedule's parameters.
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -160,19 +168,27 @@ pub(crate) fn window_params(
     out
 }
 
-/// The workflow a schedule runs: its SQL and defaults, if the user owns it.
+/// The workflow a schedule runs: the SQL and defaults of `version` (or the latest), if
+/// the user owns it.
 async fn workflow_of<C: ConnectionTrait>(
     conn: &C,
     user: UserId,
     workflow: WorkflowId,
+    version: Option<i32>,
 ) -> Result<(String, Value), ScheduleError> {
     let row = conn
         .query_one_raw(stmt(
-            "SELECT sql_query, parameters FROM workflows WHERE id = $1 AND user_id = $2",
-            [workflow.into(), user.into()],
+            "SELECT v.sql_query, v.parameters FROM workflows w LEFT JOIN workflow_versions v \
+               ON v.workflow_id = w.id AND v.version = coalesce($3, w.version) \
+             WHERE w.id = $1 AND w.user_id = $2 AND w.deleted_at IS NULL",
+            [workflow.into(), user.into(), version.into()],
         ))
         .await?
         .ok_or(ScheduleError::WorkflowNotFound)?;
+    let found: Option<String> = row.try_get("", "sql_query")?;
+    if found.is_none() {
+        return Err(ScheduleError::VersionNotFound(version.unwrap_or_default()));
+    }
     Ok((
         row.try_get("", "sql_query")?,
         row.try_get("", "parameters")?,
@@ -205,13 +221,14 @@ pub async fn create(
     workflow: WorkflowId,
     spec: &ScheduleSpec,
 ) -> Result<ScheduleRow, ScheduleError> {
-    let (sql, defaults) = workflow_of(db, user, workflow).await?;
+    let (sql, defaults) = workflow_of(db, user, workflow, spec.workflow_version).await?;
     check_renders(&sql, &defaults, spec)?;
     let next = next_tick(&spec.rule, spec.tz, spec.enabled, Utc::now());
     let sql = format!(
         "INSERT INTO schedules (id, user_id, workflow_id, name, cron, time_zone, time_window_rule, parameters, \
-           enabled, overlap_policy, catch_up_policy, catch_up_window_secs, pause_after_failures, next_run_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+           enabled, overlap_policy, catch_up_policy, catch_up_window_secs, pause_after_failures, next_run_at, \
+           workflow_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
     );
     let values = [
         ScheduleId::new().into(),
@@ -230,6 +247,7 @@ pub async fn create(
         (spec.catch_up.window.as_secs() as i64).into(),
         spec.pause_after_failures.into(),
         next.into(),
+        spec.workflow_version.into(),
     ];
     ScheduleRow::find_by_statement(stmt(&sql, values))
         .one(db)
@@ -283,6 +301,8 @@ pub struct SchedulePatch {
     pub catch_up: Option<CatchUp>,
     /// `Some(None)` removes the auto-pause.
     pub pause_after_failures: Option<Option<i32>>,
+    /// `Some(None)` follows the latest version again.
+    pub workflow_version: Option<Option<i32>>,
 }
 
 /// Applies a change. A new rule, zone or re-enabling recomputes the next tick from now (or
@@ -321,8 +341,10 @@ pub async fn update(
         pause_after_failures: patch
             .pause_after_failures
             .unwrap_or(row.pause_after_failures),
+        workflow_version: patch.workflow_version.unwrap_or(row.workflow_version),
     };
-    let (sql_query, defaults) = workflow_of(&txn, user, row.workflow_id).await?;
+    let (sql_query, defaults) =
+        workflow_of(&txn, user, row.workflow_id, spec.workflow_version).await?;
     check_renders(&sql_query, &defaults, &spec)?;
     let now = Utc::now();
     let next = if retime {
@@ -354,7 +376,8 @@ pub async fn update(
            pause_after_failures = $12, next_run_at = $13, \
            consecutive_failures = CASE WHEN $14 THEN 0 ELSE consecutive_failures END, \
            paused_reason = CASE WHEN $8 THEN NULL ELSE paused_reason END, \
-           buffered_for = CASE WHEN $8 THEN buffered_for END, carried_ticks = $15, updated_at = $16 \
+           buffered_for = CASE WHEN $8 THEN buffered_for END, carried_ticks = $15, updated_at = $16, \
+           workflow_version = $17 \
          WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
     );
     let values = [
@@ -376,6 +399,7 @@ pub async fn update(
         resumed.into(),
         carried.into(),
         now.into(),
+        spec.workflow_version.into(),
     ];
     let updated = ScheduleRow::find_by_statement(stmt(&sql, values))
         .one(&txn)

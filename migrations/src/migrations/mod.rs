@@ -8,3 +8,5 @@ pub mod m20261207_000001_collections;
 pub mod m20261208_000001_webhooks;
 pub mod m20261209_000001_telemetry;
 pub mod m20261210_000001_execution_lists;
+pub mod m20261211_000001_workflow_versions;
+pub mod m20261211_000002_query_templates;
