@@ -31,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::m20261207_000001_collections::Migration),
             Box::new(migrations::m20261208_000001_webhooks::Migration),
             Box::new(migrations::m20261209_000001_telemetry::Migration),
+            Box::new(migrations::m20261212_000001_result_types::Migration),
         ]
     }
 }

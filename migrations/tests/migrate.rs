@@ -31,7 +31,7 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 7] = [
+const ALL_MIGRATIONS: [&str; 8] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
@@ -39,6 +39,7 @@ const ALL_MIGRATIONS: [&str; 7] = [
     "m20261207_000001_collections",
     "m20261208_000001_webhooks",
     "m20261209_000001_telemetry",
+    "m20261212_000001_result_types",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -412,8 +413,10 @@ async fn the_collections_migration_checks_windows_and_reserves_and_goes_down_and
         exec_err(&db, "UPDATE amc_instances SET collection_reserve = -1").await,
         "23514"
     );
-    // Down (week collections survive, as weeks), then up again.
-    Migrator::down(&db, Some(3)).await.expect("down");
+    // Down through the collections migration (the fifth) and those after it (week
+    // collections survive, as weeks), then up again.
+    let after = ALL_MIGRATIONS.len() - 4;
+    Migrator::down(&db, Some(after as u32)).await.expect("down");
     let tables = table_names(&db).await;
     assert!(tables.iter().any(|t| t == "collection_weeks"));
     assert!(!tables.iter().any(|t| t == "collection_windows"));

@@ -608,11 +608,11 @@ impl CollectionsApi {
         let next = page
             .next
             .map(|p| self.state.cursors.sign(scope, &encode_position(p)));
-        Ok(ResultsResponse::Page(Json(ResultsPage {
-            columns: page.columns,
-            rows: page.rows,
-            next_cursor: next.into(),
-        })))
+        Ok(ResultsResponse::Page(Json(ResultsPage::untyped(
+            page.columns,
+            page.rows,
+            next,
+        ))))
     }
 
     /// Backfill a schedule: a collection whose windows are the schedule's fires in the

@@ -306,6 +306,7 @@ pub(crate) fn queued_row_of(id: ExecutionId, n: &NewExecution, at: DateTime<Utc>
             .trace
             .as_deref()
             .map(|t| crate::telemetry::trace::root_of(t).to_owned()),
+        results_expired_at: None,
         waiting_reason: None,
         quota_wait_until: None,
     }

@@ -49,6 +49,8 @@ pub struct ExecutionRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// The root of the run's trace (W3C `traceparent`), when tracing was on.
     pub trace_context: Option<String>,
+    /// When retention removed the stored result (`result_location` is then cleared).
+    pub results_expired_at: Option<DateTime<Utc>>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -96,4 +98,4 @@ pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, instance_id, status,
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at, trace_context";
+    running_at, fetching_at, completed_at, trace_context, results_expired_at";

@@ -7,3 +7,4 @@ pub mod m20261202_000001_schedules;
 pub mod m20261207_000001_collections;
 pub mod m20261208_000001_webhooks;
 pub mod m20261209_000001_telemetry;
+pub mod m20261212_000001_result_types;
