@@ -18,8 +18,8 @@ d,,12.50,,,,\r\n";
 
 const SQL: &str = "SELECT * FROM typed_cells /* sim_result=typed */";
 
-/// Runs [`SQL`] to `succeeded`; returns the execution id.
-async fn run_typed(sys: &System, c: &mut Client, amc_instance: &str) -> String {
+/// Runs [`SQL`] to `succeeded`; returns the workflow and execution ids.
+async fn run_typed(sys: &System, c: &mut Client, amc_instance: &str) -> (String, String) {
     sys.sim_admin("results", json!({"name": "typed", "csv": CSV}))
         .await
         .expect("set the result");
@@ -32,7 +32,7 @@ async fn run_typed(sys: &System, c: &mut Client, amc_instance: &str) -> String {
         .await;
     assert_eq!(runs[0]["status"], "succeeded", "{}", runs[0]);
     assert_eq!(runs[0]["row_count"], 3, "{}", runs[0]);
-    id
+    (setup.workflow_id, id)
 }
 
 async fn csv_bytes(c: &Client, id: &str) -> (u16, String, Vec<u8>) {
@@ -57,7 +57,7 @@ async fn results_come_back_typed_and_the_csv_unchanged() {
         .await
         .expect("system");
     let mut c = sys.client();
-    let id = run_typed(&sys, &mut c, "amctyped").await;
+    let (_, id) = run_typed(&sys, &mut c, "amctyped").await;
 
     let (s, e) = c.get(&format!("/executions/{id}")).await;
     assert_eq!(s, 200, "{e}");
@@ -178,7 +178,16 @@ async fn results_past_their_retention_are_removed_and_answer_410() {
     .await
     .expect("system");
     let mut c = sys.client();
-    let id = run_typed(&sys, &mut c, "amcretention").await;
+    let (workflow, id) = run_typed(&sys, &mut c, "amcretention").await;
+    // A collection of two days: its combined results go when its windows' do.
+    let (s, coll) = c
+        .post(
+            "/collections",
+            json!({"workflow_id": workflow, "granularity": "day", "start": "2026-01-01", "end": "2026-01-03"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{coll}");
+    let coll = coll["id"].as_str().expect("collection id").to_owned();
     let file = sys.results_dir.join(format!("{id}.csv"));
     assert!(file.exists(), "{} is stored", file.display());
 
@@ -209,5 +218,26 @@ async fn results_past_their_retention_are_removed_and_answer_410() {
     let (s, ct, _) = csv_bytes(&c, &id).await;
     assert_eq!(s, 410);
     assert!(ct.starts_with("application/problem+json"), "{ct}");
+
+    // The collection's windows succeed, then expire: its combined results answer 410
+    // rather than leave their rows out.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (s, p) = loop {
+        let (s, p) = c.get(&format!("/collections/{coll}/results")).await;
+        if s == 410 || tokio::time::Instant::now() > deadline {
+            break (s, p);
+        }
+        assert_eq!(s, 200, "{p}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(s, 410, "{p}");
+    assert!(
+        p["detail"].as_str().is_some_and(|d| d.contains("expired")),
+        "{p}"
+    );
+    let (s, _) = c
+        .get(&format!("/collections/{coll}/results?format=csv"))
+        .await;
+    assert_eq!(s, 410);
     sys.cleanup().await;
 }
