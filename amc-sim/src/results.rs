@@ -13,6 +13,8 @@ pub const CSV_HEADER: &str = "campaign,impressions,clicks,spend";
 pub const AUTO_SPLIT_ROWS: u64 = 100_000;
 /// The marker that fixes the row count, e.g. `/* sim_rows=200000 */`.
 pub const ROWS_MARKER: &str = "sim_rows=";
+/// The marker that picks a result set through the admin API, e.g. `/* sim_result=typed */`.
+pub const RESULT_MARKER: &str = "sim_result=";
 /// Rows generated per streamed chunk.
 const CHUNK_ROWS: u64 = 2_000;
 
@@ -90,6 +92,16 @@ pub fn sql_hash(sql: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
+/// The name after [`RESULT_MARKER`] (letters, digits, `_` and `-`).
+pub fn canned_name(sql: &str) -> Option<&str> {
+    let at = sql.find(RESULT_MARKER)? + RESULT_MARKER.len();
+    let rest = &sql[at..];
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    (len > 0).then(|| &rest[..len])
+}
+
 fn marker_rows(sql: &str) -> Option<u64> {
     let at = sql.find(ROWS_MARKER)? + ROWS_MARKER.len();
     let digits: String = sql[at..].chars().take_while(char::is_ascii_digit).collect();
@@ -115,6 +127,16 @@ mod tests {
         let n = expected_rows("SELECT campaign FROM x");
         assert!((1..=20).contains(&n));
         assert_eq!(n, expected_rows("SELECT campaign FROM x"));
+    }
+
+    #[test]
+    fn result_marker_names_a_canned_result() {
+        assert_eq!(
+            canned_name("SELECT 1 /* sim_result=typed-1 */"),
+            Some("typed-1")
+        );
+        assert_eq!(canned_name("SELECT 1 /* sim_result= */"), None);
+        assert_eq!(canned_name("SELECT 1"), None);
     }
 
     #[test]

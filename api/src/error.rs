@@ -86,6 +86,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// 410: the resource existed and was removed for good (expired results).
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     /// 422: the request is well-formed but invalid; `errors` names the fields.
@@ -116,6 +119,11 @@ impl ApiError {
     /// 409 with this detail.
     pub fn conflict(detail: impl Into<String>) -> Self {
         ApiError::Conflict(detail.into())
+    }
+
+    /// 410 with this detail.
+    pub fn gone(detail: impl Into<String>) -> Self {
+        ApiError::Gone(detail.into())
     }
 
     /// 422 naming one invalid field: detail `"<field>: <message>"`.
@@ -155,6 +163,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -240,17 +249,24 @@ pub mod status {
     pub const E429: u32 = 1 << 7;
     /// A service this operation needs is unavailable.
     pub const E503: u32 = 1 << 8;
+    /// Existed, and was removed for good.
+    pub const E410: u32 = 1 << 9;
     /// What every operation with a JSON body can answer.
     pub const BODY: u32 = E400 | E413 | E415 | E422;
     /// What every operation behind bearer authentication can answer.
     pub const AUTH: u32 = E401;
 
     /// Each bit with its status and description.
-    pub(crate) const ALL: [(u32, u16, &str); 9] = [
+    pub(crate) const ALL: [(u32, u16, &str); 10] = [
         (E400, 400, "Malformed request (not JSON, or a bad header)"),
         (E401, 401, "Missing, invalid or expired credentials"),
         (E404, 404, "Not found (or owned by another user)"),
         (E409, 409, "Conflicts with the current state"),
+        (
+            E410,
+            410,
+            "Removed for good (e.g. results past their retention)",
+        ),
         (E413, 413, "Request body too large"),
         (E415, 415, "Request body is not application/json"),
         (E422, 422, "Invalid field values; `errors` names them"),

@@ -91,8 +91,11 @@ pub struct Config {
     pub metrics_interval: Duration,
     /// Events (and finished job data) older than this are pruned.
     pub event_retention: Duration,
-    /// How often the scheduler prunes.
+    /// How often the scheduler prunes (and removes results past their retention).
     pub prune_interval: Duration,
+    /// Stored results older than this (since their run succeeded) are removed
+    /// (`AMP_RESULTS_RETENTION`; unset or `off`: kept for ever).
+    pub results_retention: Option<Duration>,
     /// The most windows one collection may have (`AMP_COLLECTION_MAX_WINDOWS`).
     pub collection_max_windows: usize,
     /// How far back a collection may start (`AMP_COLLECTION_MAX_LOOKBACK`; AMC keeps about
@@ -415,6 +418,15 @@ impl Config {
                 dur("AMP_PRUNE_INTERVAL", "1h", "1h")?,
                 Duration::from_secs(1),
             )?,
+            results_retention: match get("AMP_RESULTS_RETENTION") {
+                None => None,
+                Some(v) if v.eq_ignore_ascii_case("off") => None,
+                Some(v) => Some(at_least(
+                    "AMP_RESULTS_RETENTION",
+                    parse_duration(&v).map_err(|m| err("AMP_RESULTS_RETENTION", m))?,
+                    Duration::from_secs(1),
+                )?),
+            },
             collection_max_windows: positive("AMP_COLLECTION_MAX_WINDOWS", 520)? as usize,
             webhook_retry_schedule,
             webhook_timeout: at_least(
@@ -552,11 +564,32 @@ mod tests {
             ("AMP_DATABASE_MAX_CONNECTIONS", "0"),
             ("AMP_JWT_SECRET_PREVIOUS", "short"),
             ("AMP_ENCRYPTION_KEY_PREVIOUS", "not base64 !"),
+            ("AMP_RESULTS_RETENTION", "a while"),
+            ("AMP_RESULTS_RETENTION", "500ms"),
         ] {
             let e = Config::from_map(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");
             assert!(e.to_string().starts_with(k));
         }
+    }
+
+    #[test]
+    fn results_retention_is_off_unless_set() {
+        let retention = |v: Option<&str>| {
+            let pairs: Vec<_> = v
+                .map(|v| ("AMP_RESULTS_RETENTION", v))
+                .into_iter()
+                .collect();
+            Config::from_map(&vars(&pairs)).unwrap().results_retention
+        };
+        assert_eq!(retention(None), None);
+        assert_eq!(retention(Some("off")), None);
+        assert_eq!(retention(Some("OFF")), None);
+        assert_eq!(
+            retention(Some("30d")),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(retention(Some("2s")), Some(Duration::from_secs(2)));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub mod prune;
 pub mod readiness;
 pub mod reconcile;
 pub mod repo;
+pub mod result_retention;
+pub mod result_types;
 pub mod results;
 pub mod schedule;
 pub mod shutdown;

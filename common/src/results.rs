@@ -1,9 +1,12 @@
 //! The result store: each execution's CSV is one object in an [`object_store`] under
 //! `AMP_RESULTS_URL` (a plain path or `file://` folder, or `s3://bucket/prefix` with
-//! credentials from the standard `AWS_*` variables). Parts are streamed into one multipart
-//! upload (the header kept once, rows counted on the way) and pages are read back from a
-//! byte cursor; nothing ever holds a part or a whole result in memory.
+//! credentials from the standard `AWS_*` variables). Parts are streamed
+//! into one multipart upload (the first part byte for byte, later parts without their
+//! header; rows counted and column types inferred on the way, see
+//! [`crate::result_types`]) and pages are read back from a byte cursor; nothing ever holds
+//! a part or a whole result in memory.
 
+use crate::result_types::{ColumnType, ResultColumns, TypeInference};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -38,6 +41,16 @@ pub enum ResultsError {
     BadCursor,
 }
 
+impl ResultsError {
+    /// The stored object is not there (removed by retention).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ResultsError::Store(object_store::Error::NotFound { .. })
+        )
+    }
+}
+
 /// Where results live; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ResultStore {
@@ -51,6 +64,8 @@ pub struct ResultStore {
 pub struct Written {
     pub location: String,
     pub columns: Vec<String>,
+    /// Each column's type, inferred over every row.
+    pub types: Vec<ColumnType>,
     pub rows: u64,
 }
 
@@ -118,6 +133,7 @@ impl ResultStore {
             upload: WriteMultipart::new_with_chunk_size(upload, self.part_size),
             location,
             columns: None,
+            types: TypeInference::default(),
             rows: 0,
             last_byte: None,
         })
@@ -171,6 +187,14 @@ impl ResultStore {
         Ok(Records(RecordReader::new(got.into_stream(), 0)))
     }
 
+    /// Removes a stored result; one already gone is not an error.
+    pub async fn delete(&self, location: &str) -> Result<(), ResultsError> {
+        match self.store.delete(&self.path_of(location)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The whole CSV as a stream of chunks.
     pub async fn open(
         &self,
@@ -186,6 +210,7 @@ pub struct ResultWriter {
     upload: WriteMultipart,
     location: String,
     columns: Option<Vec<String>>,
+    types: TypeInference,
     rows: u64,
     last_byte: Option<u8>,
 }
@@ -197,7 +222,7 @@ impl ResultWriter {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let mut part = PartState::default();
+        let mut part = PartState::new(self.columns.is_none());
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| ResultsError::Download(e.to_string()))?;
             if chunk.is_empty() {
@@ -209,25 +234,31 @@ impl ResultWriter {
         self.feed(&mut part, Bytes::new())
     }
 
-    /// Scans `chunk` (empty: end of the part), forwarding everything after the header.
+    /// Scans `chunk` (empty: end of the part), forwarding all of the first part and
+    /// everything after the header of later ones.
     fn feed(&mut self, part: &mut PartState, chunk: Bytes) -> Result<(), ResultsError> {
         let eof = chunk.is_empty();
         let mut pos = 0;
-        let mut data_from = (!part.in_header).then_some(0);
+        let mut data_from = (part.verbatim || !part.in_header).then_some(0);
         loop {
             if !eof && pos == chunk.len() {
                 break;
             }
-            let (step, n) = part.splitter.step(&chunk[pos..], part.in_header);
+            let (step, n) = part.splitter.step(&chunk[pos..], true);
             pos += n;
             match step {
                 Step::NeedInput | Step::End => break,
                 Step::Record(fields) if part.in_header => {
                     part.in_header = false;
-                    data_from = Some(pos);
-                    self.header(fields)?;
+                    if !part.verbatim {
+                        data_from = Some(pos);
+                    }
+                    self.header(fields);
                 }
-                Step::Record(_) => self.rows += 1,
+                Step::Record(fields) => {
+                    self.rows += 1;
+                    self.types.observe(&fields);
+                }
             }
         }
         let Some(mut from) = data_from.filter(|&from| from < chunk.len()) else {
@@ -251,20 +282,14 @@ impl ResultWriter {
         Ok(())
     }
 
-    /// The first header seen is written once; later parts' headers are dropped.
-    fn header(&mut self, fields: Vec<String>) -> Result<(), ResultsError> {
+    /// The first header seen names the columns (its bytes went out with its part);
+    /// later parts' headers are dropped.
+    fn header(&mut self, fields: Vec<String>) {
         if self.columns.is_some() || fields.is_empty() {
-            return Ok(());
+            return;
         }
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(&fields)?;
-        let line = w
-            .into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        self.last_byte = line.last().copied();
-        self.upload.put(Bytes::from(line));
+        self.types = TypeInference::new(fields.len());
         self.columns = Some(fields);
-        Ok(())
     }
 
     /// Drops everything written (a part failed half-way; the caller starts again).
@@ -280,6 +305,7 @@ impl ResultWriter {
         Ok(Written {
             location: self.location,
             columns: self.columns.unwrap_or_default(),
+            types: self.types.types(),
             rows: self.rows,
         })
     }
@@ -289,15 +315,18 @@ impl ResultWriter {
 struct PartState {
     splitter: Splitter,
     in_header: bool,
+    /// The first part (no header seen before it): its bytes go out as they came.
+    verbatim: bool,
     data_started: bool,
 }
 
-impl Default for PartState {
-    fn default() -> Self {
+impl PartState {
+    fn new(verbatim: bool) -> Self {
         Self {
             splitter: Splitter::new(),
             in_header: true,
-            data_started: false,
+            verbatim,
+            data_started: verbatim,
         }
     }
 }
@@ -446,9 +475,9 @@ impl Splitter {
     }
 }
 
-/// Columns as stored on the execution row.
-pub fn columns_json(columns: &[String]) -> Value {
-    Value::Array(columns.iter().cloned().map(Value::String).collect())
+/// Columns and their types as stored on the execution row.
+pub fn columns_json(columns: &[String], types: &[ColumnType]) -> Value {
+    ResultColumns::to_json(columns, types)
 }
 
 #[cfg(test)]
@@ -517,7 +546,33 @@ mod tests {
             }
             assert_eq!(
                 csv_text(&store, &written.location).await,
-                "a,b\n1,\"x,y\"\r\n2,\"multi\nline\"\n3,z\n"
+                "a,b\r\n1,\"x,y\"\r\n2,\"multi\nline\"\n3,z\n"
+            );
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    #[tokio::test]
+    async fn first_part_is_kept_byte_for_byte_and_types_span_every_part() {
+        use crate::result_types::ColumnType::{Date, Integer, String};
+        for size in [1, 4, 1000] {
+            let (dir, store) = temp_store();
+            let mut w = store.writer("typed").await.unwrap();
+            let first = "\"n\",\"x\",when\r\n1,0.5,2024-01-01\r\n2,,\r\n";
+            w.add_part(part(first, size)).await.unwrap();
+            w.add_part(part("\"n\",\"x\",when\r\n3,true,2024-01-02\r\n", size))
+                .await
+                .unwrap();
+            let written = w.finish().await.unwrap();
+            assert_eq!(written.columns, vec!["n", "x", "when"]);
+            assert_eq!(
+                written.types,
+                vec![Integer, String, Date],
+                "chunk size {size}"
+            );
+            assert_eq!(
+                csv_text(&store, "typed.csv").await,
+                format!("{first}3,true,2024-01-02\r\n")
             );
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -573,6 +628,13 @@ mod tests {
         w.add_part(part("a\n1\n", 100)).await.unwrap();
         w.abort().await;
         assert!(store.page("gone.csv", None, 1).await.is_err());
+        let mut w = store.writer("kept").await.unwrap();
+        w.add_part(part("a\n1\n", 100)).await.unwrap();
+        w.finish().await.unwrap();
+        store.delete("kept.csv").await.unwrap();
+        store.delete("kept.csv").await.unwrap();
+        let err = store.page("kept.csv", None, 1).await.unwrap_err();
+        assert!(err.is_not_found(), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

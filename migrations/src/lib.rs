@@ -34,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::m20261210_000001_execution_lists::Migration),
             Box::new(migrations::m20261211_000001_workflow_versions::Migration),
             Box::new(migrations::m20261211_000002_query_templates::Migration),
+            Box::new(migrations::m20261212_000001_result_types::Migration),
         ]
     }
 }

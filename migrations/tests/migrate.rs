@@ -31,7 +31,7 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 8] = [
+const ALL_MIGRATIONS: [&str; 11] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
@@ -40,6 +40,9 @@ const ALL_MIGRATIONS: [&str; 8] = [
     "m20261208_000001_webhooks",
     "m20261209_000001_telemetry",
     "m20261210_000001_execution_lists",
+    "m20261211_000001_workflow_versions",
+    "m20261211_000002_query_templates",
+    "m20261212_000001_result_types",
 ];
 
 /// A user, account, instance and workflow with fixed ids.

@@ -2,7 +2,8 @@
 //! once with any number of replicas; and the system duties, each on its own interval and
 //! safe with several replicas: the reconciler (DESIGN inv. 1) that re-enqueues overdue
 //! work from Postgres, so that losing Redis, or a worker dying mid-step, loses nothing;
-//! proactive token refresh; pruning; and the gauges of shared state (`gauges`).
+//! proactive token refresh; pruning; removing results past `AMP_RESULTS_RETENTION`; and
+//! the gauges of shared state (`gauges`).
 
 pub mod fire;
 pub mod gauges;
@@ -40,6 +41,8 @@ pub struct Scheduler {
     /// queues for them (and answers the readiness probe's PING).
     pub state: Arc<common::telemetry::metrics::StateMetrics>,
     pub inspector: queue::Inspector,
+    /// The result store, when results have a retention (`AMP_RESULTS_RETENTION`).
+    pub results: Option<common::results::ResultStore>,
     pub registry: Arc<prometheus_client::registry::Registry>,
 }
 
@@ -72,6 +75,13 @@ impl Scheduler {
         let token_refresh = tokens::TokenRefresh::from_env()?;
         let metrics = common::telemetry::metrics::SchedulerMetrics::register(&mut registry);
         let state = common::telemetry::metrics::StateMetrics::register(&mut registry);
+        let results = match config.results_retention {
+            Some(_) => Some(
+                common::results::ResultStore::from_url(&config.results_url)
+                    .context("opening the result store")?,
+            ),
+            None => None,
+        };
         let replica = common::schedule::Replica::register(&db, config.reconcile_interval)
             .await
             .context("registering the scheduler replica")?;
@@ -82,6 +92,7 @@ impl Scheduler {
             metrics,
             state,
             inspector,
+            results,
             registry: Arc::new(registry),
             config,
             db,
@@ -102,7 +113,7 @@ impl Scheduler {
         let tokens_every = s.token_refresh.interval;
         let prune_every = s.config.prune_interval;
         let gauges_every = s.config.metrics_interval;
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(fire::run(s.clone(), stop.clone())),
             // The first reconcile pass runs at once (a fresh start may follow a crash); the
             // token pass and pruning one interval after start.
@@ -136,6 +147,15 @@ impl Scheduler {
                 }
             })),
         ];
+        if let (Some(retention), Some(_)) = (s.config.results_retention, &s.results) {
+            tasks.push(tokio::spawn(duty(stop.clone(), prune_every, false, {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { retention_pass(&s, retention).await }
+                }
+            })));
+        }
         shutdown.await;
         let _ = stop_tx.send(true);
         for t in tasks {
@@ -235,5 +255,23 @@ async fn prune_pass(s: &Scheduler) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "pruning failed; trying again next interval"),
+    }
+}
+
+async fn retention_pass(s: &Scheduler, retention: std::time::Duration) {
+    let Some(store) = &s.results else { return };
+    match common::result_retention::expire_results(&s.db, store, retention).await {
+        Ok(0) => {}
+        Ok(n) => {
+            s.metrics
+                .pruned
+                .get_or_create(&ReconcileLabels { kind: "results" })
+                .inc_by(n);
+            tracing::info!(results = n, "removed results past their retention");
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "removing expired results failed; trying again next interval"
+        ),
     }
 }

@@ -87,6 +87,7 @@ pub fn app(sim: Arc<Sim>) -> impl poem::Endpoint {
             get(admin::instances_get).post(admin::instances_set),
         )
         .at("/sim/admin/config", post(admin::config))
+        .at("/sim/admin/results", post(admin::result_set))
         .at(
             "/sim/admin/faults",
             get(admin::faults_get)

@@ -75,6 +75,9 @@ pub struct SimState {
     pub submissions: HashMap<String, u64>,
     /// Runs created, by request key.
     pub created_by_key: HashMap<String, u64>,
+    /// Result files set through the admin API, by name: a run whose SQL contains
+    /// `sim_result=<name>` serves that CSV, byte for byte, as its one part.
+    pub canned_results: HashMap<String, bytes::Bytes>,
 }
 
 /// Why a cancel was refused.
@@ -385,6 +388,12 @@ impl Sim {
             .runs
             .get(*idx)
             .map(|r| r.spec.sql.clone())
+    }
+
+    /// The CSV set for `sql` (its `sim_result=<name>` marker), if any.
+    pub fn canned_result(&self, sql: &str) -> Option<bytes::Bytes> {
+        let name = crate::results::canned_name(sql)?;
+        self.lock().canned_results.get(name).cloned()
     }
 
     /// Counters, peaks and every run, as the admin `stats` JSON.

@@ -7,7 +7,7 @@ use super::ApiTags;
 use super::executions::{ResultFormat, ResultsPage, ResultsResponse};
 use super::schedules::render_error;
 use crate::auth::BearerAuth;
-use crate::error::status::{AUTH, BODY, E404, E409, E422};
+use crate::error::status::{AUTH, BODY, E404, E409, E410, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Choice, Date, Id, In, Int, JsonObject, Name, Nullable, TimeZone, opt};
 use crate::page;
@@ -551,7 +551,8 @@ impl CollectionsApi {
 
     /// Every succeeded window's rows with a leading `window_start` column
     /// (`collection_window_start` when the query has its own): JSON pages (`cursor`,
-    /// `limit` ≤ 10,000, default 1,000), or `?format=csv` streamed.
+    /// `limit` ≤ 10,000, default 1,000), or `?format=csv` streamed. When a window's
+    /// results were removed past `AMP_RESULTS_RETENTION` → 410.
     #[oai(
         path = "/collections/:id/results",
         method = "get",
@@ -568,12 +569,13 @@ impl CollectionsApi {
         cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "10000")))] limit: Query<Option<u32>>,
         format: Query<Option<ResultFormat>>,
-    ) -> Result<ResultsResponse, Errors<{ AUTH | E404 | E422 }>> {
+    ) -> Result<ResultsResponse, Errors<{ AUTH | E404 | E410 | E422 }>> {
         let (user, cid) = (auth.0.user_id, CollectionId(id.0));
         let (db, store) = (&self.state.db, &self.state.results);
         let combined_error = |e: CombinedError| match e {
             CombinedError::NotFound => ApiError::not_found("collection"),
             CombinedError::BadCursor => page::bad_cursor(),
+            e @ CombinedError::Expired(_) => ApiError::gone(e.to_string()),
             other => ApiError::internal(other),
         };
         if format.0 == Some(ResultFormat::Csv) {
@@ -611,11 +613,11 @@ impl CollectionsApi {
         let next = page
             .next
             .map(|p| self.state.cursors.sign(scope, &encode_position(p)));
-        Ok(ResultsResponse::Page(Json(ResultsPage {
-            columns: page.columns,
-            rows: page.rows,
-            next_cursor: next.into(),
-        })))
+        Ok(ResultsResponse::Page(Json(ResultsPage::untyped(
+            page.columns,
+            page.rows,
+            next,
+        ))))
     }
 
     /// Backfill a schedule: a collection whose windows are the schedule's fires in the

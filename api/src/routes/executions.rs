@@ -3,7 +3,7 @@
 
 use super::ApiTags;
 use crate::auth::BearerAuth;
-use crate::error::status::{AUTH, BODY, E404, E409, E422};
+use crate::error::status::{AUTH, BODY, E404, E409, E410, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{In, Int, JsonObject, LocalTime, Nullable, Obj, TimeZone, opt};
 use crate::state::AppState;
@@ -13,6 +13,7 @@ use common::execution::{
 };
 use common::ids::{ExecutionId, WorkflowId};
 use common::jobs::CancelJob;
+use common::result_types::{ColumnType, ResultColumns};
 use common::sql::RenderError;
 use common::time_window::TimeWindow;
 use poem::Body;
@@ -129,6 +130,9 @@ pub struct ExecutionBody {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Nullable<DateTime<Utc>>,
+    /// When the stored result was removed, past `AMP_RESULTS_RETENTION` (its results then
+    /// answer 410).
+    pub results_expired_at: Nullable<DateTime<Utc>>,
     /// Why a queued run waits (`GET /executions/{id}` only): `daily_quota`,
     /// `instance_cap`, `account_cap`, `queued_behind_older_runs` or `not_before` (a run
     /// triggered for a later instant, not admitted before `next_check_at`).
@@ -149,12 +153,7 @@ impl From<ExecutionRow> for ExecutionBody {
         let columns = r
             .result_columns
             .as_ref()
-            .and_then(|c| c.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            });
+            .map(|c| ResultColumns::from_json(Some(c)).names);
         Self {
             id: r.id.0,
             workflow_id: r.workflow_id.0,
@@ -195,6 +194,7 @@ impl From<ExecutionRow> for ExecutionBody {
             created_at: r.created_at,
             updated_at: r.updated_at,
             completed_at: r.completed_at.into(),
+            results_expired_at: r.results_expired_at.into(),
             waiting_reason: r.waiting_reason.into(),
             quota_wait_until: r.quota_wait_until.into(),
             time_window_defaulted: None,
@@ -207,9 +207,37 @@ impl From<ExecutionRow> for ExecutionBody {
 #[derive(Debug, Object)]
 pub struct ResultsPage {
     pub columns: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    /// Each column's type, inferred over the whole result: `integer` (fits 64 bits),
+    /// `decimal`, `boolean`, `date` (`YYYY-MM-DD`), `timestamp` (as AMC wrote it) or
+    /// `string` (anything else, or a mix; integers mixed with decimals are `decimal`).
+    /// Results stored before types existed, and a collection's combined results, list
+    /// every column as `string`.
+    pub column_types: Vec<ColumnType>,
+    /// The rows, one JSON value per column: an empty cell is `null`; an `integer` a JSON
+    /// number (exact 64-bit value); a `decimal` a JSON number when its value survives the
+    /// round trip through an IEEE-754 double (`0.1`, `12.50` → `12.5`), otherwise the
+    /// string as stored (`9007199254740993`, `1e400`); a `boolean` `true`/`false`; dates,
+    /// timestamps and strings are strings as stored. Untyped results (see `column_types`)
+    /// carry every cell as a string, empty cells as `""`.
+    pub rows: Vec<Vec<serde_json::Value>>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Nullable<String>,
+}
+
+impl ResultsPage {
+    /// A page of untyped rows (combined collection results): every cell a string.
+    pub fn untyped(columns: Vec<String>, rows: Vec<Vec<String>>, next: Option<String>) -> Self {
+        let untyped = ResultColumns {
+            types: None,
+            names: columns,
+        };
+        Self {
+            column_types: untyped.public_types(),
+            rows: rows.into_iter().map(|r| untyped.row_json(r)).collect(),
+            columns: untyped.names,
+            next_cursor: next.into(),
+        }
+    }
 }
 
 /// How `GET /executions/{id}/results` answers.
@@ -398,7 +426,9 @@ impl ExecutionsApi {
 
     /// The result of a succeeded run: JSON pages (`cursor`, `limit` ≤ 10,000, default
     /// 1,000), or `?format=csv` for the whole result as streamed CSV. A cursor is
-    /// opaque: one this endpoint did not return for this run → 422.
+    /// opaque: one this endpoint did not return for this run → 422. The CSV is the bytes
+    /// AMC produced (several parts joined, their repeated headers dropped). Results
+    /// removed past `AMP_RESULTS_RETENTION` → 410.
     #[oai(
         path = "/executions/:id/results",
         method = "get",
@@ -415,11 +445,19 @@ impl ExecutionsApi {
         cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "10000")))] limit: Query<Option<u32>>,
         format: Query<Option<ResultFormat>>,
-    ) -> Result<ResultsResponse, Errors<{ AUTH | E404 | E409 | E422 }>> {
+    ) -> Result<ResultsResponse, Errors<{ AUTH | E404 | E409 | E410 | E422 }>> {
         let row = execution::find_for_user(&self.state.db, auth.0.user_id, ExecutionId(id.0))
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("execution"))?;
+        if let Some(at) = row.results_expired_at {
+            return Err(ApiError::gone(format!(
+                "the results expired at {}, past the retention of stored results",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ))
+            .into());
+        }
+        let columns = ResultColumns::from_json(row.result_columns.as_ref());
         let Some(location) = row
             .result_location
             .filter(|_| row.status == execution::Status::Succeeded)
@@ -431,8 +469,16 @@ impl ExecutionsApi {
             .into());
         };
         let store = &self.state.results;
+        // Retention removes the object before its row says so (within one transaction).
+        let gone = |e: common::results::ResultsError| {
+            if e.is_not_found() {
+                ApiError::gone("the results expired, past the retention of stored results")
+            } else {
+                ApiError::internal(e)
+            }
+        };
         if format.0 == Some(ResultFormat::Csv) {
-            let chunks = store.open(&location).await.map_err(ApiError::internal)?;
+            let chunks = store.open(&location).await.map_err(gone)?;
             return Ok(ResultsResponse::Csv(Binary(Body::from_bytes_stream(
                 chunks,
             ))));
@@ -453,14 +499,15 @@ impl ExecutionsApi {
             .await
             .map_err(|e| match e {
                 common::results::ResultsError::BadCursor => crate::page::bad_cursor(),
-                other => ApiError::internal(other),
+                other => gone(other),
             })?;
         let next = page
             .next_cursor
             .map(|c| self.state.cursors.sign_offset(scope, c));
         Ok(ResultsResponse::Page(Json(ResultsPage {
+            column_types: columns.public_types(),
             columns: page.columns,
-            rows: page.rows,
+            rows: page.rows.into_iter().map(|r| columns.row_json(r)).collect(),
             next_cursor: next.into(),
         })))
     }

@@ -34,6 +34,10 @@ pub enum CombinedError {
     NotFound,
     #[error("the cursor does not point into this collection's results")]
     BadCursor,
+    /// A succeeded window's stored result was removed past `AMP_RESULTS_RETENTION`: the
+    /// combined result would miss its rows.
+    #[error("the results of a window starting {0} expired, past the retention of stored results")]
+    Expired(String),
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]
@@ -45,6 +49,7 @@ struct Done {
     position: i32,
     window_start: NaiveDateTime,
     result_location: String,
+    expired: bool,
 }
 
 /// The succeeded windows of the user's collection from `position` on, oldest first.
@@ -63,19 +68,21 @@ async fn succeeded(
     if owned.is_none() {
         return Err(CombinedError::NotFound);
     }
-    Ok(Done::find_by_statement(stmt(
-        "SELECT w.position, w.window_start, e.result_location FROM collection_windows w \
+    let done = Done::find_by_statement(stmt(
+        "SELECT w.position, w.window_start, coalesce(e.result_location, '') AS result_location, \
+           e.results_expired_at IS NOT NULL AS expired FROM collection_windows w \
          JOIN executions e ON e.id = w.execution_id \
-         WHERE w.collection_id = $1 AND w.status = $2 AND w.position >= $3 AND e.result_location IS NOT NULL \
+         WHERE w.collection_id = $1 AND w.status = $2 AND w.position >= $3 \
+           AND (e.result_location IS NOT NULL OR e.results_expired_at IS NOT NULL) \
          ORDER BY w.position",
-        [
-            id.into(),
-            WindowStatus::Succeeded.into(),
-            position.into(),
-        ],
+        [id.into(), WindowStatus::Succeeded.into(), position.into()],
     ))
     .all(db)
-    .await?)
+    .await?;
+    if let Some(w) = done.iter().find(|w| w.expired) {
+        return Err(CombinedError::Expired(label(w.window_start)));
+    }
+    Ok(done)
 }
 
 /// The combined columns: the window's column, then the query's.

@@ -53,6 +53,8 @@ pub struct ExecutionRow {
     pub trace_context: Option<String>,
     /// The run this one retries (`POST /executions/{id}/retry`).
     pub retry_of: Option<ExecutionId>,
+    /// When retention removed the stored result (`result_location` is then cleared).
+    pub results_expired_at: Option<DateTime<Utc>>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -102,4 +104,4 @@ pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, workflow_version, in
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at, trace_context, retry_of";
+    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at";

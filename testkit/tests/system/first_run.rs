@@ -83,19 +83,12 @@ async fn the_contract_walk_through_reaches_succeeded_and_returns_the_rows() {
     let csv = resp.text().await.unwrap();
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("campaign,impressions,clicks,spend"));
-    let csv_rows: Vec<Vec<String>> = lines
-        .map(|l| l.split(',').map(str::to_string).collect())
+    // The JSON cells are the CSV's, typed.
+    let csv_rows: Vec<Vec<serde_json::Value>> = lines
+        .map(|l| crate::results::typed(l.split(',').map(str::to_string).collect()))
         .collect();
-    let json_rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect();
+    let json_rows: Vec<Vec<serde_json::Value>> =
+        rows.iter().map(|r| r.as_array().unwrap().clone()).collect();
     assert_eq!(csv_rows, json_rows);
 
     // The refresh token's plaintext is nowhere in the database, in any table.

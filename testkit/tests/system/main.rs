@@ -16,6 +16,7 @@ mod sim_faults;
 mod steps;
 mod tokens;
 mod transport;
+mod typed_results;
 
 use serde_json::Value;
 use std::collections::HashMap;

@@ -2,6 +2,7 @@
 //! more memory than a 2,000-row one, and both page back whole as JSON and as CSV.
 
 use amc_sim::results::{CSV_HEADER, csv_row, sql_hash};
+use common::result_types::ColumnType;
 use serde_json::{Value, json};
 use std::time::Duration;
 use testkit::{Client, System, SystemOptions};
@@ -49,8 +50,23 @@ fn last_row(rows: u64) -> Vec<String> {
         .collect()
 }
 
+/// A row of amc-sim's generated result as typed JSON cells.
+pub fn typed(row: Vec<String>) -> Vec<Value> {
+    let types = [
+        ColumnType::String,
+        ColumnType::Integer,
+        ColumnType::Integer,
+        ColumnType::Decimal,
+    ];
+    types
+        .iter()
+        .zip(row)
+        .map(|(t, cell)| t.to_json(cell))
+        .collect()
+}
+
 /// Pages the whole result back as JSON (10,000 rows a page): (row count, last row).
-async fn page_json(c: &Client, id: &str) -> (u64, Vec<String>) {
+async fn page_json(c: &Client, id: &str) -> (u64, Vec<Value>) {
     let mut count = 0u64;
     let mut last = Value::Null;
     let mut cursor = String::new();
@@ -65,6 +81,10 @@ async fn page_json(c: &Client, id: &str) -> (u64, Vec<String>) {
             page["columns"],
             json!(["campaign", "impressions", "clicks", "spend"])
         );
+        assert_eq!(
+            page["column_types"],
+            json!(["string", "integer", "integer", "decimal"])
+        );
         let rows = page["rows"].as_array().expect("rows");
         if count == 0 {
             assert_eq!(rows[0][0], "campaign_0");
@@ -78,13 +98,7 @@ async fn page_json(c: &Client, id: &str) -> (u64, Vec<String>) {
             None => break,
         }
     }
-    let last = last
-        .as_array()
-        .expect("a last row")
-        .iter()
-        .map(|v| v.as_str().expect("string field").to_string())
-        .collect();
-    (count, last)
+    (count, last.as_array().expect("a last row").clone())
 }
 
 /// Downloads the result as CSV: (data line count, last line).
@@ -133,7 +147,11 @@ async fn big_results_stream_through_the_store_in_bounded_memory() {
 
     for (id, rows) in [(&small, SMALL), (&big, BIG)] {
         let (count, last) = page_json(&c, id).await;
-        assert_eq!((count, &last), (rows, &last_row(rows)), "JSON of {rows}");
+        assert_eq!(
+            (count, last),
+            (rows, typed(last_row(rows))),
+            "JSON of {rows}"
+        );
         let (count, last) = fetch_csv(&c, id).await;
         assert_eq!(count, rows, "CSV of {rows}");
         assert_eq!(last, last_row(rows).join(","), "CSV of {rows}");

@@ -82,7 +82,7 @@ async fn fetch(ctx: &Ctx, job: &FetchJob) -> JobResult {
         Outcome::Done(w) => {
             let stored = Stored {
                 rows: w.rows,
-                columns: columns_json(&w.columns),
+                columns: columns_json(&w.columns, &w.types),
                 location: w.location.clone(),
             };
             if let Some(done) = execution::succeed(&ctx.db, &held, &stored).await? {
