@@ -117,7 +117,9 @@ pub async fn list_workflows(
         id.into(),
         limit.into(),
     ];
-    Ok(Workflow::find_by_statement(stmt(&sql, values)).all(db).await?)
+    Ok(Workflow::find_by_statement(stmt(&sql, values))
+        .all(db)
+        .await?)
 }
 
 /// One of the user's workflows.
