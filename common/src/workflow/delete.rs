@@ -63,14 +63,22 @@ pub async fn delete(
     if found.is_none() {
         return Err(DeleteError::NotFound);
     }
-    let in_use = InUse::find_by_statement(stmt(
+    let sql = format!(
         "SELECT \
            (SELECT count(*) FROM executions WHERE workflow_id = $1 \
-              AND status NOT IN ('succeeded', 'failed', 'cancelled')) AS active_runs, \
+              AND status NOT IN {ended}) AS active_runs, \
            (SELECT count(*) FROM schedules WHERE workflow_id = $1 AND enabled) AS enabled_schedules, \
-           (SELECT count(*) FROM collections WHERE workflow_id = $1 AND status IN ('running', 'paused')) \
+           (SELECT count(*) FROM collections WHERE workflow_id = $1 AND status IN ($2, $3)) \
              AS running_collections",
-        [id.into()],
+        ended = crate::execution::Status::ENDED_SQL,
+    );
+    let in_use = InUse::find_by_statement(stmt(
+        &sql,
+        [
+            id.into(),
+            crate::collection::CollectionStatus::Running.into(),
+            crate::collection::CollectionStatus::Paused.into(),
+        ],
     ))
     .one(&txn)
     .await?

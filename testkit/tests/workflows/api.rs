@@ -33,7 +33,7 @@ async fn workflows_are_versioned_validated_tagged_and_deleted_only_when_unused()
     assert_eq!(tagged["tags"], json!(["brand", "weekly"]));
     let (s, list) = c.get("/workflows?tag=weekly").await;
     assert_eq!(s, 200);
-    let ids: Vec<&str> = list
+    let ids: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -255,7 +255,8 @@ async fn workflows_are_versioned_validated_tagged_and_deleted_only_when_unused()
     assert_eq!(s, 404);
     let (_, list) = c.get("/workflows").await;
     assert!(
-        list.as_array()
+        list["items"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|w| w["id"] != wf.as_str()),
