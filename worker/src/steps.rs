@@ -107,15 +107,7 @@ impl Steps {
     /// Where a run stands (its state and account), read with the others asked together;
     /// `None` if it (or its instance) no longer exists.
     pub async fn standing(&self, id: ExecutionId) -> Result<Option<Standing>, StepsError> {
-        let err = |message| StepsError {
-            what: "look",
-            message,
-        };
-        self.looks
-            .call(id)
-            .await
-            .ok_or_else(|| err("the reader has stopped".into()))?
-            .map_err(err)
+        ask(&self.looks, "look", id).await
     }
 
     /// Leases a `submitting` row still due at `due` and records that its submission
@@ -126,29 +118,18 @@ impl Steps {
         id: ExecutionId,
         due: DateTime<Utc>,
     ) -> Result<Option<DueStep>, StepsError> {
-        let err = |message| StepsError {
-            what: "begin submission",
-            message,
-        };
-        self.begins
-            .call((id, due, trace::outgoing()))
-            .await
-            .ok_or_else(|| err("the submitter has stopped".into()))?
-            .map_err(err)
+        ask(
+            &self.begins,
+            "begin submission",
+            (id, due, trace::outgoing()),
+        )
+        .await
     }
 
     /// Moves a submitted run to `running` and pushes its first check; `false` when its
     /// lease was taken over meanwhile.
     pub async fn mark_running(&self, run: Submitted) -> Result<bool, StepsError> {
-        let err = |message| StepsError {
-            what: "mark running",
-            message,
-        };
-        self.runs
-            .call((run, trace::outgoing()))
-            .await
-            .ok_or_else(|| err("the writer has stopped".into()))?
-            .map_err(err)
+        ask(&self.runs, "mark running", (run, trace::outgoing())).await
     }
 
     /// The step's row if it is still in `status` with `next_check_at = due`.
@@ -158,30 +139,28 @@ impl Steps {
         id: ExecutionId,
         due: DateTime<Utc>,
     ) -> Result<Option<DueStep>, StepsError> {
-        let err = |message| StepsError {
-            what: "read",
-            message,
-        };
-        self.reads
-            .call((status, id, due, trace::outgoing()))
-            .await
-            .ok_or_else(|| err("the reader has stopped".into()))?
-            .map_err(err)
+        ask(&self.reads, "read", (status, id, due, trace::outgoing())).await
     }
 
     /// Moves the row to its next check and pushes that check's job; `false` when the row
     /// had already moved (a twin did it, or the run went on).
     pub async fn reschedule(&self, next: Next) -> Result<bool, StepsError> {
-        let err = |message| StepsError {
-            what: "reschedule",
-            message,
-        };
-        self.nexts
-            .call(next)
-            .await
-            .ok_or_else(|| err("the writer has stopped".into()))?
-            .map_err(err)
+        ask(&self.nexts, "reschedule", next).await
     }
+}
+
+/// One request to a group commit, its failure named by `what`.
+async fn ask<Q: Send + 'static, A: Send + 'static>(
+    group: &Group<Q, Result<A, String>>,
+    what: &'static str,
+    request: Q,
+) -> Result<A, StepsError> {
+    let err = |message| StepsError { what, message };
+    group
+        .call(request)
+        .await
+        .ok_or_else(|| err("its batch task has stopped".into()))?
+        .map_err(err)
 }
 
 async fn read_batch(db: &DatabaseConnection, calls: Vec<Call<Read, ReadAnswer>>) {

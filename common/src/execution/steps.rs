@@ -59,10 +59,7 @@ pub async fn read_due<C: ConnectionTrait>(
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let wanted: Vec<Value> = steps
-        .iter()
-        .map(|(id, due)| json!({"id": id.0, "due": due}))
-        .collect();
+    let wanted = due_records(steps);
     // One primary-key look-up per entry (LATERAL … LIMIT 1 keeps the planner from merging
     // on `next_check_at`, which walks every active row older than the due ones).
     let rows = format!(
@@ -74,10 +71,20 @@ pub async fn read_due<C: ConnectionTrait>(
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             with_targets(&rows),
-            [Value::Array(wanted).into(), status.into()],
+            [wanted.into(), status.into()],
         ))
         .await?;
     rows.iter().map(DueStep::from_row).collect()
+}
+
+/// Steps as `jsonb_to_recordset` rows `(id uuid, due timestamptz)`.
+fn due_records(steps: &[(ExecutionId, DateTime<Utc>)]) -> Value {
+    Value::Array(
+        steps
+            .iter()
+            .map(|(id, due)| json!({"id": id.0, "due": due}))
+            .collect(),
+    )
 }
 
 /// `rows` (a statement returning execution [`COLUMNS`], named `e` here) joined with where
@@ -107,10 +114,7 @@ pub async fn begin_submissions<C: ConnectionTrait>(
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let wanted: Vec<Value> = steps
-        .iter()
-        .map(|(id, due)| json!({"id": id.0, "due": due}))
-        .collect();
+    let wanted = due_records(steps);
     // Each entry locks its row by primary key if it is still where the step left it; then
     // exactly the locked rows move (as `reschedule_many` does).
     let rows = format!(
@@ -126,7 +130,7 @@ pub async fn begin_submissions<C: ConnectionTrait>(
             DbBackend::Postgres,
             with_targets(&rows),
             [
-                Value::Array(wanted).into(),
+                wanted.into(),
                 Status::Submitting.into(),
                 until.into(),
                 started.into(),
