@@ -633,7 +633,10 @@ def trace(a):
                     if step != "taken":
                         continue
                 st[step] = float(at)
-            seq = ["event_created", "created", "claimed", "enqueued", "taken", "arrived", "recorded"]
+            # A dispatcher that attempts what it claims leases for the attempt at once (a
+            # "taken" stamp, no job); builds before it claimed, pushed a job, and took.
+            pushed = sum(1 for st in steps.values() if st.get("claimed")) > len(steps) / 2
+            seq = ["event_created", "created"] + (["claimed", "enqueued"] if pushed else []) + ["taken", "arrived", "recorded"]
             parts = {f"{x}->{y}": [] for x, y in zip(seq, seq[1:])}
             total, full = [], {}
             for w, st in steps.items():

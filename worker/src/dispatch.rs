@@ -1,22 +1,43 @@
 //! The delivery dispatcher of a worker process: woken by `LISTEN amp_deliveries` (the
-//! trigger that writes deliveries with their event notifies it), it claims the fresh
-//! deliveries due now (`FOR UPDATE SKIP LOCKED`, so among many workers one pushes each)
-//! and pushes their `webhook.deliver` jobs. A lost notification or push costs latency,
-//! not a delivery: the scheduler's reconciler re-enqueues overdue deliveries.
+//! trigger that writes deliveries with their event notifies it), it claims the
+//! deliveries due now (`FOR UPDATE SKIP LOCKED`, so among many workers one takes each)
+//! and attempts them itself, each as a `webhook.deliver` job would, with no trip through
+//! Redis: a fresh delivery costs one shared claim and its record. It claims only as many
+//! as it has free attempt slots (`AMP_WORKER_CONCURRENCY`), so what it cannot start at
+//! once stays in the table for another worker. Retries and deferrals go out as delayed
+//! jobs. A lost notification costs latency, not a delivery, and so does a worker that
+//! dies holding claims: the scheduler's reconciler re-enqueues overdue deliveries once
+//! their lease has passed.
 
 use crate::ctx::Ctx;
+use crate::jobs::deliver;
+use crate::registry::as_job;
 use common::jobs::DeliverJob;
-use common::webhook::delivery;
+use common::webhook::delivery::{self, Work};
+use queue::Job;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// Deliveries one claim takes.
-const CLAIM: u64 = 1_000;
+/// Most deliveries one claim takes.
+const CLAIM: usize = 1_000;
 
-/// Runs until `stop` is cancelled.
-pub async fn run(ctx: Ctx, stop: CancellationToken) {
+/// The dispatcher's attempts in flight, which a stopping worker lets finish.
+#[derive(Clone, Default)]
+pub struct InFlight(TaskTracker);
+
+impl InFlight {
+    /// Resolves once no claimed attempt runs any more (and no new one can start).
+    pub async fn drained(&self) {
+        self.0.close();
+        self.0.wait().await;
+    }
+}
+
+/// Runs until `stop` is cancelled; its attempts run on `in_flight`.
+pub async fn run(ctx: Ctx, stop: CancellationToken, in_flight: InFlight) {
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(common::db::listen::wake_on_notify(
         ctx.config.database_url.clone(),
@@ -24,6 +45,7 @@ pub async fn run(ctx: Ctx, stop: CancellationToken) {
         "webhook deliveries",
         wake.clone(),
     ));
+    let slots = Arc::new(Semaphore::new(ctx.config.worker_concurrency.max(1)));
     // What was due before this process listened is claimed at once.
     wake.notify_one();
     loop {
@@ -32,8 +54,14 @@ pub async fn run(ctx: Ctx, stop: CancellationToken) {
             _ = wake.notified() => {}
         }
         loop {
-            match claim_and_push(&ctx).await {
-                Ok(n) if n as u64 == CLAIM => continue,
+            // Claim no more than can start now (waiting for one slot at least).
+            let permits = tokio::select! {
+                _ = stop.cancelled() => break,
+                p = free_slots(&slots) => p,
+            };
+            let asked = permits.len();
+            match claim_and_attempt(&ctx, permits, &in_flight).await {
+                Ok(n) if n == asked => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not dispatch webhook deliveries; the reconciler will");
@@ -46,23 +74,54 @@ pub async fn run(ctx: Ctx, stop: CancellationToken) {
     listener.abort();
 }
 
-async fn claim_and_push(ctx: &Ctx) -> anyhow::Result<usize> {
-    // Long enough for the job to be picked up; a job lost on the way is re-pushed by the
-    // reconciler once this lease is overdue.
-    let lease = Duration::from_secs(5);
-    let claimed = delivery::claim_due(&ctx.db, CLAIM, lease).await?;
-    let jobs: Vec<(DeliverJob, Option<String>)> = claimed
-        .into_iter()
-        .map(|(id, due, trace)| {
-            let job = DeliverJob {
-                delivery_id: id,
-                due,
-            };
-            (job, trace)
-        })
-        .collect();
-    if !jobs.is_empty() {
-        ctx.producer.enqueue_batch_traced(&jobs).await?;
+/// One free attempt slot at least (waiting for it), and every other one free now, up to a
+/// claim's worth.
+async fn free_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
+    let Ok(first) = slots.clone().acquire_owned().await else {
+        return Vec::new();
+    };
+    let mut permits = vec![first];
+    while permits.len() < CLAIM {
+        match slots.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
     }
-    Ok(jobs.len())
+    permits
+}
+
+/// Claims up to one delivery per permit and starts their attempts; returns how many.
+async fn claim_and_attempt(
+    ctx: &Ctx,
+    permits: Vec<OwnedSemaphorePermit>,
+    in_flight: &InFlight,
+) -> anyhow::Result<usize> {
+    // The attempt's own lease (a job's `take` gives the same): its request's timeout and a
+    // margin; the reconciler re-pushes a delivery whose lease has passed.
+    let lease = ctx.config.webhook_timeout + Duration::from_secs(5);
+    let claimed = delivery::claim_due(&ctx.db, permits.len() as u64, lease).await?;
+    let n = claimed.len();
+    for ((work, trace), permit) in claimed.into_iter().zip(permits) {
+        in_flight.0.spawn(attempt(ctx.clone(), work, trace, permit));
+    }
+    Ok(n)
+}
+
+/// One claimed delivery's attempt, run as its job would be (span, metrics).
+async fn attempt(ctx: Ctx, work: Work, trace: Option<String>, _permit: OwnedSemaphorePermit) {
+    let id = work.id;
+    let run = deliver::attempt_held(&ctx, work);
+    // `as_job` logs a failure; the delivery's lease then passes and the reconciler re-pushes it.
+    if as_job(
+        &ctx,
+        DeliverJob::QUEUE,
+        trace.as_deref(),
+        Duration::ZERO,
+        run,
+    )
+    .await
+    .is_err()
+    {
+        tracing::debug!(delivery.id = %id, "claimed delivery left to the reconciler");
+    }
 }

@@ -162,7 +162,14 @@ impl Worker {
             self.identity.queues.clone(),
             background.clone(),
         ));
-        tokio::spawn(dispatch::run(self.ctx.clone(), background.clone()));
+        let deliveries = dispatch::InFlight::default();
+        let dispatching = CancellationToken::new();
+        tokio::spawn(dispatch::run(
+            self.ctx.clone(),
+            dispatching.clone(),
+            deliveries.clone(),
+        ));
+        let _stop_dispatching = dispatching.clone().drop_guard();
         let _stop_background = background.drop_guard();
         // Each queue's worker is a task of its own, so handlers run on the runtime's
         // threads beside the connections they wait on, not on the main thread.
@@ -181,9 +188,12 @@ impl Worker {
         }
         let started = tokio::time::Instant::now();
         let _ = self.stop_tx.send(true);
+        dispatching.cancel();
         let margin = shutdown_margin(timeout);
         // `&mut all`: on timeout the handlers stay alive (and their jobs held) until handed back.
-        match tokio::time::timeout(timeout.saturating_sub(margin), &mut all).await {
+        // The dispatcher claims nothing more; its attempts under way finish with the jobs.
+        let finished = async { tokio::join!(&mut all, deliveries.drained()).0 };
+        match tokio::time::timeout(timeout.saturating_sub(margin), finished).await {
             Ok(results) => {
                 for (queue, r) in results.into_iter().map(Runs::outcome) {
                     if let Err(e) = r {

@@ -3,7 +3,7 @@
 //! concurrency, and its hand-back at a hard stop. `crate::jobs::register` lists the kinds.
 
 use crate::ctx::Ctx;
-use crate::jobs::Handle;
+use crate::jobs::{Handle, JobResult};
 use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
@@ -64,25 +64,51 @@ pub struct Registrar {
 async fn run<J: Handle>(job: J, ctx: Data<Ctx>, meta: Data<JobMeta>) -> Result<(), BoxDynError> {
     let waited_ms = queue::now_ms().saturating_sub(meta.runnable_ms);
     let waited = std::time::Duration::from_millis(waited_ms);
-    ctx.metrics.started(J::QUEUE, waited);
-    let span =
-        tracing::info_span!("job", otel.name = %format!("job {}", J::QUEUE), queue = J::QUEUE);
-    let root = trace::join(&span, meta.trace.as_deref());
-    trace::scope(root, run_in::<J>(job, ctx).instrument(span)).await
+    let ctx: &Ctx = &ctx;
+    as_job(
+        ctx,
+        J::QUEUE,
+        meta.trace.as_deref(),
+        waited,
+        job.handle(ctx),
+    )
+    .await
+    .map_err(BoxDynError::from)
 }
 
-async fn run_in<J: Handle>(job: J, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+/// Runs `work` as a job of `queue` runs: counted in the queue's metrics (`waited` since it
+/// could start), in a `job` span joined to the trace `carried` names, a failure logged.
+pub(crate) async fn as_job<F>(
+    ctx: &Ctx,
+    queue: &'static str,
+    carried: Option<&str>,
+    waited: std::time::Duration,
+    work: F,
+) -> JobResult
+where
+    F: std::future::Future<Output = JobResult>,
+{
+    ctx.metrics.started(queue, waited);
+    let span = tracing::info_span!("job", otel.name = %format!("job {queue}"), queue);
+    let root = trace::join(&span, carried);
+    trace::scope(root, measured(ctx, queue, work).instrument(span)).await
+}
+
+async fn measured<F>(ctx: &Ctx, queue: &'static str, work: F) -> JobResult
+where
+    F: std::future::Future<Output = JobResult>,
+{
     let started = std::time::Instant::now();
-    let result = job.handle(&ctx).await;
+    let result = work.await;
     let outcome = match &result {
         Ok(()) => JobOutcome::Ok,
         Err(e) => {
-            tracing::warn!(queue = J::QUEUE, error = %common::telemetry::chain(e), "job failed; the queue retries it");
+            tracing::warn!(queue, error = %common::telemetry::chain(e), "job failed; the queue retries it");
             JobOutcome::Error
         }
     };
-    ctx.metrics.record(J::QUEUE, outcome, started.elapsed());
-    result.map_err(BoxDynError::from)
+    ctx.metrics.record(queue, outcome, started.elapsed());
+    result
 }
 
 fn rewrite<J: Handle>(ctx: Ctx, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {

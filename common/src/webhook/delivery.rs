@@ -2,7 +2,8 @@
 //! trigger (`amp_event_deliveries`), and every move a delivery makes, each a named
 //! function holding its SQL and its compare-and-set guard on `next_attempt_at` (the
 //! lease an attempt holds, or the time its next attempt is due):
-//! [`claim_due`] (a dispatcher takes fresh deliveries), [`take`] (an attempt leases one),
+//! [`claim_due`] (a dispatcher leases the deliveries due now and attempts them), [`take`]
+//! (a job's attempt leases one),
 //! [`record`] (the attempt's answer, the next attempt or the end, the endpoint's failing
 //! streak and the disable rule), [`defer`] (its endpoint is busy), [`recover`] and
 //! [`send_test`]. Rows are the truth; a job only says "attempt delivery X now".
@@ -27,31 +28,43 @@ fn at(d: Duration) -> DateTime<Utc> {
     crate::execution::now_micros() + chrono::Duration::from_std(d).unwrap_or_default()
 }
 
-/// Fresh deliveries due now, leased for `lease` so that one dispatcher pushes each:
-/// `(id, due, trace)` for their jobs, `trace` the root of the trace of the run whose
-/// event it delivers (when it has one).
+/// What an attempt returns of its row, its event and its endpoint ([`Work`]'s columns).
+const WORK_COLUMNS: &str = "d.id, d.event_id, e.event_type, d.endpoint_id, d.user_id, d.attempts, d.manual, \
+    d.next_attempt_at AS lease, w.url, w.enabled, w.secret_enc, w.previous_secret_enc, w.rotated_at, \
+    e.created_at AS event_created_at, e.payload";
+
+/// Deliveries due now, oldest first, leased for `lease` by the dispatcher that claims them
+/// (`FOR UPDATE SKIP LOCKED`: among many dispatchers one takes each) and attempted by it at
+/// once, so a fresh delivery needs no job: each comes with what its attempt sends and
+/// `trace`, the root of the trace of the run whose event it delivers (when it has one).
+/// A claimed delivery whose dispatcher dies is re-pushed by the reconciler once `lease`
+/// has passed, like any overdue one.
 pub async fn claim_due(
     db: &DatabaseConnection,
     limit: u64,
     lease: Duration,
-) -> Result<Vec<(DeliveryId, DateTime<Utc>, Option<String>)>, DbErr> {
-    let until = at(lease);
+) -> Result<Vec<(Work, Option<String>)>, DbErr> {
+    let sql = format!(
+        "UPDATE webhook_deliveries d SET next_attempt_at = $1 FROM events e, webhook_endpoints w \
+         WHERE d.id IN ( \
+             SELECT id FROM webhook_deliveries WHERE status = $2 AND next_attempt_at <= now() \
+             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+           AND e.id = d.event_id AND w.id = d.endpoint_id \
+         RETURNING {WORK_COLUMNS}, \
+           (SELECT x.trace_context FROM executions x WHERE x.id = e.subject_id) AS trace"
+    );
     let rows = db
         .query_all_raw(stmt(
-            "UPDATE webhook_deliveries d SET next_attempt_at = $1 WHERE d.id IN ( \
-               SELECT id FROM webhook_deliveries WHERE status = $2 AND next_attempt_at <= now() \
-               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING d.id, (SELECT x.trace_context FROM events e JOIN executions x ON x.id = e.subject_id \
-               WHERE e.id = d.event_id) AS trace",
+            &sql,
             [
-                until.into(),
+                at(lease).into(),
                 DeliveryStatus::Pending.into(),
                 (limit as i64).into(),
             ],
         ))
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("", "id")?, until, r.try_get("", "trace")?)))
+        .map(|r| Ok((Work::from_query_result(r, "")?, r.try_get("", "trace")?)))
         .collect()
 }
 
@@ -113,13 +126,14 @@ pub async fn take(
     due: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Work>, DbErr> {
-    Work::find_by_statement(stmt(
-        "UPDATE webhook_deliveries d SET next_attempt_at = $3 \
-         FROM events e, webhook_endpoints w \
+    let sql = format!(
+        "UPDATE webhook_deliveries d SET next_attempt_at = $3 FROM events e, webhook_endpoints w \
          WHERE d.id = $1 AND d.status = $4 AND d.next_attempt_at = $2 \
            AND e.id = d.event_id AND w.id = d.endpoint_id \
-         RETURNING d.id, d.event_id, e.event_type, d.endpoint_id, d.user_id, d.attempts, d.manual, d.next_attempt_at AS lease, \
-           w.url, w.enabled, w.secret_enc, w.previous_secret_enc, w.rotated_at, e.created_at AS event_created_at, e.payload",
+         RETURNING {WORK_COLUMNS}"
+    );
+    Work::find_by_statement(stmt(
+        &sql,
         [
             id.into(),
             due.into(),

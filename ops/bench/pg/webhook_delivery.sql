@@ -1,26 +1,25 @@
 -- One webhook delivery's own transactions, as common/src/webhook/delivery.rs runs them
 -- (ops/bench/webhooks.py runs this with pgbench -M prepared on pre-made pending
--- deliveries; one script run = one delivery, three implicit transactions):
---   1. claim_due: the dispatcher's claim (ours claims up to 1,000 per statement; here one
---      per claim, which costs more per delivery, so the comparison is conservative);
---   2. take: the attempt leases the row and reads what it sends (event, endpoint, secret);
---   3. record: the 2xx answer, the delivery's end and the endpoint's streak, one statement.
--- The leases are now() + 5 s and now() + 20 s (AMP_WEBHOOK_TIMEOUT 15 s + 5 s), which ours
--- computes in the client. \gset carries the id and each lease to the next step. The claim
--- also reads the trace root of the run whose event it is (since bc2282e; the runs of
--- 2ae9116 in results/webhooks.jsonl used the claim without it, as that build did).
-UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '5 seconds' WHERE d.id IN (
-    SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING d.id, d.next_attempt_at AS due, (SELECT x.trace_context FROM events e JOIN executions x
-    ON x.id = e.subject_id WHERE e.id = d.event_id) AS trace \gset
+-- deliveries; one script run = one delivery, two implicit transactions):
+--   1. claim_due: the dispatcher's claim, which leases the row for its attempt and reads
+--      what it sends (event, endpoint, secret, the run's trace root); ours claims up to
+--      1,000 per statement, here one per claim, which costs more per delivery, so the
+--      comparison is conservative;
+--   2. record: the 2xx answer, the delivery's end and the endpoint's streak, one statement.
+-- The lease is now() + 20 s (AMP_WEBHOOK_TIMEOUT 15 s + 5 s), which ours computes in the
+-- client. \gset carries the id and the lease to the record. Builds before the dispatcher
+-- attempted its claims itself (results/webhooks.jsonl before 2026-12-08) ran three
+-- transactions: a claim of 5 s, then a job's take, then the record.
 UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '20 seconds'
 FROM events e, webhook_endpoints w
-WHERE d.id = :id AND d.status = 'pending' AND d.next_attempt_at = :due
+WHERE d.id IN (
+    SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
   AND e.id = d.event_id AND w.id = d.endpoint_id
 RETURNING d.id AS taken, d.event_id, e.event_type, d.endpoint_id, d.user_id, d.attempts, d.manual,
   d.next_attempt_at AS lease, w.url, w.enabled, w.secret_enc, w.previous_secret_enc, w.rotated_at,
-  e.created_at AS event_created_at, e.payload \gset
+  e.created_at AS event_created_at, e.payload,
+  (SELECT x.trace_context FROM executions x WHERE x.id = e.subject_id) AS trace \gset
 WITH d AS (UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, next_attempt_at = NULL,
       last_response_code = 200, last_attempt_at = now(), last_error = NULL, manual = false, updated_at = now()
     WHERE id = :taken AND status = 'pending' AND next_attempt_at = :lease RETURNING id),

@@ -1,5 +1,6 @@
 //! `webhook.deliver`: one attempt of one webhook delivery. The attempt leases the row
-//! (a twin finds it moved and drops), skips it while its endpoint is disabled, waits
+//! (a twin finds it moved and drops; a fresh delivery comes leased from the dispatcher,
+//! `crate::dispatch`, with no job), skips it while its endpoint is disabled, waits
 //! without using an attempt while its endpoint has as many attempts in flight as it may
 //! have in this process, and otherwise POSTs the event signed as Standard Webhooks asks
 //! (a fresh `webhook-timestamp`, the same `webhook-id` every time). Any 2xx delivers; any
@@ -22,48 +23,55 @@ impl Handle for DeliverJob {
     #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, delivery.id = %self.delivery_id))]
     async fn handle(self, ctx: &Ctx) -> JobResult {
         let lease = ctx.config.webhook_timeout + Duration::from_secs(5);
-        let Some(work) = delivery::take(&ctx.db, self.delivery_id, self.due, lease).await? else {
-            return Ok(());
-        };
-        if !work.enabled {
-            delivery::skip(&ctx.db, &work).await?;
-            return Ok(());
+        match delivery::take(&ctx.db, self.delivery_id, self.due, lease).await? {
+            Some(work) => attempt_held(ctx, work).await,
+            None => Ok(()),
         }
-        let Some(slot) = ctx.hooks.enter(work.endpoint_id).await else {
-            if let Some(due) = delivery::defer(&ctx.db, &work, BUSY_WAIT).await? {
+    }
+}
+
+/// One attempt of a delivery this process holds (leased by a job's `take`, or claimed by
+/// the dispatcher): skipped while its endpoint is disabled, deferred while the endpoint's
+/// slots are taken, otherwise sent and recorded, its next attempt pushed.
+pub async fn attempt_held(ctx: &Ctx, work: Work) -> JobResult {
+    if !work.enabled {
+        delivery::skip(&ctx.db, &work).await?;
+        return Ok(());
+    }
+    let Some(slot) = ctx.hooks.enter(work.endpoint_id).await else {
+        if let Some(due) = delivery::defer(&ctx.db, &work, BUSY_WAIT).await? {
+            enqueue_at(ctx, &work, due).await?;
+        }
+        return Ok(());
+    };
+    let (attempt, retry_after) = attempt(ctx, &work).await;
+    // The endpoint's slot is for the request only; recording needs none.
+    drop(slot);
+    let after = next_of(ctx, &work, &attempt, retry_after);
+    let recorded = delivery::record(
+        &ctx.db,
+        &work,
+        &attempt,
+        after,
+        ctx.config.webhook_disable_after,
+    )
+    .await?;
+    let outcome = match recorded {
+        Some(r) => {
+            if let Some(due) = r.next {
                 enqueue_at(ctx, &work, due).await?;
             }
-            return Ok(());
-        };
-        let (attempt, retry_after) = attempt(ctx, &work).await;
-        // The endpoint's slot is for the request only; recording needs none.
-        drop(slot);
-        let after = next_of(ctx, &work, &attempt, retry_after);
-        let recorded = delivery::record(
-            &ctx.db,
-            &work,
-            &attempt,
-            after,
-            ctx.config.webhook_disable_after,
-        )
-        .await?;
-        let outcome = match recorded {
-            Some(r) => {
-                if let Some(due) = r.next {
-                    enqueue_at(ctx, &work, due).await?;
-                }
-                if r.disabled {
-                    ctx.metrics.webhook_disabled.inc();
-                    tracing::warn!(endpoint.id = %work.endpoint_id, "webhook endpoint disabled by the rule");
-                }
-                r.status.as_str()
+            if r.disabled {
+                ctx.metrics.webhook_disabled.inc();
+                tracing::warn!(endpoint.id = %work.endpoint_id, "webhook endpoint disabled by the rule");
             }
-            None => "lost_lease",
-        };
-        ctx.metrics
-            .webhook_attempt(&work.endpoint_id.to_string(), outcome, attempt.duration_ms);
-        Ok(())
-    }
+            r.status.as_str()
+        }
+        None => "lost_lease",
+    };
+    ctx.metrics
+        .webhook_attempt(&work.endpoint_id.to_string(), outcome, attempt.duration_ms);
+    Ok(())
 }
 
 /// Pushes the delivery's next attempt as a delayed job due at `due`.
