@@ -12,7 +12,6 @@ use super::{Handle, JobResult};
 use crate::ctx::Ctx;
 use common::jobs::DeliverJob;
 use common::webhook::delivery::{self, After, Attempt, BODY_KEPT, Work};
-use queue::Job;
 use rand::Rng;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,10 @@ use std::time::{Duration, Instant};
 const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 impl Handle for DeliverJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, delivery.id = %self.delivery_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("delivery.id", tracing::field::display(self.delivery_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         let lease = ctx.config.webhook_timeout + Duration::from_secs(5);
         match delivery::take(&ctx.db, self.delivery_id, self.due, lease).await? {

@@ -47,6 +47,11 @@ pub trait Handle: queue::Job + Sized {
     /// infrastructure failures, which the queue retries.
     fn handle(self, ctx: &Ctx) -> impl Future<Output = JobResult> + Send;
 
+    /// Records what the job is about on its span (`registry::job_span`'s `execution.id`,
+    /// `delivery.id` or `instance.id`), so that its log lines name it. One span per job:
+    /// a second, nested one would double what tracing costs a status check.
+    fn describe(&self, _span: &tracing::Span) {}
+
     /// A job this worker still runs when a hard stop hands it back to the queue,
     /// rewritten for the worker that takes it next (by default, as it is).
     fn handed_back(self, _ctx: &Ctx) -> impl Future<Output = Self> + Send {

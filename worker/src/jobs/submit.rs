@@ -16,11 +16,13 @@ use common::execution::{
 };
 use common::ids::AmcExecutionId;
 use common::jobs::SubmitJob;
-use queue::Job;
 use std::time::Duration;
 
 impl Handle for SubmitJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("execution.id", tracing::field::display(self.execution_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         // Most submits go straight to AMC: they begin with the others due together.
         if let Some(due) = self.due
