@@ -223,6 +223,56 @@ fn a_negative_value_never_opens_a_comment() {
     );
 }
 
+/// The comments an independent tokenizer reads in `sql`.
+fn comments_in(sql: &str) -> Vec<Token> {
+    use sqlparser::tokenizer::Whitespace;
+    Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                t,
+                Token::Whitespace(
+                    Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+                )
+            )
+        })
+        .collect()
+}
+
+/// The two queries the bug was found with, kept as they were: `100-{{discount}}` with
+/// `-5` once rendered `100--5`, a comment, and flattening to one line then cut the
+/// advertiser filter; `-{{days}}` was cut the same way.
+#[test]
+fn regression_a_negative_value_keeps_the_rest_of_the_query() {
+    let out = render(
+        "SELECT x FROM t WHERE spend > 100-{{discount}} AND advertiser = {{adv}}",
+        &params(json!({"discount": -5, "adv": "Acme"})),
+    )
+    .unwrap();
+    assert!(out.contains("advertiser = 'Acme'"), "{out}");
+    assert!(comments_in(&out).is_empty(), "{out}");
+    assert_eq!(
+        significant(&out),
+        significant("SELECT x FROM t WHERE spend > 100 - -5 AND advertiser = 'Acme'"),
+        "{out}"
+    );
+
+    let out = render(
+        "SELECT DATEADD(day, -{{days}}, d) FROM t",
+        &params(json!({"days": -5})),
+    )
+    .unwrap();
+    assert!(out.contains(", d) FROM t"), "{out}");
+    assert!(comments_in(&out).is_empty(), "{out}");
+    assert_eq!(
+        significant(&out),
+        significant("SELECT DATEADD(day, - -5, d) FROM t"),
+        "{out}"
+    );
+}
+
 #[test]
 fn values_are_kept_apart_from_their_neighbours() {
     assert_eq!(render_v("SELECT x{{v}}", json!(5)).unwrap(), "SELECT x 5");
