@@ -26,7 +26,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// The AMC time window of a run, as sent: local times read in `time_zone`.
+/// The AMC time window of a run, as sent: local times read in `time_zone`. Both times
+/// lie from 2000-01-01T00:00:00 to 2100-01-01T00:00:00 (years 2000 to 2100), a leap second
+/// (`…T23:59:60`) is refused, and each must exist in `time_zone`: a local time its clocks
+/// skip (the spring-forward gap, such as 2026-03-08T02:30:00 in America/New_York) is
+/// refused. Each refusal is a 422 naming the field.
 #[derive(Debug, Object)]
 pub struct TimeWindowInput {
     /// `yyyy-MM-ddTHH:mm:ss`, no offset.
