@@ -161,6 +161,10 @@ string_id!(
     AmcExecutionId
 );
 string_id!(
+    /// A saved workflow's id at AMC (`workflowId`): letters, digits, `.`, `-` and `_`.
+    AmcWorkflowId
+);
+string_id!(
     /// The advertiser / AMC account entity id (`Amazon-Advertising-API-AdvertiserId`).
     EntityId
 );

@@ -24,6 +24,7 @@ pub mod repo;
 pub mod result_retention;
 pub mod result_types;
 pub mod results;
+pub mod saved_workflow;
 pub mod schedule;
 pub mod shutdown;
 pub mod sql;

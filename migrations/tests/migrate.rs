@@ -9,6 +9,7 @@ use support::*;
 
 const TABLES: &[&str] = &[
     "amazon_connections",
+    "amc_saved_workflows",
     "amc_accounts",
     "amc_instances",
     "api_keys",
@@ -31,7 +32,7 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 11] = [
+const ALL_MIGRATIONS: [&str; 12] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
@@ -43,6 +44,7 @@ const ALL_MIGRATIONS: [&str; 11] = [
     "m20261211_000001_workflow_versions",
     "m20261211_000002_query_templates",
     "m20261212_000001_result_types",
+    "m20261213_000001_saved_workflows",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -483,6 +485,50 @@ async fn the_collections_migration_checks_windows_and_reserves_and_goes_down_and
             .await
             .iter()
             .any(|t| t == "collection_windows")
+    );
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_saved_workflows_migration_records_workflows_and_goes_down_and_up_again() {
+    let url = fresh_database_url("migsaved");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    for sql in SEED {
+        exec(&db, sql).await;
+    }
+    exec(
+        &db,
+        &execution_insert(
+            1,
+            ", amc_workflow_id",
+            ", 'amp_0123456789abcdef0123456789abcdef'",
+        ),
+    )
+    .await;
+    let saved = "INSERT INTO amc_saved_workflows (instance_id, workflow_id, sql_hash) VALUES \
+         ('00000000-0000-7000-8000-000000000003', 'amp_0123456789abcdef0123456789abcdef', 'ab')";
+    exec(&db, saved).await;
+    // One row per (instance, workflow id).
+    assert_eq!(exec_err(&db, saved).await, "23505");
+    // Down through this migration (the last), then up again.
+    Migrator::down(&db, Some(1)).await.expect("down");
+    assert!(
+        !table_names(&db)
+            .await
+            .iter()
+            .any(|t| t == "amc_saved_workflows")
+    );
+    assert_eq!(
+        exec_err(&db, "SELECT amc_workflow_id FROM executions").await,
+        "42703"
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    exec(&db, saved).await;
+    assert_eq!(
+        foreign_keys(&db, "amc_saved_workflows").await,
+        ["amc_saved_workflows_instance_id_fkey"]
     );
     db.close().await.expect("close");
 }

@@ -112,6 +112,9 @@ pub struct ExecutionBody {
     pub instance_id: Uuid,
     pub status: execution::Status,
     pub amc_execution_id: Nullable<String>,
+    /// The saved workflow AMC ran it through, for a rendered query over the ad hoc size
+    /// limit (`AMP_AMC_ADHOC_MAX_BYTES`); null for a query sent ad hoc.
+    pub amc_workflow_id: Nullable<String>,
     pub row_count: Nullable<i64>,
     pub columns: Nullable<Vec<String>>,
     pub error: Nullable<ExecutionErrorBody>,
@@ -183,6 +186,7 @@ impl From<ExecutionRow> for ExecutionBody {
             },
             status: r.status,
             amc_execution_id: r.amc_execution_id.map(|a| a.0).into(),
+            amc_workflow_id: r.amc_workflow_id.map(|w| w.0).into(),
             row_count: r.row_count.into(),
             columns: columns.into(),
             parameters: r.parameters,

@@ -374,6 +374,7 @@ pub(crate) fn queued_row_of(id: ExecutionId, n: &NewExecution, at: DateTime<Utc>
             .map(|t| crate::telemetry::trace::root_of(t).to_owned()),
         retry_of: n.links.retry_of,
         results_expired_at: None,
+        amc_workflow_id: None,
         waiting_reason: None,
         quota_wait_until: None,
     }

@@ -2,7 +2,8 @@
 
 use super::{ErrorCode, ExecutionStatus, TriggeredBy};
 use crate::ids::{
-    AmcExecutionId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId,
+    AmcExecutionId, AmcWorkflowId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId,
+    WorkflowId,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::FromQueryResult;
@@ -55,6 +56,9 @@ pub struct ExecutionRow {
     pub retry_of: Option<ExecutionId>,
     /// When retention removed the stored result (`result_location` is then cleared).
     pub results_expired_at: Option<DateTime<Utc>>,
+    /// The saved workflow AMC ran it through (a query over `AMP_AMC_ADHOC_MAX_BYTES`);
+    /// `None` for a query sent ad hoc.
+    pub amc_workflow_id: Option<AmcWorkflowId>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -77,6 +81,7 @@ impl ExecutionRow {
             "instance_id": self.instance_id,
             "status": self.status,
             "amc_execution_id": self.amc_execution_id,
+            "amc_workflow_id": self.amc_workflow_id,
             "row_count": self.row_count,
             "error": error,
             "parameters": self.parameters,
@@ -104,4 +109,4 @@ pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, workflow_version, in
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at";
+    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at, amc_workflow_id";

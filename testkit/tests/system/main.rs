@@ -12,6 +12,7 @@ mod quota;
 mod requests;
 mod results;
 mod retries;
+mod saved_workflows;
 mod sim_faults;
 mod steps;
 mod tokens;
@@ -107,4 +108,23 @@ pub async fn healthy(sys: &System, url: &str) -> bool {
         .await
         .map(|r| r.status().is_success())
         .unwrap_or(false)
+}
+
+/// Waits until amc-sim holds one create answer (after `hold-next-create`); false if it
+/// never does within 20 s.
+pub async fn wait_held(sys: &System) -> bool {
+    testkit::wait_until(std::time::Duration::from_secs(20), || {
+        let (h, u) = (
+            sys.http.clone(),
+            format!("{}/sim/admin/held", sys.sim.base_url()),
+        );
+        async move {
+            let v: Value = match h.get(u).send().await {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => return false,
+            };
+            v["held"].as_u64() == Some(1)
+        }
+    })
+    .await
 }
