@@ -10,6 +10,7 @@ mod admin;
 mod dead_jobs;
 mod drain;
 mod keys;
+mod pool;
 mod restarts;
 
 use serde_json::{Value, json};
