@@ -1,10 +1,10 @@
 //! `AMP_DATABASE_MAX_CONNECTIONS` caps each process's Postgres pool (RUNBOOK "Scale the
 //! workers" and the connection arithmetic of `ops/k8s/worker-scaledobject.yaml` rest on
-//! it). An api and a worker, each capped at 3 and named by `application_name` in their
-//! database URL, serve 50 runs started at once; `pg_stat_activity` is sampled throughout.
-//! Each process holds at most 3 pooled connections plus the one `LISTEN` connection it
-//! keeps outside the pool (the api for user changes, the worker for webhook deliveries),
-//! and every run succeeds.
+//! it). An api, a worker and a scheduler, each capped at 3 and named by `application_name`
+//! in its database URL, serve 50 runs started at once; `pg_stat_activity` is sampled
+//! throughout. Each process holds at most 3 pooled connections plus the one `LISTEN`
+//! connection it keeps outside the pool (the api for user changes, the worker for webhook
+//! deliveries, the scheduler for schedule changes), and every run succeeds.
 
 use crate::{SQL, assert_each_succeeded_once};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -18,6 +18,7 @@ const CAP: i64 = 3;
 const RUNS: u64 = 50;
 const API: &str = "amp_pool_api";
 const WORKER: &str = "amp_pool_worker";
+const SCHEDULER: &str = "amp_pool_scheduler";
 
 /// The most connections seen per `(application_name, LISTEN or pool)`.
 type Peaks = Arc<Mutex<BTreeMap<(String, bool), i64>>>;
@@ -32,12 +33,13 @@ fn named(url: &str, name: &str) -> String {
 async fn each_process_holds_at_most_its_max_connections_under_load() {
     let mut opts = SystemOptions {
         workers: 0,
+        schedulers: 0,
         ..SystemOptions::default()
     };
     opts.sim.max_running = RUNS as usize;
     let mut sys = System::start(opts).await.expect("system");
-    // The api again, capped and named; then a capped, named worker (the system's default
-    // pool is 8 for every process).
+    // The api again, capped and named; then a capped, named worker and scheduler (the
+    // system's default pool is 8 for every process).
     let url = sys.env["AMP_DATABASE_URL"].clone();
     let cap = CAP.to_string();
     sys.env
@@ -47,6 +49,11 @@ async fn each_process_holds_at_most_its_max_connections_under_load() {
     let worker_url = named(&url, WORKER);
     let (w, health) = sys.spawn_worker_with(&[("AMP_DATABASE_URL", &worker_url)]);
     sys.workers.push(w);
+    let scheduler_url = named(&url, SCHEDULER);
+    let s = sys
+        .spawn_with("scheduler", &[("AMP_DATABASE_URL", &scheduler_url)])
+        .expect("scheduler");
+    sys.schedulers.push(s);
     assert!(
         wait_until(Duration::from_secs(15), || sys.healthy(&health)).await,
         "worker never healthy"
@@ -78,7 +85,7 @@ async fn each_process_holds_at_most_its_max_connections_under_load() {
     let peaks = peaks.lock().expect("peaks").clone();
     eprintln!("peak connections (application_name, LISTEN): {peaks:?}");
     let peak = |app: &str, listen: bool| peaks.get(&(app.into(), listen)).copied().unwrap_or(0);
-    for app in [API, WORKER] {
+    for app in [API, WORKER, SCHEDULER] {
         assert!(
             peak(app, false) <= CAP,
             "{app} held {} pooled connections; AMP_DATABASE_MAX_CONNECTIONS is {CAP}",
@@ -99,14 +106,19 @@ async fn each_process_holds_at_most_its_max_connections_under_load() {
 /// pooled or `LISTEN` (a pooled connection never runs `LISTEN`), keeping each peak.
 async fn sample(db: sea_orm::DatabaseConnection, database: String, peaks: Peaks) {
     let sql = "SELECT application_name, query LIKE 'LISTEN %' AS listen, count(*) AS n \
-               FROM pg_stat_activity WHERE datname = $1 AND application_name IN ($2, $3) \
+               FROM pg_stat_activity WHERE datname = $1 AND application_name IN ($2, $3, $4) \
                GROUP BY 1, 2";
     loop {
         let rows = db
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql,
-                [database.clone().into(), API.into(), WORKER.into()],
+                [
+                    database.clone().into(),
+                    API.into(),
+                    WORKER.into(),
+                    SCHEDULER.into(),
+                ],
             ))
             .await
             .expect("pg_stat_activity");
