@@ -17,7 +17,9 @@ ops/deploy/check.sh inside its venv, after the schema validations there).
   ops/k8s/*.yaml      every document validated with kubernetes-validate (strict, Kubernetes
                       K8S_VERSION) but the ScaledObject (check.sh validates it against KEDA's
                       schema) and the Kustomization; probes, grace periods, resources, PDBs,
-                      the ConfigMap/Secret split, the KEDA target and its replica bounds.
+                      the ConfigMap/Secret split, the KEDA target and its replica bounds, and
+                      the Postgres connections at maxReplicaCount (replicas × (pool + 1
+                      LISTEN)) as the ScaledObject's comment and the README state them.
   ops/prometheus, ops/otel, ops/grafana
                       parse; the collector's pipelines name defined components; every
                       dashboard panel has a PromQL target on the `datasource` variable.
@@ -568,6 +570,8 @@ def check_k8s(binaries, known):
             if float(trigger["metadata"].get("threshold", "0")) <= 0:
                 fail(where, "no positive threshold")
 
+    check_connection_arithmetic(deployments, config, scaled)
+
     kustomization = [d for _, d in by_kind.get("Kustomization", [])]
     if len(kustomization) == 1:
         listed = set(kustomization[0].get("resources", []))
@@ -578,6 +582,45 @@ def check_k8s(binaries, known):
             fail("ops/k8s/kustomization.yaml", f"lists {extra}, which does not exist")
         if "migrate-job.yaml" in listed:
             fail("ops/k8s/kustomization.yaml", "lists the migrate Job: it must run before the Deployments")
+
+
+def default_pool(component):
+    """The pool size a process takes without AMP_DATABASE_MAX_CONNECTIONS (its
+    `config.pool_size(N)`; the worker's is its concurrency, which the manifests cap)."""
+    found = re.search(r"pool_size\((\d+)\)", read(component, "src", "lib.rs"))
+    return int(found.group(1)) if found else None
+
+
+def check_connection_arithmetic(deployments, config, scaled):
+    """The Postgres connections at the most workers, as the ScaledObject's comment and the
+    README state them: every replica holds its pool (AMP_DATABASE_MAX_CONNECTIONS, else the
+    process's default) plus one LISTEN connection; the max_connections both advise leaves room
+    for a `migrate` run (2) and Postgres's 3 superuser-reserved connections."""
+    if not scaled or any(f"recomamp-{c}" not in deployments for c in ("api", "worker", "scheduler")):
+        return
+    total = 0
+    for component in ("api", "worker", "scheduler"):
+        _, d = deployments[f"recomamp-{component}"]
+        env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        pool = env.get("AMP_DATABASE_MAX_CONNECTIONS") or config.get("AMP_DATABASE_MAX_CONNECTIONS")
+        pool = int(pool) if pool else default_pool(component)
+        if pool is None:
+            fail(f"ops/k8s Deployment/recomamp-{component}", "sets no AMP_DATABASE_MAX_CONNECTIONS "
+                                                             "and its default pool is unknown")
+            return
+        replicas = scaled[0][1]["spec"].get("maxReplicaCount", 100) if component == "worker" \
+            else d["spec"].get("replicas", 1)
+        total += replicas * (pool + 1)
+    for where, text in ((f"ops/k8s/{scaled[0][0]}", read("ops", "k8s", scaled[0][0])),
+                        ("README.md", read("README.md"))):
+        flat = " ".join(text.replace("#", " ").split())
+        if f"= {total}" not in flat:
+            fail(where, f"does not state the {total} Postgres connections of the most workers "
+                        "(replicas × (pool + 1 LISTEN))")
+        advised = [int(n) for n in re.findall(r"max_connections`? ≥ (\d+)", flat)]
+        if not advised or min(advised) < total + 2 + 3:
+            fail(where, f"advises max_connections {advised or 'nowhere'}; at least {total + 5} "
+                        f"({total} + a migrate run's 2 + 3 superuser-reserved)")
 
 
 def main():
