@@ -20,7 +20,6 @@ mod typed_results;
 
 use serde_json::Value;
 use std::collections::HashMap;
-use testkit::{Proc, System};
 
 /// The SQL every test workflow runs: unique per `n`, so amc-sim's runs map to executions.
 pub const SQL: &str = "SELECT campaign, SUM(impressions) AS impressions FROM dsp_impressions WHERE run_no = {{n}} GROUP BY campaign";
