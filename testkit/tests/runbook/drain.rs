@@ -7,8 +7,13 @@
 //! reconcile pass ten.
 
 use crate::{assert_each_succeeded_once, start_runs, submitted, user};
+use common::jobs::SubmitJob;
+use queue::Job;
+use redis::AsyncCommands;
+use redis::streams::StreamPendingReply;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use testkit::{Client, Proc, SlowProxy, System, SystemOptions, wait_until};
 
@@ -104,14 +109,45 @@ async fn drain(mut w: Proc, timeout: Duration) -> Instant {
     Instant::now()
 }
 
+/// Where the jobs of `execution.submit` are: by the consumer (process id) that holds
+/// them, and `None` for those no consumer has taken yet (an acknowledged job is deleted).
+async fn submit_jobs(sys: &System) -> BTreeMap<Option<u32>, usize> {
+    let client = redis::Client::open(sys.redis_url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let stream = queue::QueueKeys::new(&sys.prefix, SubmitJob::QUEUE).stream;
+    let len: usize = conn.xlen(&stream).await.expect("XLEN");
+    let pending: StreamPendingReply = conn
+        .xpending(&stream, queue::GROUP)
+        .await
+        .expect("XPENDING");
+    let mut out = BTreeMap::new();
+    let mut held = 0;
+    if let StreamPendingReply::Data(d) = pending {
+        for c in d.consumers {
+            // `{hostname}-{pid}-{random}` (queue::consumer_name).
+            let pid = c.name.rsplit('-').nth(1).and_then(|p| p.parse().ok());
+            *out.entry(pid).or_default() += c.pending;
+            held += c.pending;
+        }
+    }
+    if len > held {
+        out.insert(None, len - held);
+    }
+    out
+}
+
 /// The two drained workers hold every run, each handler inside an AMC call that will not
 /// answer for a minute (a proxy holds amc-sim's answers; the creates reach amc-sim). On
-/// SIGTERM each hands its running jobs back at its shutdown deadline and exits; the worker
-/// that stays takes them within 3 s of the exits, adopts the runs AMC already has rather
-/// than creating them again, and every run succeeds with one AMC run.
+/// SIGTERM each hands its running jobs back at its shutdown deadline and exits; within 3 s
+/// of the exits the worker that stays has taken every one of those jobs, within 10 s every
+/// run is past its submission (AMC's runs adopted, not created again), and every run
+/// succeeds with one AMC run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_worker_hands_its_jobs_to_the_remaining_worker_at_once() {
-    const RUNS: u64 = 30;
+    const RUNS: u64 = 20;
     let shutdown = Duration::from_secs(4);
     let mut opts = SystemOptions {
         workers: 0,
@@ -128,13 +164,13 @@ async fn a_drained_worker_hands_its_jobs_to_the_remaining_worker_at_once() {
         SlowProxy::start(upstream.clone(), Duration::from_secs(60)).await,
         SlowProxy::start(upstream, Duration::from_secs(60)).await,
     ];
-    // 16 slots each: 30 runs cannot all go to one of them.
+    // 10 slots each: the 20 runs' submissions fill both.
     let mut drained = Vec::new();
     for p in &proxies {
         p.set_slow(true);
         let (w, health) = sys.spawn_worker_with(&[
             ("AMP_AMC_BASE_URL", &p.url),
-            ("AMP_WORKER_CONCURRENCY", "16"),
+            ("AMP_WORKER_CONCURRENCY", "10"),
         ]);
         assert!(
             wait_until(Duration::from_secs(15), || sys.healthy(&health)).await,
@@ -159,8 +195,17 @@ async fn a_drained_worker_hands_its_jobs_to_the_remaining_worker_at_once() {
         RUNS as usize,
         "every run waits on a drained worker's AMC call"
     );
+    let before = submit_jobs(&sys).await;
+    for w in &drained {
+        let pid = w.pid().expect("pid");
+        assert!(
+            before.get(&Some(pid)).copied().unwrap_or(0) > 0,
+            "drained worker {pid} holds no submit job: {before:?}"
+        );
+    }
 
     let (stays, health) = sys.spawn_worker_with(&[]);
+    let stays_pid = stays.pid().expect("pid");
     assert!(
         wait_until(Duration::from_secs(15), || sys.healthy(&health)).await,
         "the remaining worker never healthy"
@@ -168,18 +213,36 @@ async fn a_drained_worker_hands_its_jobs_to_the_remaining_worker_at_once() {
     let (b, a) = (drained.pop().expect("b"), drained.pop().expect("a"));
     let (exit_a, exit_b) = tokio::join!(drain(a, shutdown), drain(b, shutdown));
     let exited = exit_a.max(exit_b);
+    // Taken: every submit job is done or held by the remaining worker.
     let taken = wait_until(Duration::from_secs(3), || async {
+        submit_jobs(&sys)
+            .await
+            .keys()
+            .all(|k| *k == Some(stays_pid))
+    })
+    .await;
+    let taken_after = exited.elapsed();
+    assert!(
+        taken,
+        "3 s after the drained workers exited the submit jobs are {:?} (by process; None: \
+         taken by none), not the remaining worker's ({stays_pid}): they were not handed back \
+         (AMP_CLAIM_IDLE is 60 s, AMP_RECONCILE_INTERVAL 10 min)",
+        submit_jobs(&sys).await
+    );
+    let moved = wait_until(Duration::from_secs(10), || async {
         unsubmitted(&c).await == 0
     })
     .await;
-    let after = exited.elapsed();
+    let moved_after = exited.elapsed();
     assert!(
-        taken,
-        "{} of {RUNS} runs still wait 3 s after the drained workers exited: their jobs were not \
-         handed back (AMP_CLAIM_IDLE is 60 s, AMP_RECONCILE_INTERVAL 10 min)",
+        moved,
+        "{} of {RUNS} runs still wait for their submission 10 s after the drained workers exited",
         unsubmitted(&c).await
     );
-    eprintln!("held {held:?}; every run past its submission {after:?} after the exits");
+    eprintln!(
+        "submit jobs held before the drain {before:?}; all taken {taken_after:?} and every run \
+         past its submission {moved_after:?} after the exits"
+    );
 
     let runs: Vec<Value> = c.wait_terminal(&ids, Duration::from_secs(40)).await;
     assert_each_succeeded_once(&sys, &runs).await;

@@ -1,6 +1,6 @@
 //! The procedures of `ops/RUNBOOK.md`, run against the real binaries, Postgres, Redis and
 //! amc-sim: a worker drained with SIGTERM (a scale-in) loses nothing and hands back at
-//! once (its jobs run on the remaining worker within 3 s, with claims and reconciles ruled
+//! once (the remaining worker holds its jobs within 3 s, with claims and reconciles ruled
 //! out); `AMP_DATABASE_MAX_CONNECTIONS` caps each process's pool under load; dead jobs are
 //! replayed with `migrate replay-dead-jobs`; Redis restarted empty and a private Postgres
 //! cluster restarted with runs in flight, every run ending right and submitted once;
