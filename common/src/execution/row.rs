@@ -2,7 +2,7 @@
 
 use super::{ErrorCode, ExecutionStatus, TriggeredBy};
 use crate::ids::{
-    AmcExecutionId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId,
+    AmcExecutionId, BatchId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::FromQueryResult;
@@ -55,6 +55,8 @@ pub struct ExecutionRow {
     pub retry_of: Option<ExecutionId>,
     /// When retention removed the stored result (`result_location` is then cleared).
     pub results_expired_at: Option<DateTime<Utc>>,
+    /// The batch this run is one instance's run of.
+    pub batch_id: Option<BatchId>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -89,6 +91,7 @@ impl ExecutionRow {
             "schedule_id": self.schedule_id,
             "scheduled_for": self.scheduled_for,
             "collection_id": self.collection_id,
+            "batch_id": self.batch_id,
             "retry_of": self.retry_of,
             "attempt": self.attempt,
             "cancel_requested_at": self.cancel_requested_at,
@@ -104,4 +107,4 @@ pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, workflow_version, in
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at";
+    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at, batch_id";
