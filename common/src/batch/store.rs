@@ -8,7 +8,7 @@ use crate::execution::{
     now_micros, queued_row_of, records_of, request_cancel_because,
 };
 use crate::ids::{BatchId, ExecutionId, InstanceId, UserId, WorkflowId};
-use crate::repo::stmt;
+use crate::repo::{page_of_user, stmt};
 use crate::time_window::TimeWindow;
 use crate::workflow::default_window;
 use chrono::{DateTime, Utc};
@@ -251,19 +251,13 @@ pub async fn list(
     after: Option<(DateTime<Utc>, BatchId)>,
     limit: u64,
 ) -> Result<Vec<BatchRow>, DbErr> {
-    let (at, id) = after.map_or((None, None), |(a, i)| (Some(a), Some(i)));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM (SELECT * FROM batches WHERE user_id = $1 \
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
-           ORDER BY created_at DESC, id DESC LIMIT $4) b {} ORDER BY b.created_at DESC, b.id DESC",
-        counts_lateral()
-    );
-    BatchRow::find_by_statement(stmt(
-        &sql,
-        [user.into(), at.into(), id.into(), (limit as i64).into()],
-    ))
-    .all(db)
-    .await
+    // The counts are read for the page's rows only (the limit sits above the lateral join
+    // of an index scan in order).
+    let from = format!("batches b {}", counts_lateral());
+    let after = after.map(|(at, id)| (at, id.0));
+    BatchRow::find_by_statement(page_of_user(COLUMNS, &from, user, after, limit))
+        .all(db)
+        .await
 }
 
 /// Cancels a running batch: it is marked `cancelled` at once, then every run still going

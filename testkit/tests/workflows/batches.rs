@@ -16,6 +16,21 @@ use testkit::{Behaviour, Client, Receiver, System, SystemOptions, wait_until};
 const SQL: &str =
     "SELECT campaign FROM dsp_impressions WHERE tag = '{{tag}}' AND brand = '{{brand}}'";
 
+/// The system with AMC runs of `run` and status checks from `poll[0]` growing to `poll[1]`.
+async fn system(run: Duration, [min, max]: [&str; 2]) -> System {
+    System::start(SystemOptions {
+        sim: amc_sim::SimConfig {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            run_duration: run,
+            ..amc_sim::SimConfig::default()
+        },
+        env: vec![("AMP_POLL_MIN", min.into()), ("AMP_POLL_MAX", max.into())],
+        ..SystemOptions::default()
+    })
+    .await
+    .expect("system")
+}
+
 /// A user with a connection, an account, `n` instances (`amcbatch000`…) of cap `cap`, and
 /// the workflow on the first; returns the client, the workflow and the instances.
 async fn user(sys: &System, email: &str, n: usize, cap: u32) -> (Client, String, Vec<String>) {
@@ -64,15 +79,7 @@ async fn wait_batch(
     timeout: Duration,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let (s, b) = c.get(&format!("/batches/{id}")).await;
-        assert_eq!(s, 200, "{b}");
-        if check(&b) || tokio::time::Instant::now() >= deadline {
-            return b;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    c.wait_for(&format!("/batches/{id}"), timeout, check).await
 }
 
 /// The sim's runs of one batch (by its tag), by status.
@@ -151,20 +158,7 @@ fn counts(b: &Value) -> [i64; 5] {
 async fn a_100_instance_batch_runs_under_each_cap_and_cancelling_it_cancels_every_run_still_going()
 {
     // AMC runs that outlast the test: every run at AMC is still going when cancelled.
-    let sys = System::start(SystemOptions {
-        sim: amc_sim::SimConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            run_duration: Duration::from_secs(600),
-            ..amc_sim::SimConfig::default()
-        },
-        env: vec![
-            ("AMP_POLL_MIN", "300ms".into()),
-            ("AMP_POLL_MAX", "1s".into()),
-        ],
-        ..SystemOptions::default()
-    })
-    .await
-    .expect("system");
+    let sys = system(Duration::from_secs(600), ["300ms", "1s"]).await;
     let (c, wf, instances) = user(&sys, "fleet@example.com", 100, 1).await;
     let hooks = Receiver::start(Behaviour::Accept).await.unwrap();
     let (s, b) = c
@@ -308,15 +302,7 @@ async fn a_100_instance_batch_runs_under_each_cap_and_cancelling_it_cancels_ever
 
 #[tokio::test]
 async fn a_batch_runs_each_instance_with_its_values_and_bad_input_is_named() {
-    let sys = System::start(SystemOptions {
-        env: vec![
-            ("AMP_POLL_MIN", "100ms".into()),
-            ("AMP_POLL_MAX", "200ms".into()),
-        ],
-        ..SystemOptions::default()
-    })
-    .await
-    .expect("system");
+    let sys = system(Duration::from_millis(300), ["100ms", "200ms"]).await;
     let (c, wf, instances) = user(&sys, "small@example.com", 3, 5).await;
     // The third instance reads dates in Los Angeles.
     let (s, b) = c
