@@ -79,7 +79,7 @@ pub type AfterCommit =
     Arc<dyn Fn(Vec<(ExecutionId, Option<String>)>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The limits the API runs its batches with: one batch at a time. Concurrent batches of
-/// runs of the same workflow lock the same workflow and user rows (their foreign keys),
+/// runs of the same workflow lock the same workflow and instance rows (their foreign keys),
 /// which makes Postgres share the locks (multixacts) and spend more per row than the
 /// overlap gains; measured in BENCHMARKS.md (W5). The slot is given back at commit, so
 /// enqueueing and answering overlap the next batch.
