@@ -3,7 +3,8 @@
 //! too), ending it `cancelled` with one `batch.completed` carrying the right counts; a
 //! small batch runs to success with each instance's parameters and default window, its
 //! runs listed by an index-backed `batch_id` filter; bad input is a 422 naming the field,
-//! another user's workflow, instance or batch a 404.
+//! another user's workflow, instance or batch a 404; admission takes a batch's run as an
+//! interactive one, ahead of an older collection window.
 
 use crate::field;
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
@@ -493,5 +494,49 @@ async fn a_batch_runs_each_instance_with_its_values_and_bad_input_is_named() {
     // An ended batch cannot be cancelled.
     let (s, _) = c.post(&format!("/batches/{id}/cancel"), json!({})).await;
     assert_eq!(s, 409);
+    sys.cleanup().await;
+}
+
+#[tokio::test]
+async fn batch_runs_are_admitted_as_interactive_runs_ahead_of_older_collection_windows() {
+    // No worker or scheduler: the test runs the one admission pass itself.
+    let sys = System::start(SystemOptions {
+        workers: 0,
+        schedulers: 0,
+        ..SystemOptions::default()
+    })
+    .await
+    .expect("system");
+    let mut c = sys.client();
+    c.register_and_login("fair@example.com").await;
+    let setup = c
+        .first_run_setup("amcfair01", 1, SQL, json!({"tag": "t", "brand": "b"}))
+        .await;
+    // A collection's window waits first; then a batch's run on the same instance (cap 1).
+    let (s, coll) = c
+        .post(
+            "/collections",
+            json!({"workflow_id": setup.workflow_id, "granularity": "day",
+                   "start": "2026-01-05", "end": "2026-01-08", "max_concurrency": 1}),
+        )
+        .await;
+    assert_eq!(s, 201, "{coll}");
+    let created = batch(
+        &c,
+        &setup.workflow_id,
+        std::slice::from_ref(&setup.instance_id),
+        "fair",
+    )
+    .await;
+    let db = sys.db.connect().await.expect("db");
+    let account = common::ids::AccountId(setup.account_id.parse().expect("uuid"));
+    let admitted = common::execution::admit_account(&db, account)
+        .await
+        .expect("admission");
+    assert_eq!(admitted.len(), 1, "the cap is 1");
+    let (_, run) = c.get(&format!("/executions/{}", admitted[0].0)).await;
+    assert_eq!(run["triggered_by"], "batch", "{run}");
+    assert_eq!(run["batch_id"], created["id"], "{run}");
+    assert_eq!(run["status"], "submitting");
     sys.cleanup().await;
 }
