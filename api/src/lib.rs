@@ -23,6 +23,7 @@ use poem::{EndpointExt, Response, Route, Server, get};
 use poem_openapi::OpenApiService;
 use routes::accounts::AccountsApi;
 use routes::auth::AuthApi;
+use routes::batches::BatchesApi;
 use routes::collections::CollectionsApi;
 use routes::connection::ConnectionApi;
 use routes::events::EventsApi;
@@ -49,6 +50,7 @@ pub type ApiService = OpenApiService<
         RunsApi,
         SchedulesApi,
         CollectionsApi,
+        BatchesApi,
         EventsApi,
         WebhooksApi,
         TemplatesApi,
@@ -84,6 +86,9 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
         CollectionsApi {
+            state: state.clone(),
+        },
+        BatchesApi {
             state: state.clone(),
         },
         EventsApi {

@@ -98,6 +98,10 @@ uuid_id!(
     CollectionId
 );
 uuid_id!(
+    /// A batch: one workflow run over many of the user's instances.
+    BatchId
+);
+uuid_id!(
     /// A user's webhook endpoint.
     EndpointId
 );

@@ -3,6 +3,7 @@
 //! client, crypto and SQL parameter rendering.
 
 pub mod amc;
+pub mod batch;
 pub mod coalesce;
 pub mod collection;
 pub mod config;

@@ -22,11 +22,13 @@ fn families() -> Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)> {
                 "failed",
                 "cancelled",
             ],
-            // A webhook delivery's, a collection's and a window's states share spellings.
+            // A webhook delivery's, a collection's, a window's and a batch's states share
+            // spellings.
             vec![
                 "common/src/execution/",
                 "common/src/event/delivery.rs",
                 "common/src/collection/row.rs",
+                "common/src/batch/row.rs",
             ],
         ),
         (

@@ -13,6 +13,7 @@ const TABLES: &[&str] = &[
     "amc_accounts",
     "amc_instances",
     "api_keys",
+    "batches",
     "collection_windows",
     "collections",
     "dead_jobs",
@@ -32,7 +33,7 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 12] = [
+const ALL_MIGRATIONS: [&str; 13] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
@@ -45,6 +46,7 @@ const ALL_MIGRATIONS: [&str; 12] = [
     "m20261211_000002_query_templates",
     "m20261212_000001_result_types",
     "m20261213_000001_saved_workflows",
+    "m20261214_000001_batches",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -58,6 +60,19 @@ const SEED: &[&str] = &[
     "INSERT INTO workflows (id, user_id, instance_id, name, sql_query) VALUES \
      ('00000000-0000-7000-8000-000000000004', '00000000-0000-7000-8000-000000000001', \
       '00000000-0000-7000-8000-000000000003', 'wf', 'SELECT 1')",
+];
+
+/// A second user with an account, an instance and a workflow of their own.
+const OTHER_USER: &[&str] = &[
+    "INSERT INTO users (id, email) VALUES ('00000000-0000-7000-8000-000000000011', 'z@example.com')",
+    "INSERT INTO amc_accounts (id, user_id, name, entity_id, marketplace_id, region) VALUES \
+     ('00000000-0000-7000-8000-000000000012', '00000000-0000-7000-8000-000000000011', 'acc', 'ENT2', 'ATVPDKIKX0DER', 'NA')",
+    "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
+     ('00000000-0000-7000-8000-000000000013', '00000000-0000-7000-8000-000000000011', \
+      '00000000-0000-7000-8000-000000000012', 'theirs', 'amctheirs')",
+    "INSERT INTO workflows (id, user_id, instance_id, name, sql_query) VALUES \
+     ('00000000-0000-7000-8000-000000000014', '00000000-0000-7000-8000-000000000011', \
+      '00000000-0000-7000-8000-000000000013', 'theirs', 'SELECT 1')",
 ];
 
 fn execution_insert(id_suffix: u32, extra_cols: &str, extra_vals: &str) -> String {
@@ -144,7 +159,8 @@ async fn migrate_up_creates_database_and_whole_schema() {
     exec(&db, &execution_insert(5, ", amc_execution_id", ", 'amc-1'")).await;
     let code = exec_err(&db, &execution_insert(6, ", amc_execution_id", ", 'amc-1'")).await;
     assert_eq!(code, "23505");
-    // An execution's instance and user are its workflow's (one composite foreign key).
+    // A run may sit on another instance of its user than its workflow's (a batch run),
+    // never on another user's instance, nor run another user's workflow.
     exec(
         &db,
         "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
@@ -152,11 +168,38 @@ async fn migrate_up_creates_database_and_whole_schema() {
           '00000000-0000-7000-8000-000000000002', 'other', 'amcother')",
     )
     .await;
-    let other_instance = execution_insert(11, "", "").replace(
-        "'00000000-0000-7000-8000-000000000003', 'queued'",
-        "'00000000-0000-7000-8000-000000000006', 'queued'",
+    let on_instance = |n: u32, instance: &str| {
+        execution_insert(n, "", "").replace(
+            "'00000000-0000-7000-8000-000000000003', 'queued'",
+            &format!("'{instance}', 'queued'"),
+        )
+    };
+    exec(
+        &db,
+        &on_instance(11, "00000000-0000-7000-8000-000000000006"),
+    )
+    .await;
+    for s in OTHER_USER {
+        exec(&db, s).await;
+    }
+    assert_eq!(
+        exec_err(
+            &db,
+            &on_instance(12, "00000000-0000-7000-8000-000000000013")
+        )
+        .await,
+        "23503",
+        "another user's instance"
     );
-    assert_eq!(exec_err(&db, &other_instance).await, "23503");
+    let their_workflow = execution_insert(13, "", "").replace(
+        "'00000000-0000-7000-8000-000000000004', '00000000-0000-7000-8000-000000000003'",
+        "'00000000-0000-7000-8000-000000000014', '00000000-0000-7000-8000-000000000003'",
+    );
+    assert_eq!(
+        exec_err(&db, &their_workflow).await,
+        "23503",
+        "another user's workflow"
+    );
     // Unknown status and an empty time window violate checks.
     let bad_status = execution_insert(7, "", "").replace("'queued'", "'paused'");
     assert_eq!(exec_err(&db, &bad_status).await, "23514");
@@ -221,7 +264,9 @@ async fn the_execution_keys_migration_goes_down_and_up_again() {
     migrate_up(&url).await.expect("migrate up");
     let db = Database::connect(&url).await.expect("connect");
     let composite = [
+        "executions_batch_fkey",
         "executions_collection_id_fkey",
+        "executions_instance_fkey",
         "executions_retry_of_fkey",
         "executions_schedule_id_fkey",
         "executions_workflow_fkey",
@@ -274,6 +319,7 @@ async fn the_execution_lists_migration_goes_down_and_up_again() {
         }
     };
     let keyset = [
+        "executions_batch_created_idx",
         "executions_collection_id_idx",
         "executions_instance_created_idx",
         "executions_schedule_created_idx",
@@ -512,8 +558,8 @@ async fn the_saved_workflows_migration_records_workflows_and_goes_down_and_up_ag
     exec(&db, saved).await;
     // One row per (instance, workflow id).
     assert_eq!(exec_err(&db, saved).await, "23505");
-    // Down through this migration (the last), then up again.
-    Migrator::down(&db, Some(1)).await.expect("down");
+    // Down through this migration (the one before the last), then up again.
+    Migrator::down(&db, Some(2)).await.expect("down");
     assert!(
         !table_names(&db)
             .await
@@ -530,5 +576,120 @@ async fn the_saved_workflows_migration_records_workflows_and_goes_down_and_up_ag
         foreign_keys(&db, "amc_saved_workflows").await,
         ["amc_saved_workflows_instance_id_fkey"]
     );
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_batches_migration_keeps_tenancy_and_goes_down_and_up_again() {
+    let url = fresh_database_url("migbatch");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    for s in SEED.iter().chain(OTHER_USER) {
+        exec(&db, s).await;
+    }
+    exec(
+        &db,
+        "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
+         ('00000000-0000-7000-8000-000000000006', '00000000-0000-7000-8000-000000000001', \
+          '00000000-0000-7000-8000-000000000002', 'second', 'amcsecond')",
+    )
+    .await;
+    let batch = |user: &str| {
+        format!(
+            "INSERT INTO batches (id, user_id, workflow_id, workflow_version, name, run_count) VALUES \
+             ('00000000-0000-7000-8000-000000000007', '{user}', '00000000-0000-7000-8000-000000000004', 1, 'b', 2)"
+        )
+    };
+    // A batch names its user's workflow.
+    assert_eq!(
+        exec_err(&db, &batch("00000000-0000-7000-8000-000000000011")).await,
+        "23503"
+    );
+    exec(&db, &batch("00000000-0000-7000-8000-000000000001")).await;
+    let run = |n: u32, instance: &str| {
+        execution_insert(
+            n,
+            ", triggered_by, batch_id",
+            ", 'batch', '00000000-0000-7000-8000-000000000007'",
+        )
+        .replace(
+            "'00000000-0000-7000-8000-000000000003', 'queued'",
+            &format!("'{instance}', 'queued'"),
+        )
+    };
+    // One run on the workflow's instance, one on another of the user's; none on the other
+    // user's instance, and no run of another user joins the batch.
+    exec(&db, &run(1, "00000000-0000-7000-8000-000000000003")).await;
+    exec(&db, &run(2, "00000000-0000-7000-8000-000000000006")).await;
+    assert_eq!(
+        exec_err(&db, &run(3, "00000000-0000-7000-8000-000000000013")).await,
+        "23503"
+    );
+    let theirs = run(4, "00000000-0000-7000-8000-000000000013").replace(
+        "'00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-000000000004'",
+        "'00000000-0000-7000-8000-000000000011', '00000000-0000-7000-8000-000000000014'",
+    );
+    assert_eq!(
+        exec_err(&db, &theirs).await,
+        "23503",
+        "another user's run in the batch"
+    );
+    assert_eq!(
+        exec_err(&db, &execution_insert(5, ", triggered_by", ", 'manual'")).await,
+        "23514"
+    );
+    // A plain run on the workflow's instance survives the way down.
+    exec(&db, &execution_insert(6, "", "")).await;
+    let count = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM executions",
+            ))
+            .await
+            .expect("count")
+            .expect("row")
+            .try_get::<i64>("", "n")
+            .expect("n")
+        }
+    };
+    assert_eq!(count(&db).await, 3);
+    Migrator::down(&db, Some(1)).await.expect("down");
+    assert!(!table_names(&db).await.iter().any(|t| t == "batches"));
+    assert_eq!(count(&db).await, 1, "the batch runs went with the batches");
+    assert_eq!(
+        foreign_keys(&db, "executions").await,
+        [
+            "executions_collection_id_fkey",
+            "executions_retry_of_fkey",
+            "executions_schedule_id_fkey",
+            "executions_workflow_fkey",
+        ]
+    );
+    // The old composite key again: a run's instance is its workflow's.
+    assert_eq!(
+        exec_err(
+            &db,
+            &execution_insert(7, "", "").replace(
+                "'00000000-0000-7000-8000-000000000003', 'queued'",
+                "'00000000-0000-7000-8000-000000000006', 'queued'",
+            )
+        )
+        .await,
+        "23503"
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    assert!(table_names(&db).await.iter().any(|t| t == "batches"));
+    exec(&db, &batch("00000000-0000-7000-8000-000000000001")).await;
+    exec(&db, &run(8, "00000000-0000-7000-8000-000000000006")).await;
+    // Deleting an instance takes its runs, a batch run on it included.
+    exec(
+        &db,
+        "DELETE FROM amc_instances WHERE id = '00000000-0000-7000-8000-000000000006'",
+    )
+    .await;
+    assert_eq!(count(&db).await, 1);
     db.close().await.expect("close");
 }

@@ -440,6 +440,25 @@ impl Client {
         }
     }
 
+    /// Waits until `check` holds for what `GET path` answers (or the timeout); returns the
+    /// last body.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (s, b) = self.get(path).await;
+            assert_eq!(s, 200, "GET {path}: {b}");
+            if check(&b) || tokio::time::Instant::now() >= deadline {
+                return b;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until every run is terminal; returns them.
     pub async fn wait_terminal(&self, ids: &[String], timeout: Duration) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -15,8 +15,8 @@ use crate::state::AppState;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::collection::{
     self as coll, BackfillSpec, Changed, CollectionError, CollectionRow, CollectionSpec,
-    CollectionStatus, CombinedError, Created, Granularity, Limits, ShownStatus, WindowGranularity,
-    WindowRow,
+    CollectionStatus, CombinedError, Counts, Created, Granularity, Limits, ShownStatus,
+    WindowGranularity, WindowRow,
 };
 use common::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, WorkflowId};
 use common::jobs::{AdmitJob, CancelJob};
@@ -80,6 +80,18 @@ pub struct CountsBody {
     pub cancelled: i64,
 }
 
+impl From<Counts> for CountsBody {
+    fn from(c: Counts) -> Self {
+        Self {
+            queued: c.queued,
+            running: c.running,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            cancelled: c.cancelled,
+        }
+    }
+}
+
 /// A collection.
 #[derive(Debug, Object)]
 pub struct CollectionBody {
@@ -134,13 +146,7 @@ impl From<CollectionRow> for CollectionBody {
             max_attempts: c.max_attempts,
             status: c.status,
             total: c.window_count,
-            counts: CountsBody {
-                queued: c.counts.queued,
-                running: c.counts.running,
-                succeeded: c.counts.succeeded,
-                failed: c.counts.failed,
-                cancelled: c.counts.cancelled,
-            },
+            counts: c.counts.into(),
             estimated_completion_at: eta.into(),
             created_at: c.created_at,
             updated_at: c.updated_at,

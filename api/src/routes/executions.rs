@@ -128,6 +128,8 @@ pub struct ExecutionBody {
     pub scheduled_for: Nullable<DateTime<Utc>>,
     /// The collection it is a window of.
     pub collection_id: Nullable<Uuid>,
+    /// The batch it is one instance's run of.
+    pub batch_id: Nullable<Uuid>,
     /// The run this one retries (`POST /executions/{id}/retry`).
     pub retry_of: Nullable<Uuid>,
     /// Consecutive transient failures of the current step.
@@ -195,6 +197,7 @@ impl From<ExecutionRow> for ExecutionBody {
             schedule_id: r.schedule_id.map(|s| s.0).into(),
             scheduled_for: r.scheduled_for.into(),
             collection_id: r.collection_id.map(|c| c.0).into(),
+            batch_id: r.batch_id.map(|b| b.0).into(),
             retry_of: r.retry_of.map(|c| c.0).into(),
             attempt: r.attempt,
             next_check_at: r.next_check_at.into(),

@@ -155,6 +155,7 @@ async fn start<C: ConnectionTrait>(
                         schedule_id: None,
                         scheduled_for: None,
                         collection_id: Some(id),
+                        batch_id: None,
                         retry_of: None,
                     },
                     trace: None,

@@ -81,6 +81,19 @@ pub struct Counts {
     pub cancelled: i64,
 }
 
+impl Counts {
+    /// `{"queued","running","succeeded","failed","cancelled"}`, as the API shows them.
+    pub fn json(&self) -> Value {
+        json!({
+            "queued": self.queued,
+            "running": self.running,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+        })
+    }
+}
+
 /// A collection as stored, with its counts and its estimated completion.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct CollectionRow {
@@ -172,13 +185,7 @@ impl CollectionRow {
             "max_attempts": self.max_attempts,
             "status": self.status,
             "total": self.window_count,
-            "counts": {
-                "queued": self.counts.queued,
-                "running": self.counts.running,
-                "succeeded": self.counts.succeeded,
-                "failed": self.counts.failed,
-                "cancelled": self.counts.cancelled,
-            },
+            "counts": self.counts.json(),
             "estimated_completion_at": self.estimated_completion_at(Utc::now()),
             "created_at": self.created_at,
             "updated_at": self.updated_at,

@@ -2,8 +2,8 @@
 
 use super::{ErrorCode, ExecutionStatus, TriggeredBy};
 use crate::ids::{
-    AmcExecutionId, AmcWorkflowId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId,
-    WorkflowId,
+    AmcExecutionId, AmcWorkflowId, BatchId, CollectionId, ExecutionId, InstanceId, ScheduleId,
+    UserId, WorkflowId,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::FromQueryResult;
@@ -59,6 +59,8 @@ pub struct ExecutionRow {
     /// The saved workflow AMC ran it through (a query over `AMP_AMC_ADHOC_MAX_BYTES`);
     /// `None` for a query sent ad hoc.
     pub amc_workflow_id: Option<AmcWorkflowId>,
+    /// The batch this run is one instance's run of.
+    pub batch_id: Option<BatchId>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -94,6 +96,7 @@ impl ExecutionRow {
             "schedule_id": self.schedule_id,
             "scheduled_for": self.scheduled_for,
             "collection_id": self.collection_id,
+            "batch_id": self.batch_id,
             "retry_of": self.retry_of,
             "attempt": self.attempt,
             "cancel_requested_at": self.cancel_requested_at,
@@ -109,4 +112,4 @@ pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, workflow_version, in
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
     row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at, amc_workflow_id";
+    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at, amc_workflow_id, batch_id";

@@ -61,15 +61,8 @@ pub async fn wait_for(
     timeout: Duration,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let (s, b) = c.get(&format!("/collections/{id}")).await;
-        assert_eq!(s, 200, "{b}");
-        if check(&b) || tokio::time::Instant::now() >= deadline {
-            return b;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.wait_for(&format!("/collections/{id}"), timeout, check)
+        .await
 }
 
 /// Waits until the collection has ended.
