@@ -20,8 +20,8 @@ mod transport;
 mod typed_results;
 
 use serde_json::Value;
-use testkit::System;
 use std::collections::HashMap;
+use testkit::System;
 
 /// The SQL every test workflow runs: unique per `n`, so amc-sim's runs map to executions.
 pub const SQL: &str = "SELECT campaign, SUM(impressions) AS impressions FROM dsp_impressions WHERE run_no = {{n}} GROUP BY campaign";
