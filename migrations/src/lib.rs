@@ -37,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::m20261212_000001_result_types::Migration),
             Box::new(migrations::m20261213_000001_saved_workflows::Migration),
             Box::new(migrations::m20261214_000001_batches::Migration),
+            Box::new(migrations::m20261215_000001_collection_attempts::Migration),
         ]
     }
 }

@@ -33,7 +33,7 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 13] = [
+const ALL_MIGRATIONS: [&str; 14] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
@@ -47,6 +47,7 @@ const ALL_MIGRATIONS: [&str; 13] = [
     "m20261212_000001_result_types",
     "m20261213_000001_saved_workflows",
     "m20261214_000001_batches",
+    "m20261215_000001_collection_attempts",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -558,8 +559,8 @@ async fn the_saved_workflows_migration_records_workflows_and_goes_down_and_up_ag
     exec(&db, saved).await;
     // One row per (instance, workflow id).
     assert_eq!(exec_err(&db, saved).await, "23505");
-    // Down through this migration (the one before the last), then up again.
-    Migrator::down(&db, Some(2)).await.expect("down");
+    // Down through this migration (two follow it), then up again.
+    Migrator::down(&db, Some(3)).await.expect("down");
     assert!(
         !table_names(&db)
             .await
@@ -656,7 +657,8 @@ async fn the_batches_migration_keeps_tenancy_and_goes_down_and_up_again() {
         }
     };
     assert_eq!(count(&db).await, 3);
-    Migrator::down(&db, Some(1)).await.expect("down");
+    // Down through this migration (one follows it).
+    Migrator::down(&db, Some(2)).await.expect("down");
     assert!(!table_names(&db).await.iter().any(|t| t == "batches"));
     assert_eq!(count(&db).await, 1, "the batch runs went with the batches");
     assert_eq!(
@@ -691,5 +693,238 @@ async fn the_batches_migration_keeps_tenancy_and_goes_down_and_up_again() {
     )
     .await;
     assert_eq!(count(&db).await, 1);
+    db.close().await.expect("close");
+}
+
+/// `SELECT count(*) FROM {from}`.
+async fn count(db: &sea_orm::DatabaseConnection, from: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!("SELECT count(*) AS n FROM {from}"),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{from}: {e}"))
+    .expect("a row")
+    .try_get::<i64>("", "n")
+    .expect("n")
+}
+
+/// A collection row as the week-only schema wrote it.
+fn legacy_collection(id: u32, status: &str, max_concurrency: u32) -> String {
+    format!(
+        "INSERT INTO collections (id, user_id, workflow_id, name, start_date, end_date, max_concurrency, status, \
+           weeks_total, created_at, updated_at) VALUES \
+         ('00000000-0000-7000-a000-{id:012}', '00000000-0000-7000-8000-000000000001', \
+          '00000000-0000-7000-8000-000000000004', 'legacy {id}', '2025-11-05', '2025-11-26', {max_concurrency}, \
+          '{status}', 3, now() - interval '1 day', now() - interval '1 hour')"
+    )
+}
+
+/// Week `n` (from 2025-11-05, a Wednesday) of a legacy collection, with its run if any.
+fn legacy_week(collection: u32, n: u32, status: &str, run: Option<u32>) -> String {
+    let run = run.map_or("NULL".to_owned(), |r| {
+        format!("'00000000-0000-7000-9000-{r:012}'")
+    });
+    format!(
+        "INSERT INTO collection_weeks (collection_id, week_start, week_end, status, execution_id, attempts) VALUES \
+         ('00000000-0000-7000-a000-{collection:012}', '2025-11-05'::timestamp + interval '{start} days', \
+          '2025-11-05'::timestamp + interval '{end} days', '{status}', {run}, {attempts})",
+        start = n * 7,
+        end = n * 7 + 7,
+        attempts = u32::from(status != "pending"),
+    )
+}
+
+/// A legacy collection's run of week `n`.
+fn legacy_run(id: u32, collection: u32, n: u32, status: &str) -> String {
+    execution_insert(id, ", triggered_by, collection_id", &format!(", 'collection', '00000000-0000-7000-a000-{collection:012}'"))
+        .replace("'queued'", &format!("'{status}'"))
+        .replace(
+            "'2026-01-01 00:00:00', '2026-01-08 00:00:00'",
+            &format!(
+                "'2025-11-05'::timestamp + interval '{} days', '2025-11-05'::timestamp + interval '{} days'",
+                n * 7,
+                n * 7 + 7
+            ),
+        )
+}
+
+#[tokio::test]
+async fn legacy_collections_are_readable_and_advance_after_migrating() {
+    use common::collection::{self, CollectionStatus, ShownStatus, WindowQuery, WindowStatus};
+    use common::ids::{CollectionId, ExecutionId, UserId};
+    let url = fresh_database_url("miglegacy");
+    let _guard = DropGuard(url.clone());
+    migrations::create_database_if_missing(&url)
+        .await
+        .expect("create");
+    let db = Database::connect(&url).await.expect("connect");
+    let position = |name: &str| {
+        ALL_MIGRATIONS
+            .iter()
+            .position(|m| *m == name)
+            .expect("migration") as u32
+    };
+    // The schema before collections had windows, with a user, an instance and a workflow.
+    Migrator::up(&db, Some(position("m20261207_000001_collections")))
+        .await
+        .expect("up to weeks");
+    for s in SEED {
+        exec(&db, s).await;
+    }
+    // 1: running, two at once: week 0 succeeded, week 1 running at AMC, week 2 not started.
+    exec(&db, &legacy_collection(1, "running", 2)).await;
+    exec(&db, &legacy_run(101, 1, 0, "succeeded")).await;
+    exec(&db, &legacy_run(102, 1, 1, "running")).await;
+    exec(&db, &legacy_week(1, 0, "succeeded", Some(101))).await;
+    exec(&db, &legacy_week(1, 1, "running", Some(102))).await;
+    exec(&db, &legacy_week(1, 2, "pending", None)).await;
+    // 2: running but its weeks were never written: nothing to recover.
+    exec(&db, &legacy_collection(2, "running", 1)).await;
+    // 3: succeeded, without an end time.
+    exec(&db, &legacy_collection(3, "succeeded", 1)).await;
+    exec(&db, &legacy_run(103, 3, 0, "succeeded")).await;
+    exec(&db, &legacy_week(3, 0, "succeeded", Some(103))).await;
+    Migrator::up(&db, Some(1)).await.expect("up to windows");
+    // 4: as the collections migration left a legacy row before it copied weeks: no
+    // instance, no SQL, no window.
+    exec(
+        &db,
+        "INSERT INTO collections (id, user_id, workflow_id, name, start_date, end_date, status, sql_query, updated_at) \
+         VALUES ('00000000-0000-7000-a000-000000000004', '00000000-0000-7000-8000-000000000001', \
+         '00000000-0000-7000-8000-000000000004', 'legacy 4', '2025-11-05', '2025-11-26', 'paused', '', \
+         now() - interval '1 hour')",
+    )
+    .await;
+    Migrator::up(&db, None).await.expect("up to the latest");
+
+    let user = UserId("00000000-0000-7000-8000-000000000001".parse().unwrap());
+    let id = |n: u32| CollectionId(format!("00000000-0000-7000-a000-{n:012}").parse().unwrap());
+    let run = |n: u32| ExecutionId(format!("00000000-0000-7000-9000-{n:012}").parse().unwrap());
+    // Every collection reads as GET and the list show it.
+    let listed = collection::list(&db, user, None, 50).await.expect("list");
+    assert_eq!(listed.len(), 4);
+    let get = |n: u32| {
+        let db = db.clone();
+        async move {
+            collection::get(&db, user, id(n))
+                .await
+                .expect("get")
+                .expect("found")
+        }
+    };
+    let one = get(1).await;
+    assert_eq!(one.status, CollectionStatus::Running);
+    assert_eq!(
+        one.instance_id.0.to_string(),
+        "00000000-0000-7000-8000-000000000003"
+    );
+    assert_eq!(one.sql_query, "SELECT 1");
+    assert_eq!(one.week_starts.as_str(), "wednesday");
+    assert_eq!(one.window_count, 3);
+    assert_eq!(
+        (one.counts.succeeded, one.counts.running, one.counts.queued),
+        (1, 1, 1)
+    );
+    assert!(one.completed_at.is_none() && one.status_reason.is_none());
+    let page = |n: u32| {
+        let db = db.clone();
+        async move {
+            collection::window_page(
+                &db,
+                user,
+                id(n),
+                WindowQuery {
+                    after: None,
+                    limit: 10,
+                    status: None,
+                },
+            )
+            .await
+            .expect("windows")
+            .expect("owned")
+        }
+    };
+    let w = page(1).await;
+    assert_eq!(w.len(), 3);
+    assert_eq!(
+        w.iter().map(|x| x.status).collect::<Vec<_>>(),
+        [
+            WindowStatus::Succeeded,
+            WindowStatus::Active,
+            WindowStatus::Pending
+        ]
+    );
+    assert_eq!(w[1].shown_status(), ShownStatus::Running);
+    assert_eq!(w[0].window_end, w[1].window_start, "the weeks tile");
+    // Their runs are linked to their windows.
+    assert_eq!(w[0].execution_ids, [run(101)]);
+    assert_eq!(w[1].execution_ids, [run(102)]);
+    assert!(w[2].execution_ids.is_empty());
+    // Nothing to recover: closed as cancelled, saying why.
+    let (two, four) = (get(2).await, get(4).await);
+    for (n, c) in [(2, &two), (4, &four)] {
+        assert_eq!(c.status, CollectionStatus::Cancelled, "{n}");
+        assert!(c.completed_at.is_some(), "{n}");
+        assert!(
+            c.status_reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("weeks were lost"),
+            "{n}: {:?}",
+            c.status_reason
+        );
+        assert_eq!(c.instance_id, one.instance_id);
+    }
+    let three = get(3).await;
+    assert_eq!(three.status, CollectionStatus::Succeeded);
+    assert!(three.completed_at.is_some());
+    assert_eq!(three.counts.succeeded, 1);
+
+    // The reconciler's step: its look finds the running one with room for its next week,
+    // and advancing it starts that week's run (linked to it); the ended ones stay as they are.
+    let replica = common::schedule::Replica::register(&db, std::time::Duration::from_secs(5))
+        .await
+        .expect("replica");
+    let look = common::reconcile::look(&db, &replica, std::time::Duration::ZERO, 100)
+        .await
+        .expect("the reconciler's look");
+    assert_eq!(look.stalled_collections, [id(1)]);
+    let all: Vec<CollectionId> = (1..=4).map(id).collect();
+    let moved = collection::advance_stalled(&db, &all)
+        .await
+        .expect("advance");
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].started.len(), 1);
+    assert!(moved[0].ended.is_none());
+    let w = page(1).await;
+    assert_eq!(w[2].status, WindowStatus::Active);
+    assert_eq!(w[2].execution_ids, moved[0].started);
+    for (n, before) in [(2, two), (3, three), (4, four)] {
+        let after = get(n).await;
+        assert_eq!(
+            (after.status, after.completed_at),
+            (before.status, before.completed_at),
+            "{n}"
+        );
+    }
+    assert_eq!(
+        count(&db, "events WHERE event_type LIKE 'collection.%'").await,
+        0,
+        "no collection ended again"
+    );
+
+    // Down through the collections migration: the week windows are weeks again; up again.
+    let steps = ALL_MIGRATIONS.len() as u32 - position("m20261207_000001_collections");
+    Migrator::down(&db, Some(steps)).await.expect("down");
+    assert_eq!(count(&db, "collection_weeks").await, 4);
+    assert_eq!(
+        count(&db, "collection_weeks WHERE status = 'running'").await,
+        2
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    let w = page(1).await;
+    assert_eq!(w.len(), 3);
+    assert_eq!(w[2].execution_ids, moved[0].started);
     db.close().await.expect("close");
 }

@@ -130,6 +130,9 @@ pub struct ExecutionBody {
     pub collection_id: Nullable<Uuid>,
     /// The batch it is one instance's run of.
     pub batch_id: Nullable<Uuid>,
+    /// The window of that collection (its `index`) this run is an attempt of: each attempt
+    /// of a window is a run of its own.
+    pub collection_window: Nullable<i32>,
     /// The run this one retries (`POST /executions/{id}/retry`).
     pub retry_of: Nullable<Uuid>,
     /// Consecutive transient failures of the current step.
@@ -143,8 +146,10 @@ pub struct ExecutionBody {
     /// answer 410).
     pub results_expired_at: Nullable<DateTime<Utc>>,
     /// Why a queued run waits (`GET /executions/{id}` only): `daily_quota`,
-    /// `instance_cap`, `account_cap`, `queued_behind_older_runs` or `not_before` (a run
-    /// triggered for a later instant, not admitted before `next_check_at`).
+    /// `instance_cap`, `account_cap`, `queued_behind_older_runs`, `not_before` (a run
+    /// triggered for a later instant, not admitted before `next_check_at`), and for a
+    /// collection window `collection_reserve` (windows hold every slot but the instance's
+    /// `collection_reserve`) or `collection_paused`.
     pub waiting_reason: Nullable<execution::WaitingReason>,
     /// With `daily_quota`: when the run may start (the next midnight in the instance's zone).
     pub quota_wait_until: Nullable<DateTime<Utc>>,
@@ -198,6 +203,7 @@ impl From<ExecutionRow> for ExecutionBody {
             scheduled_for: r.scheduled_for.into(),
             collection_id: r.collection_id.map(|c| c.0).into(),
             batch_id: r.batch_id.map(|b| b.0).into(),
+            collection_window: r.collection_window.into(),
             retry_of: r.retry_of.map(|c| c.0).into(),
             attempt: r.attempt,
             next_check_at: r.next_check_at.into(),

@@ -156,6 +156,7 @@ async fn start<C: ConnectionTrait>(
                         scheduled_for: None,
                         collection_id: Some(id),
                         batch_id: None,
+                        collection_window: Some(w.position),
                         retry_of: None,
                     },
                     trace: None,

@@ -367,6 +367,7 @@ fn plan_one(row: &DueRow, now: DateTime<Utc>, lives: &Lives, pass: &mut FirePass
                         scheduled_for: Some(*t),
                         collection_id: None,
                         batch_id: None,
+                        collection_window: None,
                         retry_of: None,
                     },
                     trace: None,

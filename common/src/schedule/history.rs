@@ -193,6 +193,7 @@ pub async fn trigger(
             scheduled_for: None,
             collection_id: None,
             batch_id: None,
+            collection_window: None,
             retry_of: None,
         },
         trace: crate::telemetry::trace::outgoing(),

@@ -103,6 +103,25 @@ pub async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<Value> {
     .collect()
 }
 
+/// The payload of the collection's one event of `event_type` (there must be exactly one).
+pub async fn only_event(db: &DatabaseConnection, id: &str, event_type: &str) -> Value {
+    let events = rows(
+        db,
+        &format!(
+            "SELECT payload FROM events WHERE subject_id = '{id}' AND event_type = '{event_type}'"
+        ),
+    )
+    .await;
+    assert_eq!(events.len(), 1, "{event_type} of {id}: {events:?}");
+    events[0]["payload"].clone()
+}
+
+/// A collection's `counts`.
+pub fn counts(queued: u32, running: u32, succeeded: u32, failed: u32, cancelled: u32) -> Value {
+    json!({"queued": queued, "running": running, "succeeded": succeeded, "failed": failed,
+           "cancelled": cancelled})
+}
+
 /// The sim's runs of one AMC instance.
 pub async fn sim_runs(sys: &System, amc_instance: &str) -> Vec<Value> {
     let stats = sys.sim_stats().await.expect("stats");
