@@ -38,6 +38,9 @@ pub async fn metrics_layer<E: Endpoint>(
         http.request.method = method,
         http.route = route,
         http.response.status_code = tracing::field::Empty,
+        // What a create records (`CreateBatcher::run`), so its log lines name the run.
+        workflow.id = tracing::field::Empty,
+        execution.id = tracing::field::Empty,
     );
     let incoming = req
         .headers()
