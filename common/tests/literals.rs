@@ -116,25 +116,32 @@ fn production_code(path: &Path, text: &str) -> Option<String> {
     )
 }
 
-#[test]
-fn no_name_is_spelled_outside_its_type() {
+/// The production code of every Rust file under `dirs`, by path from the workspace.
+fn production_sources(dirs: &[&str]) -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
-    for dir in SCANNED {
+    for dir in dirs {
         rust_files(&root.join(dir), &mut files);
     }
     assert!(files.len() > 50, "found only {} files", files.len());
+    files
+        .iter()
+        .filter_map(|path| {
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let code = production_code(path, &std::fs::read_to_string(path).expect("read"))?;
+            Some((rel, code))
+        })
+        .collect()
+}
+
+#[test]
+fn no_name_is_spelled_outside_its_type() {
     let mut offences = Vec::new();
-    for path in &files {
-        let rel = path
-            .strip_prefix(&root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let Some(code) = production_code(path, &std::fs::read_to_string(path).expect("read"))
-        else {
-            continue;
-        };
+    for (rel, code) in production_sources(&SCANNED) {
         for (family, names, homes) in families() {
             if homes.iter().any(|h| rel.starts_with(h)) {
                 continue;
@@ -151,6 +158,24 @@ fn no_name_is_spelled_outside_its_type() {
     assert!(
         offences.is_empty(),
         "names spelled outside their type:\n{}",
+        offences.join("\n")
+    );
+}
+
+/// An error keeps its cause: a `DbErr::Custom` holds only a message, so a failure turned
+/// into one loses its type and its `source()` chain. Give the error enum a variant with
+/// `#[source]` (or `#[from]`) instead.
+#[test]
+fn no_error_is_flattened_into_a_custom_db_error() {
+    let dirs: Vec<&str> = SCANNED.iter().copied().chain(["migrations/src"]).collect();
+    let offences: Vec<String> = production_sources(&dirs)
+        .into_iter()
+        .filter(|(_, code)| code.contains("DbErr::Custom("))
+        .map(|(rel, _)| rel)
+        .collect();
+    assert!(
+        offences.is_empty(),
+        "DbErr::Custom( in:\n{}",
         offences.join("\n")
     );
 }

@@ -163,6 +163,7 @@ fn template_error(e: TemplateError) -> ApiError {
         TemplateError::InstanceNotFound => ApiError::not_found("instance"),
         TemplateError::Schema(e) => ApiError::field(&e.path, e.message),
         TemplateError::Db(e) => ApiError::internal(e),
+        e @ TemplateError::Workflow(_) => ApiError::internal(e),
     }
 }
 

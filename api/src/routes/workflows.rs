@@ -440,6 +440,7 @@ impl WorkflowsApi {
                 e @ ValidateError::VersionNotFound(_) => ApiError::field("version", e.to_string()),
                 ValidateError::Render(e) => super::executions::render_error(e),
                 ValidateError::Db(e) => ApiError::internal(e),
+                e @ ValidateError::Repo(_) => ApiError::internal(e),
             })?;
         Ok(ValidatedResponse::Ok(Json(ValidatedBody {
             version: v.version,

@@ -93,6 +93,9 @@ pub enum TemplateError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Db(#[from] DbErr),
+    /// Recording the template's workflow was refused (a unique key, a check).
+    #[error("the template's workflow was not recorded")]
+    Workflow(#[source] RepoError),
 }
 
 impl From<RepoError> for TemplateError {
@@ -100,7 +103,7 @@ impl From<RepoError> for TemplateError {
         match e {
             RepoError::NotFound => TemplateError::NotFound,
             RepoError::Db(e) => TemplateError::Db(e),
-            other => TemplateError::Db(DbErr::Custom(other.to_string())),
+            other => TemplateError::Workflow(other),
         }
     }
 }
