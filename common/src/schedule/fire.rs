@@ -555,7 +555,7 @@ pub(crate) async fn on_run_ended<C: ConnectionTrait>(
             crate::event::NewEvent {
                 user: ended.schedule.user_id,
                 event_type: crate::event::EventType::SchedulePaused,
-                subject: ended.schedule.id.0,
+                subject: ended.schedule.id.into(),
                 payload: ended.schedule.public_json(),
             },
         )

@@ -342,7 +342,7 @@ async fn disable<C: ConnectionTrait>(
         NewEvent {
             user: work.user_id,
             event_type: EventType::WebhookEndpointDisabled,
-            subject: row.id.0,
+            subject: row.id.into(),
             payload: row.public_json(),
         },
     )
@@ -456,7 +456,7 @@ pub async fn send_test(
             event.into(),
             user.into(),
             EventType::WebhookTest.into(),
-            endpoint.0.into(),
+            crate::event::Subject::from(endpoint).into(),
             json!({"endpoint": row.public_json(), "message": "a test delivery from RecomAMP Engine"}).into(),
         ],
     ))
