@@ -171,14 +171,13 @@ async fn check_jwt(req: &Request, bearer: Bearer) -> poem::Result<AuthUser> {
 /// Hashes a password with argon2id (default parameters) on the blocking pool, in one of
 /// the process's few hashing turns.
 pub async fn hash_password(hashing: &Hashing, password: String) -> Result<String, ApiError> {
-    let _turn = hashing.turn().await?;
-    tokio::task::spawn_blocking(move || {
-        common::crypto::hash_password(&password)
-            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)
+    hashing
+        .run(move || {
+            common::crypto::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+        })
+        .await?
+        .map_err(ApiError::internal)
 }
 
 /// Checks a password against a stored hash on the blocking pool, in a hashing turn. With
@@ -189,22 +188,21 @@ pub async fn verify_password(
     password: String,
     hash: Option<String>,
 ) -> Result<bool, ApiError> {
-    let _turn = hashing.turn().await?;
-    tokio::task::spawn_blocking(move || {
-        let stored = match &hash {
-            Some(h) => h.as_str(),
-            None => dummy_hash(),
-        };
-        let parsed =
-            PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok::<bool, anyhow::Error>(ok && hash.is_some())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)
+    hashing
+        .run(move || {
+            let stored = match &hash {
+                Some(h) => h.as_str(),
+                None => dummy_hash(),
+            };
+            let parsed = PasswordHash::new(stored)
+                .map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
+            let ok = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok::<bool, anyhow::Error>(ok && hash.is_some())
+        })
+        .await?
+        .map_err(ApiError::internal)
 }
 
 fn dummy_hash() -> &'static str {
@@ -322,5 +320,77 @@ mod tests {
                 .await
                 .expect("verify")
         );
+    }
+
+    /// A stored hash whose check takes long enough (hundreds of ms) to watch it run.
+    fn slow_hash(password: &str) -> String {
+        let params = argon2::Params::new(19 * 1024, 40, 1, None).expect("params");
+        let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        argon
+            .hash_password(password.as_bytes(), &salt)
+            .expect("hash")
+            .to_string()
+    }
+
+    /// A login whose client disconnects mid-check keeps its hashing turn until the check
+    /// ends, so disconnecting cannot start more hashes than the bound.
+    #[tokio::test]
+    async fn a_dropped_login_holds_its_turn_until_its_hash_ends() {
+        let h = Hashing::new(1);
+        let stored = slow_hash("correct horse");
+        let h1 = h.clone();
+        let login =
+            tokio::spawn(async move { verify_password(&h1, "wrong".into(), Some(stored)).await });
+        // Wait until the check has its turn (it is then on the blocking pool).
+        let started = std::time::Instant::now();
+        while h.free_turns() > 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "never started");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        login.abort();
+        assert!(login.await.unwrap_err().is_cancelled());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), h.turn())
+                .await
+                .is_err(),
+            "a turn was free while the dropped login's hash still ran"
+        );
+        // A turn comes once the hash ends (asked again past each 429 of a long wait).
+        let asked = std::time::Instant::now();
+        while h.turn().await.is_err() {
+            assert!(
+                asked.elapsed() < Duration::from_secs(30),
+                "no turn after the hash ended"
+            );
+        }
+    }
+
+    /// An unknown email (no stored hash) waits for a hashing turn like a known one.
+    #[tokio::test]
+    async fn unknown_and_known_emails_both_wait_for_a_turn() {
+        let h = Hashing::new(1);
+        let known = hash_password(&h, "correct horse".into())
+            .await
+            .expect("hash");
+        for stored in [None, Some(known)] {
+            let unknown = stored.is_none();
+            let held = h.turn().await.expect("the only turn");
+            let h1 = h.clone();
+            let login =
+                tokio::spawn(async move { verify_password(&h1, "guess".into(), stored).await });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(
+                !login.is_finished(),
+                "unknown email: {unknown}: checked without a turn"
+            );
+            drop(held);
+            let ok = tokio::time::timeout(Duration::from_secs(10), login)
+                .await
+                .expect("checked once the turn was free")
+                .unwrap()
+                .expect("verify");
+            assert!(!ok);
+        }
     }
 }

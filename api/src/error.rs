@@ -6,7 +6,7 @@
 use common::repo::RepoError;
 use poem::http::{StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object};
 use serde::Serialize;
@@ -330,6 +330,17 @@ fn problem_content() -> Vec<MetaMediaType> {
     }]
 }
 
+/// The `Retry-After` header every 429 carries ([`ApiError::response`]).
+fn retry_after_header() -> MetaHeader {
+    MetaHeader {
+        name: "Retry-After".into(),
+        description: Some("Seconds to wait before trying again".into()),
+        required: true,
+        deprecated: false,
+        schema: u64::schema_ref(),
+    }
+}
+
 impl<const S: u32> ApiResponse for Errors<S> {
     fn meta() -> MetaResponses {
         let mut responses: Vec<MetaResponse> = status::ALL
@@ -340,7 +351,11 @@ impl<const S: u32> ApiResponse for Errors<S> {
                 status: Some(*code),
                 status_range: None,
                 content: problem_content(),
-                headers: vec![],
+                headers: if *code == 429 {
+                    vec![retry_after_header()]
+                } else {
+                    vec![]
+                },
             })
             .collect();
         responses.push(MetaResponse {

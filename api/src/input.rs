@@ -575,6 +575,44 @@ impl<T: ParseFromJSON + Send + Sync + 'static> Kind for Obj<T> {
     }
 }
 
+/// A list of objects whose own fields are [`In`] fields, 1 to `MAX` of them (the schema
+/// says so; the domain checks the count and names it). The handler checks each item with
+/// [`item`], naming its fields under `field[i]`.
+pub struct ObjList<T, const MAX: usize>(PhantomData<fn() -> T>);
+
+impl<T: ParseFromJSON + Send + Sync + 'static, const MAX: usize> Kind for ObjList<T, MAX> {
+    type Out = Vec<Value>;
+    fn name() -> Cow<'static, str> {
+        format!("{}_list_{MAX}", T::name()).into()
+    }
+    fn schema() -> MetaSchemaRef {
+        inline(MetaSchema {
+            items: Some(Box::new(T::schema_ref())),
+            min_items: Some(1),
+            max_items: Some(MAX),
+            ..MetaSchema::new("array")
+        })
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+    fn parse(value: Value) -> Result<Vec<Value>, String> {
+        match value {
+            Value::Array(items) => Ok(items),
+            other => Err(format!("must be an array, not {}", json_kind(&other))),
+        }
+    }
+}
+
+/// One item of an [`ObjList`], checked as an [`Obj`]; a bad one → 422 naming `field`
+/// (`instances[3]`).
+pub fn item<T: ParseFromJSON + Send + Sync + 'static>(
+    value: Value,
+    field: &str,
+) -> Result<T, ApiError> {
+    <Obj<T> as Kind>::parse(value).map_err(|m| ApiError::field(field, m))
+}
+
 /// A response field that may be `null`: always present, marked `nullable` in the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nullable<T>(pub Option<T>);

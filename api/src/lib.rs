@@ -23,6 +23,7 @@ use poem::{EndpointExt, Response, Route, Server, get};
 use poem_openapi::OpenApiService;
 use routes::accounts::AccountsApi;
 use routes::auth::AuthApi;
+use routes::batches::BatchesApi;
 use routes::collections::CollectionsApi;
 use routes::connection::ConnectionApi;
 use routes::events::EventsApi;
@@ -49,6 +50,7 @@ pub type ApiService = OpenApiService<
         RunsApi,
         SchedulesApi,
         CollectionsApi,
+        BatchesApi,
         EventsApi,
         WebhooksApi,
         TemplatesApi,
@@ -86,6 +88,9 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
         CollectionsApi {
             state: state.clone(),
         },
+        BatchesApi {
+            state: state.clone(),
+        },
         EventsApi {
             state: state.clone(),
         },
@@ -96,8 +101,16 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
     );
-    OpenApiService::new(apis, "RecomAMP Engine", env!("CARGO_PKG_VERSION")).server("/api/v1")
+    OpenApiService::new(apis, "RecomAMP Engine", env!("CARGO_PKG_VERSION"))
+        .description(SPEC_DESCRIPTION)
+        .server("/api/v1")
 }
+
+/// The spec's `info.description`: what every path answers that no operation can list.
+const SPEC_DESCRIPTION: &str = "Runs Amazon Marketing Cloud queries. Every error is an \
+RFC 9457 `application/problem+json` body. A request with a method that a path does not serve \
+(for example `DELETE /accounts`) is answered `405 Method Not Allowed`, as problem+json, with \
+an `Allow` header listing the methods the path serves.";
 
 /// Paths outside the spec, with their methods (for `Allow`).
 const OPERATIONAL: &[(&str, &[&str])] = &[

@@ -53,6 +53,29 @@ impl Hashing {
             _ => Err(busy()),
         }
     }
+
+    /// Turns free right now.
+    #[cfg(test)]
+    pub(crate) fn free_turns(&self) -> usize {
+        self.turns.available_permits()
+    }
+
+    /// Runs `work` (a password hash) on the blocking pool in a turn. The turn is held by
+    /// the blocking task itself, so it ends when the work does: a client that disconnects
+    /// drops the request, not the hash, and cannot free its turn while the hash still runs.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let turn = self.turn().await?;
+        tokio::task::spawn_blocking(move || {
+            let out = work();
+            drop(turn);
+            out
+        })
+        .await
+        .map_err(ApiError::internal)
+    }
 }
 
 /// What a counter counts.
@@ -200,5 +223,39 @@ mod tests {
         for w in waiting {
             w.abort();
         }
+    }
+
+    /// A request dropped mid-hash (its client went away) keeps its turn until the hash
+    /// itself ends.
+    #[tokio::test]
+    async fn a_dropped_request_keeps_its_turn_until_the_work_ends() {
+        let h = Hashing::new(1);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let h1 = h.clone();
+        let request = tokio::spawn(async move {
+            h1.run(move || {
+                started_tx.send(()).expect("test waits");
+                finish_rx.recv().ok()
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .unwrap()
+            .expect("the work started");
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        // The work still runs: no turn for anyone else.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), h.turn())
+                .await
+                .is_err(),
+            "a turn was given while the dropped request's work still ran"
+        );
+        // The work ends: the next request gets its turn.
+        finish_tx.send(()).expect("the work waits");
+        let next = tokio::time::timeout(Duration::from_secs(5), h.turn()).await;
+        assert!(matches!(next, Ok(Ok(_))), "no turn after the work ended");
     }
 }

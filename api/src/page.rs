@@ -58,7 +58,8 @@ keyed!(
     common::repo::accounts::Account,
     common::repo::instances::Instance,
     common::repo::workflows::Workflow,
-    common::execution::ExecutionRow
+    common::execution::ExecutionRow,
+    common::batch::BatchRow
 );
 
 /// One keyset page, newest first: opens `cursor` in `scope`, reads `limit + 1` rows after

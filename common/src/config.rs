@@ -13,6 +13,10 @@ use std::time::Duration;
 pub const DEV_JWT_SECRET: &str = "recomamp-development-jwt-secret-not-for-production";
 /// The fixed, public development encryption key (32 bytes, base64). Never valid in production.
 pub const DEV_ENCRYPTION_KEY: &str = "ZGV2LWVuY3J5cHRpb24ta2V5LW5vdC1mb3ItcHJvZCE=";
+/// The default of `AMP_AMC_ADHOC_MAX_BYTES`: 100 KiB. An assumption: no public source
+/// (AMC's guides, Amazon's sample notebook, the AWS solution) states AMC's limit on an ad
+/// hoc `sqlQuery`; amc-sim refuses ad hoc SQL over the same default.
+pub const DEFAULT_AMC_ADHOC_MAX_BYTES: usize = 102_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Env {
@@ -96,6 +100,13 @@ pub struct Config {
     /// Stored results older than this (since their run succeeded) are removed
     /// (`AMP_RESULTS_RETENTION`; unset or `off`: kept for ever).
     pub results_retention: Option<Duration>,
+    /// The largest rendered query sent ad hoc, in bytes (`AMP_AMC_ADHOC_MAX_BYTES`); a
+    /// bigger one runs through a saved workflow. No public source states AMC's limit: the
+    /// default, [`DEFAULT_AMC_ADHOC_MAX_BYTES`], is an assumption (amc-sim's own default).
+    pub amc_adhoc_max_bytes: usize,
+    /// How long a saved workflow no run needs any more is kept at AMC before the scheduler
+    /// deletes it (`AMP_AMC_SAVED_WORKFLOW_GRACE`).
+    pub saved_workflow_grace: Duration,
     /// The most windows one collection may have (`AMP_COLLECTION_MAX_WINDOWS`).
     pub collection_max_windows: usize,
     /// How far back a collection may start (`AMP_COLLECTION_MAX_LOOKBACK`; AMC keeps about
@@ -428,6 +439,15 @@ impl Config {
                 )?),
             },
             collection_max_windows: positive("AMP_COLLECTION_MAX_WINDOWS", 520)? as usize,
+            amc_adhoc_max_bytes: positive(
+                "AMP_AMC_ADHOC_MAX_BYTES",
+                DEFAULT_AMC_ADHOC_MAX_BYTES as u64,
+            )? as usize,
+            saved_workflow_grace: at_least(
+                "AMP_AMC_SAVED_WORKFLOW_GRACE",
+                dur("AMP_AMC_SAVED_WORKFLOW_GRACE", "1h", "1h")?,
+                Duration::from_secs(1),
+            )?,
             webhook_retry_schedule,
             webhook_timeout: at_least(
                 "AMP_WEBHOOK_TIMEOUT",
@@ -566,6 +586,11 @@ mod tests {
             ("AMP_ENCRYPTION_KEY_PREVIOUS", "not base64 !"),
             ("AMP_RESULTS_RETENTION", "a while"),
             ("AMP_RESULTS_RETENTION", "500ms"),
+            ("AMP_AMC_ADHOC_MAX_BYTES", "0"),
+            ("AMP_AMC_ADHOC_MAX_BYTES", "100KB"),
+            ("AMP_AMC_ADHOC_MAX_BYTES", "-1"),
+            ("AMP_AMC_SAVED_WORKFLOW_GRACE", "later"),
+            ("AMP_AMC_SAVED_WORKFLOW_GRACE", "0s"),
         ] {
             let e = Config::from_map(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");
@@ -590,6 +615,20 @@ mod tests {
             Some(Duration::from_secs(30 * 86_400))
         );
         assert_eq!(retention(Some("2s")), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn the_ad_hoc_limit_and_the_saved_workflow_grace() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert_eq!(c.amc_adhoc_max_bytes, 102_400);
+        assert_eq!(c.saved_workflow_grace, Duration::from_secs(3600));
+        let c = Config::from_map(&vars(&[
+            ("AMP_AMC_ADHOC_MAX_BYTES", "2048"),
+            ("AMP_AMC_SAVED_WORKFLOW_GRACE", "2s"),
+        ]))
+        .unwrap();
+        assert_eq!(c.amc_adhoc_max_bytes, 2048);
+        assert_eq!(c.saved_workflow_grace, Duration::from_secs(2));
     }
 
     #[test]

@@ -98,6 +98,10 @@ uuid_id!(
     CollectionId
 );
 uuid_id!(
+    /// A batch: one workflow run over many of the user's instances.
+    BatchId
+);
+uuid_id!(
     /// A user's webhook endpoint.
     EndpointId
 );
@@ -163,6 +167,10 @@ string_id!(
 string_id!(
     /// AMC's workflow execution id (a UUID string chosen by AMC).
     AmcExecutionId
+);
+string_id!(
+    /// A saved workflow's id at AMC (`workflowId`): letters, digits, `.`, `-` and `_`.
+    AmcWorkflowId
 );
 string_id!(
     /// The advertiser / AMC account entity id (`Amazon-Advertising-API-AdvertiserId`).

@@ -3,6 +3,7 @@
 //! client, crypto and SQL parameter rendering.
 
 pub mod amc;
+pub mod batch;
 pub mod coalesce;
 pub mod collection;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod repo;
 pub mod result_retention;
 pub mod result_types;
 pub mod results;
+pub mod saved_workflow;
 pub mod schedule;
 pub mod shutdown;
 pub mod sql;

@@ -48,6 +48,7 @@ fn families() -> Vec<Family> {
         family!(common::event::DeliveryStatus),
         family!(common::webhook::delivery::AttemptTrigger),
         family!(common::collection::CollectionStatus),
+        family!(common::batch::BatchStatus),
         family!(common::collection::WindowStatus),
         family!(common::collection::ShownStatus),
         family!(common::collection::Granularity),
@@ -126,6 +127,11 @@ const OTHER_MEANINGS: &[(&str, &str, &str)] = &[
     (
         "api/src/routes/",
         "not_found(\"collection\")",
+        "the resource a 404 names",
+    ),
+    (
+        "api/src/routes/",
+        "not_found(\"batch\")",
         "the resource a 404 names",
     ),
     ("api/src/routes/health.rs", "\"ok\"", "the health answer"),

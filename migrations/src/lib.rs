@@ -35,6 +35,9 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::m20261211_000001_workflow_versions::Migration),
             Box::new(migrations::m20261211_000002_query_templates::Migration),
             Box::new(migrations::m20261212_000001_result_types::Migration),
+            Box::new(migrations::m20261213_000001_saved_workflows::Migration),
+            Box::new(migrations::m20261214_000001_batches::Migration),
+            Box::new(migrations::m20261215_000001_collection_attempts::Migration),
         ]
     }
 }

@@ -9,9 +9,11 @@ use support::*;
 
 const TABLES: &[&str] = &[
     "amazon_connections",
+    "amc_saved_workflows",
     "amc_accounts",
     "amc_instances",
     "api_keys",
+    "batches",
     "collection_windows",
     "collections",
     "dead_jobs",
@@ -31,7 +33,7 @@ const TABLES: &[&str] = &[
     "workflows",
 ];
 
-const ALL_MIGRATIONS: [&str; 11] = [
+const ALL_MIGRATIONS: [&str; 14] = [
     "m20260101_000001_initial",
     "m20261130_000001_execution_keys",
     "m20261201_000001_user_tokens",
@@ -43,6 +45,9 @@ const ALL_MIGRATIONS: [&str; 11] = [
     "m20261211_000001_workflow_versions",
     "m20261211_000002_query_templates",
     "m20261212_000001_result_types",
+    "m20261213_000001_saved_workflows",
+    "m20261214_000001_batches",
+    "m20261215_000001_collection_attempts",
 ];
 
 /// A user, account, instance and workflow with fixed ids.
@@ -56,6 +61,19 @@ const SEED: &[&str] = &[
     "INSERT INTO workflows (id, user_id, instance_id, name, sql_query) VALUES \
      ('00000000-0000-7000-8000-000000000004', '00000000-0000-7000-8000-000000000001', \
       '00000000-0000-7000-8000-000000000003', 'wf', 'SELECT 1')",
+];
+
+/// A second user with an account, an instance and a workflow of their own.
+const OTHER_USER: &[&str] = &[
+    "INSERT INTO users (id, email) VALUES ('00000000-0000-7000-8000-000000000011', 'z@example.com')",
+    "INSERT INTO amc_accounts (id, user_id, name, entity_id, marketplace_id, region) VALUES \
+     ('00000000-0000-7000-8000-000000000012', '00000000-0000-7000-8000-000000000011', 'acc', 'ENT2', 'ATVPDKIKX0DER', 'NA')",
+    "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
+     ('00000000-0000-7000-8000-000000000013', '00000000-0000-7000-8000-000000000011', \
+      '00000000-0000-7000-8000-000000000012', 'theirs', 'amctheirs')",
+    "INSERT INTO workflows (id, user_id, instance_id, name, sql_query) VALUES \
+     ('00000000-0000-7000-8000-000000000014', '00000000-0000-7000-8000-000000000011', \
+      '00000000-0000-7000-8000-000000000013', 'theirs', 'SELECT 1')",
 ];
 
 fn execution_insert(id_suffix: u32, extra_cols: &str, extra_vals: &str) -> String {
@@ -142,7 +160,8 @@ async fn migrate_up_creates_database_and_whole_schema() {
     exec(&db, &execution_insert(5, ", amc_execution_id", ", 'amc-1'")).await;
     let code = exec_err(&db, &execution_insert(6, ", amc_execution_id", ", 'amc-1'")).await;
     assert_eq!(code, "23505");
-    // An execution's instance and user are its workflow's (one composite foreign key).
+    // A run may sit on another instance of its user than its workflow's (a batch run),
+    // never on another user's instance, nor run another user's workflow.
     exec(
         &db,
         "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
@@ -150,11 +169,38 @@ async fn migrate_up_creates_database_and_whole_schema() {
           '00000000-0000-7000-8000-000000000002', 'other', 'amcother')",
     )
     .await;
-    let other_instance = execution_insert(11, "", "").replace(
-        "'00000000-0000-7000-8000-000000000003', 'queued'",
-        "'00000000-0000-7000-8000-000000000006', 'queued'",
+    let on_instance = |n: u32, instance: &str| {
+        execution_insert(n, "", "").replace(
+            "'00000000-0000-7000-8000-000000000003', 'queued'",
+            &format!("'{instance}', 'queued'"),
+        )
+    };
+    exec(
+        &db,
+        &on_instance(11, "00000000-0000-7000-8000-000000000006"),
+    )
+    .await;
+    for s in OTHER_USER {
+        exec(&db, s).await;
+    }
+    assert_eq!(
+        exec_err(
+            &db,
+            &on_instance(12, "00000000-0000-7000-8000-000000000013")
+        )
+        .await,
+        "23503",
+        "another user's instance"
     );
-    assert_eq!(exec_err(&db, &other_instance).await, "23503");
+    let their_workflow = execution_insert(13, "", "").replace(
+        "'00000000-0000-7000-8000-000000000004', '00000000-0000-7000-8000-000000000003'",
+        "'00000000-0000-7000-8000-000000000014', '00000000-0000-7000-8000-000000000003'",
+    );
+    assert_eq!(
+        exec_err(&db, &their_workflow).await,
+        "23503",
+        "another user's workflow"
+    );
     // Unknown status and an empty time window violate checks.
     let bad_status = execution_insert(7, "", "").replace("'queued'", "'paused'");
     assert_eq!(exec_err(&db, &bad_status).await, "23514");
@@ -219,7 +265,9 @@ async fn the_execution_keys_migration_goes_down_and_up_again() {
     migrate_up(&url).await.expect("migrate up");
     let db = Database::connect(&url).await.expect("connect");
     let composite = [
+        "executions_batch_fkey",
         "executions_collection_id_fkey",
+        "executions_instance_fkey",
         "executions_retry_of_fkey",
         "executions_schedule_id_fkey",
         "executions_workflow_fkey",
@@ -272,6 +320,7 @@ async fn the_execution_lists_migration_goes_down_and_up_again() {
         }
     };
     let keyset = [
+        "executions_batch_created_idx",
         "executions_collection_id_idx",
         "executions_instance_created_idx",
         "executions_schedule_created_idx",
@@ -484,5 +533,398 @@ async fn the_collections_migration_checks_windows_and_reserves_and_goes_down_and
             .iter()
             .any(|t| t == "collection_windows")
     );
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_saved_workflows_migration_records_workflows_and_goes_down_and_up_again() {
+    let url = fresh_database_url("migsaved");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    for sql in SEED {
+        exec(&db, sql).await;
+    }
+    exec(
+        &db,
+        &execution_insert(
+            1,
+            ", amc_workflow_id",
+            ", 'amp_0123456789abcdef0123456789abcdef'",
+        ),
+    )
+    .await;
+    let saved = "INSERT INTO amc_saved_workflows (instance_id, workflow_id, sql_hash) VALUES \
+         ('00000000-0000-7000-8000-000000000003', 'amp_0123456789abcdef0123456789abcdef', 'ab')";
+    exec(&db, saved).await;
+    // One row per (instance, workflow id).
+    assert_eq!(exec_err(&db, saved).await, "23505");
+    // Down through this migration (two follow it), then up again.
+    Migrator::down(&db, Some(3)).await.expect("down");
+    assert!(
+        !table_names(&db)
+            .await
+            .iter()
+            .any(|t| t == "amc_saved_workflows")
+    );
+    assert_eq!(
+        exec_err(&db, "SELECT amc_workflow_id FROM executions").await,
+        "42703"
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    exec(&db, saved).await;
+    assert_eq!(
+        foreign_keys(&db, "amc_saved_workflows").await,
+        ["amc_saved_workflows_instance_id_fkey"]
+    );
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_batches_migration_keeps_tenancy_and_goes_down_and_up_again() {
+    let url = fresh_database_url("migbatch");
+    let _guard = DropGuard(url.clone());
+    migrate_up(&url).await.expect("migrate up");
+    let db = Database::connect(&url).await.expect("connect");
+    for s in SEED.iter().chain(OTHER_USER) {
+        exec(&db, s).await;
+    }
+    exec(
+        &db,
+        "INSERT INTO amc_instances (id, user_id, account_id, name, amc_instance_id) VALUES \
+         ('00000000-0000-7000-8000-000000000006', '00000000-0000-7000-8000-000000000001', \
+          '00000000-0000-7000-8000-000000000002', 'second', 'amcsecond')",
+    )
+    .await;
+    let batch = |user: &str| {
+        format!(
+            "INSERT INTO batches (id, user_id, workflow_id, workflow_version, name, run_count) VALUES \
+             ('00000000-0000-7000-8000-000000000007', '{user}', '00000000-0000-7000-8000-000000000004', 1, 'b', 2)"
+        )
+    };
+    // A batch names its user's workflow.
+    assert_eq!(
+        exec_err(&db, &batch("00000000-0000-7000-8000-000000000011")).await,
+        "23503"
+    );
+    exec(&db, &batch("00000000-0000-7000-8000-000000000001")).await;
+    let run = |n: u32, instance: &str| {
+        execution_insert(
+            n,
+            ", triggered_by, batch_id",
+            ", 'batch', '00000000-0000-7000-8000-000000000007'",
+        )
+        .replace(
+            "'00000000-0000-7000-8000-000000000003', 'queued'",
+            &format!("'{instance}', 'queued'"),
+        )
+    };
+    // One run on the workflow's instance, one on another of the user's; none on the other
+    // user's instance, and no run of another user joins the batch.
+    exec(&db, &run(1, "00000000-0000-7000-8000-000000000003")).await;
+    exec(&db, &run(2, "00000000-0000-7000-8000-000000000006")).await;
+    assert_eq!(
+        exec_err(&db, &run(3, "00000000-0000-7000-8000-000000000013")).await,
+        "23503"
+    );
+    let theirs = run(4, "00000000-0000-7000-8000-000000000013").replace(
+        "'00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-000000000004'",
+        "'00000000-0000-7000-8000-000000000011', '00000000-0000-7000-8000-000000000014'",
+    );
+    assert_eq!(
+        exec_err(&db, &theirs).await,
+        "23503",
+        "another user's run in the batch"
+    );
+    assert_eq!(
+        exec_err(&db, &execution_insert(5, ", triggered_by", ", 'manual'")).await,
+        "23514"
+    );
+    // A plain run on the workflow's instance survives the way down.
+    exec(&db, &execution_insert(6, "", "")).await;
+    let count = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM executions",
+            ))
+            .await
+            .expect("count")
+            .expect("row")
+            .try_get::<i64>("", "n")
+            .expect("n")
+        }
+    };
+    assert_eq!(count(&db).await, 3);
+    // Down through this migration (one follows it).
+    Migrator::down(&db, Some(2)).await.expect("down");
+    assert!(!table_names(&db).await.iter().any(|t| t == "batches"));
+    assert_eq!(count(&db).await, 1, "the batch runs went with the batches");
+    assert_eq!(
+        foreign_keys(&db, "executions").await,
+        [
+            "executions_collection_id_fkey",
+            "executions_retry_of_fkey",
+            "executions_schedule_id_fkey",
+            "executions_workflow_fkey",
+        ]
+    );
+    // The old composite key again: a run's instance is its workflow's.
+    assert_eq!(
+        exec_err(
+            &db,
+            &execution_insert(7, "", "").replace(
+                "'00000000-0000-7000-8000-000000000003', 'queued'",
+                "'00000000-0000-7000-8000-000000000006', 'queued'",
+            )
+        )
+        .await,
+        "23503"
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    assert!(table_names(&db).await.iter().any(|t| t == "batches"));
+    exec(&db, &batch("00000000-0000-7000-8000-000000000001")).await;
+    exec(&db, &run(8, "00000000-0000-7000-8000-000000000006")).await;
+    // Deleting an instance takes its runs, a batch run on it included.
+    exec(
+        &db,
+        "DELETE FROM amc_instances WHERE id = '00000000-0000-7000-8000-000000000006'",
+    )
+    .await;
+    assert_eq!(count(&db).await, 1);
+    db.close().await.expect("close");
+}
+
+/// `SELECT count(*) FROM {from}`.
+async fn count(db: &sea_orm::DatabaseConnection, from: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!("SELECT count(*) AS n FROM {from}"),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{from}: {e}"))
+    .expect("a row")
+    .try_get::<i64>("", "n")
+    .expect("n")
+}
+
+/// A collection row as the week-only schema wrote it.
+fn legacy_collection(id: u32, status: &str, max_concurrency: u32) -> String {
+    format!(
+        "INSERT INTO collections (id, user_id, workflow_id, name, start_date, end_date, max_concurrency, status, \
+           weeks_total, created_at, updated_at) VALUES \
+         ('00000000-0000-7000-a000-{id:012}', '00000000-0000-7000-8000-000000000001', \
+          '00000000-0000-7000-8000-000000000004', 'legacy {id}', '2025-11-05', '2025-11-26', {max_concurrency}, \
+          '{status}', 3, now() - interval '1 day', now() - interval '1 hour')"
+    )
+}
+
+/// Week `n` (from 2025-11-05, a Wednesday) of a legacy collection, with its run if any.
+fn legacy_week(collection: u32, n: u32, status: &str, run: Option<u32>) -> String {
+    let run = run.map_or("NULL".to_owned(), |r| {
+        format!("'00000000-0000-7000-9000-{r:012}'")
+    });
+    format!(
+        "INSERT INTO collection_weeks (collection_id, week_start, week_end, status, execution_id, attempts) VALUES \
+         ('00000000-0000-7000-a000-{collection:012}', '2025-11-05'::timestamp + interval '{start} days', \
+          '2025-11-05'::timestamp + interval '{end} days', '{status}', {run}, {attempts})",
+        start = n * 7,
+        end = n * 7 + 7,
+        attempts = u32::from(status != "pending"),
+    )
+}
+
+/// A legacy collection's run of week `n`.
+fn legacy_run(id: u32, collection: u32, n: u32, status: &str) -> String {
+    execution_insert(id, ", triggered_by, collection_id", &format!(", 'collection', '00000000-0000-7000-a000-{collection:012}'"))
+        .replace("'queued'", &format!("'{status}'"))
+        .replace(
+            "'2026-01-01 00:00:00', '2026-01-08 00:00:00'",
+            &format!(
+                "'2025-11-05'::timestamp + interval '{} days', '2025-11-05'::timestamp + interval '{} days'",
+                n * 7,
+                n * 7 + 7
+            ),
+        )
+}
+
+#[tokio::test]
+async fn legacy_collections_are_readable_and_advance_after_migrating() {
+    use common::collection::{self, CollectionStatus, ShownStatus, WindowQuery, WindowStatus};
+    use common::ids::{CollectionId, ExecutionId, UserId};
+    let url = fresh_database_url("miglegacy");
+    let _guard = DropGuard(url.clone());
+    migrations::create_database_if_missing(&url)
+        .await
+        .expect("create");
+    let db = Database::connect(&url).await.expect("connect");
+    let position = |name: &str| {
+        ALL_MIGRATIONS
+            .iter()
+            .position(|m| *m == name)
+            .expect("migration") as u32
+    };
+    // The schema before collections had windows, with a user, an instance and a workflow.
+    Migrator::up(&db, Some(position("m20261207_000001_collections")))
+        .await
+        .expect("up to weeks");
+    for s in SEED {
+        exec(&db, s).await;
+    }
+    // 1: running, two at once: week 0 succeeded, week 1 running at AMC, week 2 not started.
+    exec(&db, &legacy_collection(1, "running", 2)).await;
+    exec(&db, &legacy_run(101, 1, 0, "succeeded")).await;
+    exec(&db, &legacy_run(102, 1, 1, "running")).await;
+    exec(&db, &legacy_week(1, 0, "succeeded", Some(101))).await;
+    exec(&db, &legacy_week(1, 1, "running", Some(102))).await;
+    exec(&db, &legacy_week(1, 2, "pending", None)).await;
+    // 2: running but its weeks were never written: nothing to recover.
+    exec(&db, &legacy_collection(2, "running", 1)).await;
+    // 3: succeeded, without an end time.
+    exec(&db, &legacy_collection(3, "succeeded", 1)).await;
+    exec(&db, &legacy_run(103, 3, 0, "succeeded")).await;
+    exec(&db, &legacy_week(3, 0, "succeeded", Some(103))).await;
+    Migrator::up(&db, Some(1)).await.expect("up to windows");
+    // 4: as the collections migration left a legacy row before it copied weeks: no
+    // instance, no SQL, no window.
+    exec(
+        &db,
+        "INSERT INTO collections (id, user_id, workflow_id, name, start_date, end_date, status, sql_query, updated_at) \
+         VALUES ('00000000-0000-7000-a000-000000000004', '00000000-0000-7000-8000-000000000001', \
+         '00000000-0000-7000-8000-000000000004', 'legacy 4', '2025-11-05', '2025-11-26', 'paused', '', \
+         now() - interval '1 hour')",
+    )
+    .await;
+    Migrator::up(&db, None).await.expect("up to the latest");
+
+    let user = UserId("00000000-0000-7000-8000-000000000001".parse().unwrap());
+    let id = |n: u32| CollectionId(format!("00000000-0000-7000-a000-{n:012}").parse().unwrap());
+    let run = |n: u32| ExecutionId(format!("00000000-0000-7000-9000-{n:012}").parse().unwrap());
+    // Every collection reads as GET and the list show it.
+    let listed = collection::list(&db, user, None, 50).await.expect("list");
+    assert_eq!(listed.len(), 4);
+    let get = |n: u32| {
+        let db = db.clone();
+        async move {
+            collection::get(&db, user, id(n))
+                .await
+                .expect("get")
+                .expect("found")
+        }
+    };
+    let one = get(1).await;
+    assert_eq!(one.status, CollectionStatus::Running);
+    assert_eq!(
+        one.instance_id.0.to_string(),
+        "00000000-0000-7000-8000-000000000003"
+    );
+    assert_eq!(one.sql_query, "SELECT 1");
+    assert_eq!(one.week_starts.as_str(), "wednesday");
+    assert_eq!(one.window_count, 3);
+    assert_eq!(
+        (one.counts.succeeded, one.counts.running, one.counts.queued),
+        (1, 1, 1)
+    );
+    assert!(one.completed_at.is_none() && one.status_reason.is_none());
+    let page = |n: u32| {
+        let db = db.clone();
+        async move {
+            collection::window_page(
+                &db,
+                user,
+                id(n),
+                WindowQuery {
+                    after: None,
+                    limit: 10,
+                    status: None,
+                },
+            )
+            .await
+            .expect("windows")
+            .expect("owned")
+        }
+    };
+    let w = page(1).await;
+    assert_eq!(w.len(), 3);
+    assert_eq!(
+        w.iter().map(|x| x.status).collect::<Vec<_>>(),
+        [
+            WindowStatus::Succeeded,
+            WindowStatus::Active,
+            WindowStatus::Pending
+        ]
+    );
+    assert_eq!(w[1].shown_status(), ShownStatus::Running);
+    assert_eq!(w[0].window_end, w[1].window_start, "the weeks tile");
+    // Their runs are linked to their windows.
+    assert_eq!(w[0].execution_ids, [run(101)]);
+    assert_eq!(w[1].execution_ids, [run(102)]);
+    assert!(w[2].execution_ids.is_empty());
+    // Nothing to recover: closed as cancelled, saying why.
+    let (two, four) = (get(2).await, get(4).await);
+    for (n, c) in [(2, &two), (4, &four)] {
+        assert_eq!(c.status, CollectionStatus::Cancelled, "{n}");
+        assert!(c.completed_at.is_some(), "{n}");
+        assert!(
+            c.status_reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("weeks were lost"),
+            "{n}: {:?}",
+            c.status_reason
+        );
+        assert_eq!(c.instance_id, one.instance_id);
+    }
+    let three = get(3).await;
+    assert_eq!(three.status, CollectionStatus::Succeeded);
+    assert!(three.completed_at.is_some());
+    assert_eq!(three.counts.succeeded, 1);
+
+    // The reconciler's step: its look finds the running one with room for its next week,
+    // and advancing it starts that week's run (linked to it); the ended ones stay as they are.
+    let replica = common::schedule::Replica::register(&db, std::time::Duration::from_secs(5))
+        .await
+        .expect("replica");
+    let look = common::reconcile::look(&db, &replica, std::time::Duration::ZERO, 100)
+        .await
+        .expect("the reconciler's look");
+    assert_eq!(look.stalled_collections, [id(1)]);
+    let all: Vec<CollectionId> = (1..=4).map(id).collect();
+    let moved = collection::advance_stalled(&db, &all)
+        .await
+        .expect("advance");
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].started.len(), 1);
+    assert!(moved[0].ended.is_none());
+    let w = page(1).await;
+    assert_eq!(w[2].status, WindowStatus::Active);
+    assert_eq!(w[2].execution_ids, moved[0].started);
+    for (n, before) in [(2, two), (3, three), (4, four)] {
+        let after = get(n).await;
+        assert_eq!(
+            (after.status, after.completed_at),
+            (before.status, before.completed_at),
+            "{n}"
+        );
+    }
+    assert_eq!(
+        count(&db, "events WHERE event_type LIKE 'collection.%'").await,
+        0,
+        "no collection ended again"
+    );
+
+    // Down through the collections migration: the week windows are weeks again; up again.
+    let steps = ALL_MIGRATIONS.len() as u32 - position("m20261207_000001_collections");
+    Migrator::down(&db, Some(steps)).await.expect("down");
+    assert_eq!(count(&db, "collection_weeks").await, 4);
+    assert_eq!(
+        count(&db, "collection_weeks WHERE status = 'running'").await,
+        2
+    );
+    Migrator::up(&db, None).await.expect("up again");
+    let w = page(1).await;
+    assert_eq!(w.len(), 3);
+    assert_eq!(w[2].execution_ids, moved[0].started);
     db.close().await.expect("close");
 }

@@ -6,6 +6,7 @@
 mod support;
 
 use chrono::{NaiveDate, Utc};
+use common::batch::BatchStatus;
 use common::collection::{CollectionStatus, Granularity, WindowStatus};
 use common::event::feed::{self, FeedPosition, FeedQuery};
 use common::event::{DeliveryStatus, EventType};
@@ -28,6 +29,7 @@ struct Ids {
     connection: ConnectionId,
     schedule: ScheduleId,
     collection: CollectionId,
+    batch: BatchId,
     run: ExecutionId,
     retry: ExecutionId,
     event: EventId,
@@ -47,6 +49,7 @@ impl Ids {
             connection: ConnectionId::new(),
             schedule: ScheduleId::new(),
             collection: CollectionId::new(),
+            batch: BatchId::new(),
             run: ExecutionId::new(),
             retry: ExecutionId::new(),
             event: EventId::new(),
@@ -67,6 +70,7 @@ impl Ids {
             connection: c,
             schedule: s,
             collection: col,
+            batch: b,
             run: e,
             retry: r,
             event: ev,
@@ -120,9 +124,15 @@ impl Ids {
             format!(
                 "INSERT INTO collections (id, user_id, workflow_id, name, start_date, end_date, granularity, \
                    max_concurrency, max_attempts, parameters, time_zone, status, completed_at, week_starts, sql_query, \
-                   instance_id, schedule_id, window_count, workflow_version) \
+                   instance_id, schedule_id, window_count, workflow_version, status_reason) \
                  VALUES ('{col}', '{u}', '{w}', 'backfill', '2026-01-05', '2026-01-18', 'week', 2, 3, '{{\"days\":7}}', \
-                   'Europe/Paris', 'paused', now(), 'sunday', 'SELECT 7', '{i}', '{s}', 2, 2)"
+                   'Europe/Paris', 'paused', now(), 'sunday', 'SELECT 7', '{i}', '{s}', 2, 2, 'paused by hand')"
+            ),
+            format!(
+                "INSERT INTO batches (id, user_id, workflow_id, workflow_version, name, parameters, time_window_start, \
+                   time_window_end, time_zone, status, run_count, completed_at) \
+                 VALUES ('{b}', '{u}', '{w}', 2, 'every brand', '{{\"days\":7}}', '2026-01-05', '2026-01-12', \
+                   'Europe/Paris', 'failed', 1, now())"
             ),
             format!(
                 "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
@@ -130,15 +140,16 @@ impl Ids {
                    submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
                    row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, \
                    submitting_at, running_at, fetching_at, completed_at, quota_wait_until, trace_context, retry_of, \
-                   workflow_version, results_expired_at) \
+                   workflow_version, results_expired_at, collection_window, batch_id) \
                  SELECT id, '{u}', '{w}', '{i}', status, 'SELECT 7', '{{\"days\":7}}', '2026-01-05', '2026-01-12', \
                    'Europe/Paris', 'amc-' || key, 2, now(), now(), now(), code, 'AMC said no', 'file:///r.csv', \
-                   '[{{\"name\":\"n\",\"type\":\"integer\"}}]', 10, 'collection', '{s}', fire, '{col}', key, 'hash', \
+                   '[{{\"name\":\"n\",\"type\":\"integer\"}}]', 10, origin, '{s}', fire, collection, key, 'hash', \
                    now(), now(), now(), now(), now(), '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', retry, \
-                   2, now() \
-                 FROM (VALUES ('{e}'::uuid, 'failed', 'amc_failed', 'key-1', NULL::uuid, now()), \
-                              ('{r}'::uuid, 'succeeded', NULL, 'key-2', '{e}'::uuid, NULL)) \
-                   v(id, status, code, key, retry, fire)"
+                   2, now(), window_at, batch \
+                 FROM (VALUES ('{e}'::uuid, 'failed', 'amc_failed', 'key-1', NULL::uuid, now(), 'collection', \
+                                 '{col}'::uuid, 0, NULL::uuid), \
+                              ('{r}'::uuid, 'succeeded', NULL, 'key-2', '{e}'::uuid, NULL, 'batch', NULL, NULL, '{b}')) \
+                   v(id, status, code, key, retry, fire, origin, collection, window_at, batch)"
             ),
             format!(
                 "INSERT INTO execution_transitions (execution_id, from_status, to_status, reason, detail) \
@@ -264,10 +275,19 @@ async fn read_back(db: &DatabaseConnection, ids: &Ids) {
         collection.start_date,
         NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()
     );
-    let windows = common::collection::store::windows(db, ids.user, ids.collection, None, 10)
-        .await
-        .expect("windows")
-        .expect("the collection's");
+    let windows = common::collection::store::windows(
+        db,
+        ids.user,
+        ids.collection,
+        common::collection::store::WindowQuery {
+            after: None,
+            limit: 10,
+            status: None,
+        },
+    )
+    .await
+    .expect("windows")
+    .expect("the collection's");
     let statuses: Vec<_> = windows.iter().map(|w| (w.status, w.run_status)).collect();
     assert_eq!(
         statuses,
@@ -277,28 +297,46 @@ async fn read_back(db: &DatabaseConnection, ids: &Ids) {
         ]
     );
 
-    for (id, status) in [
-        (ids.run, ExecutionStatus::Failed),
-        (ids.retry, ExecutionStatus::Succeeded),
+    for (id, status, origin) in [
+        (ids.run, ExecutionStatus::Failed, TriggeredBy::Collection),
+        (ids.retry, ExecutionStatus::Succeeded, TriggeredBy::Batch),
     ] {
         let row = common::execution::find(db, id)
             .await
             .expect("execution")
             .expect("a run");
-        assert_eq!(
-            (row.status, row.triggered_by),
-            (status, TriggeredBy::Collection)
-        );
-        assert_eq!(row.collection_id, Some(ids.collection));
+        assert_eq!((row.status, row.triggered_by), (status, origin));
         assert_eq!(row.row_count, Some(10));
     }
     let failed = common::execution::find(db, ids.run).await.unwrap().unwrap();
     assert_eq!(failed.error_code, Some(ErrorCode::AmcFailed));
+    assert_eq!(
+        (failed.collection_id, failed.collection_window),
+        (Some(ids.collection), Some(0))
+    );
     let retry = common::execution::find(db, ids.retry)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(retry.retry_of, Some(ids.run));
+    assert_eq!(
+        (retry.retry_of, retry.batch_id),
+        (Some(ids.run), Some(ids.batch))
+    );
+    let batch = common::batch::get(db, ids.user, ids.batch)
+        .await
+        .expect("batch")
+        .expect("a batch");
+    assert_eq!((batch.status, batch.run_count), (BatchStatus::Failed, 1));
+    // A saved workflow, recorded with the run that uses it.
+    let saved = common::saved_workflow::SavedWorkflow::for_sql("SELECT 7");
+    common::saved_workflow::record_use(db, ids.instance, ids.retry, &saved)
+        .await
+        .expect("saved workflow");
+    let retry = common::execution::find(db, ids.retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retry.amc_workflow_id, Some(saved.id));
     let trail = common::execution::transitions(db, ids.run)
         .await
         .expect("transitions");
@@ -466,6 +504,7 @@ async fn each_checked_text_column_allows_exactly_its_enums_spellings() {
     let db = common::db::connect(&url, 1).await.expect("connect");
     let expected: Vec<(&str, Vec<String>)> = vec![
         ("users_role_check", spellings!(Role)),
+        ("batches_status_check", spellings!(BatchStatus)),
         (
             "amazon_connections_status_check",
             spellings!(ConnectionStatus),

@@ -4,9 +4,11 @@
 # ops/deploy/requirements.txt):
 #   - docker-compose.yml against the Compose specification's JSON schema (the copy
 #     check-jsonschema ships: --builtin-schema vendor.compose-spec), and `docker-compose
-#     config -q` (Debian's docker-compose, installed when missing);
+#     config -q` (Debian's docker-compose, installed when missing), plain and with
+#     ops/deploy/observability.env (check_deploy.py reads the expanded config: no `${` left);
 #   - ops/k8s/worker-scaledobject.yaml against KEDA's ScaledObject schema
-#     (ops/deploy/schemas/keda-scaledobject-v1alpha1.json);
+#     (ops/deploy/schemas/keda-scaledobject-v1alpha1.json), and ops/k8s/kustomization.yaml
+#     against SchemaStore's (ops/deploy/schemas/kustomization.json, README there);
 #   - the PromQL of the Grafana dashboard and of the KEDA trigger parses (promtool, when
 #     installed: ops/prometheus/check.sh installs it), and ops/prometheus/prometheus.yml;
 #   - ops/deploy/check_deploy.py: the Dockerfile (dockerfile-parse), every Kubernetes manifest
@@ -27,21 +29,28 @@ fi
 echo "-- docker-compose.yml: Compose specification"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
 # docker-compose (Debian's, which reads a file with no engine) resolves the anchors,
-# extends and profiles and validates the result, with and without the observability profile.
+# extends and profiles and validates the result, plain and with the observability env file.
 if ! command -v docker-compose >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
 fi
-echo "-- docker-compose config -q (default, observability)"
+echo "-- docker-compose config -q (default; observability: --env-file ops/deploy/observability.env)"
 docker-compose -f docker-compose.yml config -q
-COMPOSE_PROFILES=observability docker-compose -f docker-compose.yml config -q
+docker-compose -f docker-compose.yml --env-file ops/deploy/observability.env config -q
 echo "ok -- docker-compose config"
 
 echo "-- ops/k8s/worker-scaledobject.yaml: KEDA ScaledObject schema"
 "$venv/bin/check-jsonschema" --schemafile ops/deploy/schemas/keda-scaledobject-v1alpha1.json \
   ops/k8s/worker-scaledobject.yaml
+
+echo "-- ops/k8s/kustomization.yaml: SchemaStore's Kustomization schema"
+# The vendored copy is SchemaStore's text unchanged (ops/deploy/schemas/README.md).
+echo "a316ee538e3b4b9e63d1205b746e74b80f1b285eb965d89436591cd9f5f153c6  ops/deploy/schemas/kustomization.json" \
+  | sha256sum --check --quiet
+"$venv/bin/check-jsonschema" --schemafile ops/deploy/schemas/kustomization.json \
+  ops/k8s/kustomization.yaml
 
 if command -v promtool >/dev/null 2>&1; then
   echo "-- PromQL of the dashboard and the KEDA trigger, ops/prometheus/prometheus.yml: promtool"

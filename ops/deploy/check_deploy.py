@@ -9,12 +9,17 @@ ops/deploy/check.sh inside its venv, after the schema validations there).
   docker-compose.yml  the services, their commands (each names a binary of the workspace),
                       env names (each known to common/src/config.rs, amc-sim's config, the
                       README's Configuration table or CONTRACT.md), worker replicas 3,
-                      scheduler replicas 2, migrate gating the others, a health check on each
-                      long-running service on its own health address.
+                      scheduler replicas 2, migrate gating the others, a health check on every
+                      service but the stated exemptions (HEALTH_EXEMPT), ours on their own
+                      health address; and `docker-compose config` (Debian's 1.29), plain and
+                      with ops/deploy/observability.env, expands every ${…} and gives the
+                      services of each profile and the OTLP endpoint it promises.
   ops/k8s/*.yaml      every document validated with kubernetes-validate (strict, Kubernetes
                       K8S_VERSION) but the ScaledObject (check.sh validates it against KEDA's
                       schema) and the Kustomization; probes, grace periods, resources, PDBs,
-                      the ConfigMap/Secret split, the KEDA target and its replica bounds.
+                      the ConfigMap/Secret split, the KEDA target and its replica bounds, and
+                      the Postgres connections at maxReplicaCount (replicas × (pool + 1
+                      LISTEN)) as the ScaledObject's comment and the README state them.
   ops/prometheus, ops/otel, ops/grafana
                       parse; the collector's pipelines name defined components; every
                       dashboard panel has a PromQL target on the `datasource` variable.
@@ -39,6 +44,16 @@ K8S_VERSION = os.environ.get("AMP_K8S_VERSION", "1.33.0")
 BINARIES = ("api", "worker", "scheduler", "migrate", "amc-sim")
 SECRET_KEYS = ("AMP_JWT_SECRET", "AMP_ENCRYPTION_KEY", "AMP_LWA_CLIENT_SECRET", "AMP_DATABASE_URL")
 OBSERVABILITY = ("otel-collector", "jaeger", "prometheus", "grafana")
+# Compose services without a healthcheck, and why. Each is checked: it really has none,
+# nothing waits on it being healthy, and its reason holds where it can be (the collector's
+# health endpoint is configured).
+HEALTH_EXEMPT = {
+    "migrate": "a one-shot: the others wait for it to complete (service_completed_successfully)",
+    "otel-collector": "its image is the collector binary alone (FROM scratch: no shell, wget or "
+                      "curl); its health_check extension answers on :13133 to a probe from outside",
+}
+OBSERVABILITY_ENV = "ops/deploy/observability.env"
+OTLP_ENDPOINT = "http://otel-collector:4318"
 # Variables our processes read beside AMP_* (README "Configuration" and "Traces").
 OTHER_ENV = re.compile(r"^(OTEL_[A-Z0-9_]+|RUST_LOG|AWS_[A-Z0-9_]+)$")
 
@@ -271,9 +286,8 @@ def check_compose(binaries, known):
                 fail(where, f"{name}: AMP_AMC_BASE_URL is not http://amc-sim:8090")
             if not env.get("AMP_LWA_TOKEN_URL", "").startswith("http://amc-sim:8090/"):
                 fail(where, f"{name}: AMP_LWA_TOKEN_URL is not amc-sim's")
-            if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env or "otel-collector:4318" not in env["OTEL_EXPORTER_OTLP_ENDPOINT"]:
-                fail(where, f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT does not point at the collector "
-                            "when the observability profile is on")
+            if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env:
+                fail(where, f"{name} does not pass OTEL_EXPORTER_OTLP_ENDPOINT")
         if name in ("api", "worker", "scheduler"):
             dep = (s.get("depends_on") or {}).get("migrate") if isinstance(s.get("depends_on"), dict) else None
             if not dep or dep.get("condition") != "service_completed_successfully":
@@ -292,6 +306,7 @@ def check_compose(binaries, known):
             elif f":{port}{want}" not in test:
                 fail(where, f"{name}'s health check ({test}) does not ask :{port}{want} "
                             f"({health_addr}={env.get(health_addr)})")
+    check_health_exemptions(services)
     if env_of(services["api"]).get("AMP_API_ADDR") != "0.0.0.0:8080":
         fail(where, "api: AMP_API_ADDR is not 0.0.0.0:8080")
     if "8080:8080" not in [str(p) for p in services["api"].get("ports", [])]:
@@ -314,6 +329,69 @@ def check_compose(binaries, known):
             fail(where, f"{f} is not mounted")
         if not os.path.exists(path(f)):
             fail(where, f"mounts {f}, which does not exist")
+
+
+def check_health_exemptions(services):
+    """Every service has a healthcheck but those of HEALTH_EXEMPT, which have none, and
+    on which no service waits for `service_healthy`."""
+    where = "docker-compose.yml"
+    for name, s in services.items():
+        has = bool(health_test(s)) and not (s.get("healthcheck") or {}).get("disable")
+        if name in HEALTH_EXEMPT:
+            if has:
+                fail(where, f"{name} has a healthcheck: drop its exemption in HEALTH_EXEMPT")
+        elif not has:
+            fail(where, f"{name} has no healthcheck (and no exemption in HEALTH_EXEMPT)")
+        deps = s.get("depends_on") or {}
+        for dep, spec in (deps.items() if isinstance(deps, dict) else []):
+            if dep in HEALTH_EXEMPT and (spec or {}).get("condition") == "service_healthy":
+                fail(where, f"{name} waits for {dep} to be healthy, which has no healthcheck")
+    for name in HEALTH_EXEMPT:
+        if name not in services:
+            fail("ops/deploy/check_deploy.py", f"HEALTH_EXEMPT names {name}, not a service")
+    with open(path("ops", "otel", "collector.yml"), encoding="utf-8") as f:
+        otel = yaml.safe_load(f)
+    health = (otel.get("extensions") or {}).get("health_check")
+    if "health_check" not in otel["service"].get("extensions", []) or health is None \
+            or not str((health or {}).get("endpoint", "")).endswith(":13133"):
+        fail("ops/otel/collector.yml", "the health_check extension is not on :13133 (the reason "
+                                       "otel-collector is exempt from a compose healthcheck)")
+
+
+def compose_config(env_file=None):
+    """`docker-compose config` of docker-compose.yml (with `env_file`), as the text it
+    prints; neither profile nor endpoint comes from the caller's shell."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COMPOSE_PROFILES", "OTEL_EXPORTER_OTLP_ENDPOINT", "COMPOSE_FILE")}
+    args = ["docker-compose", "-f", "docker-compose.yml"]
+    if env_file:
+        args += ["--env-file", env_file]
+    out = subprocess.run(args + ["config"], cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} config failed:\n{out.stderr}")
+    return out.stdout
+
+
+def check_compose_resolved():
+    """What docker-compose 1.29 makes of the file: every ${…} expanded (it leaves a nested
+    one as text, escaped `$${…}`), plain and with the observability env file, and our
+    processes export traces only with the env file, which also turns the observability
+    profile on. (`config` lists every service whatever the profile.)"""
+    for env_file, endpoint in ((None, ""), (OBSERVABILITY_ENV, OTLP_ENDPOINT)):
+        where = f"docker-compose config{' --env-file ' + env_file if env_file else ''}"
+        text = compose_config(env_file)
+        for number, line in enumerate(text.splitlines(), 1):
+            if "${" in line:
+                fail(where, f"line {number} keeps an unexpanded variable: {line.strip()}")
+        services = yaml.safe_load(text).get("services", {})
+        for name in ("migrate", "api", "worker", "scheduler"):
+            got = env_of(services.get(name, {})).get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            if got != endpoint:
+                fail(where, f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT is {got!r}, expected {endpoint!r}")
+    settings = dict(line.split("=", 1) for line in read(OBSERVABILITY_ENV).splitlines()
+                    if "=" in line and not line.lstrip().startswith("#"))
+    if "observability" not in settings.get("COMPOSE_PROFILES", "").split(","):
+        fail(OBSERVABILITY_ENV, "does not set COMPOSE_PROFILES=observability")
 
 
 def check_observability_files():
@@ -492,6 +570,8 @@ def check_k8s(binaries, known):
             if float(trigger["metadata"].get("threshold", "0")) <= 0:
                 fail(where, "no positive threshold")
 
+    check_connection_arithmetic(deployments, config, scaled)
+
     kustomization = [d for _, d in by_kind.get("Kustomization", [])]
     if len(kustomization) == 1:
         listed = set(kustomization[0].get("resources", []))
@@ -504,11 +584,51 @@ def check_k8s(binaries, known):
             fail("ops/k8s/kustomization.yaml", "lists the migrate Job: it must run before the Deployments")
 
 
+def default_pool(component):
+    """The pool size a process takes without AMP_DATABASE_MAX_CONNECTIONS (its
+    `config.pool_size(N)`; the worker's is its concurrency, which the manifests cap)."""
+    found = re.search(r"pool_size\((\d+)\)", read(component, "src", "lib.rs"))
+    return int(found.group(1)) if found else None
+
+
+def check_connection_arithmetic(deployments, config, scaled):
+    """The Postgres connections at the most workers, as the ScaledObject's comment and the
+    README state them: every replica holds its pool (AMP_DATABASE_MAX_CONNECTIONS, else the
+    process's default) plus one LISTEN connection; the max_connections both advise leaves room
+    for a `migrate` run (2) and Postgres's 3 superuser-reserved connections."""
+    if not scaled or any(f"recomamp-{c}" not in deployments for c in ("api", "worker", "scheduler")):
+        return
+    total = 0
+    for component in ("api", "worker", "scheduler"):
+        _, d = deployments[f"recomamp-{component}"]
+        env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        pool = env.get("AMP_DATABASE_MAX_CONNECTIONS") or config.get("AMP_DATABASE_MAX_CONNECTIONS")
+        pool = int(pool) if pool else default_pool(component)
+        if pool is None:
+            fail(f"ops/k8s Deployment/recomamp-{component}", "sets no AMP_DATABASE_MAX_CONNECTIONS "
+                                                             "and its default pool is unknown")
+            return
+        replicas = scaled[0][1]["spec"].get("maxReplicaCount", 100) if component == "worker" \
+            else d["spec"].get("replicas", 1)
+        total += replicas * (pool + 1)
+    for where, text in ((f"ops/k8s/{scaled[0][0]}", read("ops", "k8s", scaled[0][0])),
+                        ("README.md", read("README.md"))):
+        flat = " ".join(text.replace("#", " ").split())
+        if f"= {total}" not in flat:
+            fail(where, f"does not state the {total} Postgres connections of the most workers "
+                        "(replicas × (pool + 1 LISTEN))")
+        advised = [int(n) for n in re.findall(r"max_connections`? ≥ (\d+)", flat)]
+        if not advised or min(advised) < total + 2 + 3:
+            fail(where, f"advises max_connections {advised or 'nowhere'}; at least {total + 5} "
+                        f"({total} + a migrate run's 2 + 3 superuser-reserved)")
+
+
 def main():
     binaries = workspace_binaries()
     known = known_env()
     check_dockerfile(binaries)
     check_compose(binaries, known)
+    check_compose_resolved()
     check_observability_files()
     check_k8s(binaries, known)
     if errors:

@@ -2,17 +2,19 @@
 //! once with any number of replicas; and the system duties, each on its own interval and
 //! safe with several replicas: the reconciler (DESIGN inv. 1) that re-enqueues overdue
 //! work from Postgres, so that losing Redis, or a worker dying mid-step, loses nothing;
-//! proactive token refresh; pruning; removing results past `AMP_RESULTS_RETENTION`; and
-//! the gauges of shared state (`gauges`).
+//! proactive token refresh; pruning; removing results past `AMP_RESULTS_RETENTION`;
+//! deleting at AMC the saved workflows no run needs any more (`saved_workflows`); and the
+//! gauges of shared state (`gauges`).
 
 pub mod fire;
 pub mod gauges;
 pub mod health;
 pub mod reconcile;
+pub mod saved_workflows;
 pub mod tokens;
 
 use anyhow::Context;
-use common::amc::{AmcConfig, LwaClient};
+use common::amc::{AmcClient, AmcConfig, LwaClient};
 use common::config::Config;
 use common::crypto::Cipher;
 use common::telemetry::metrics::ReconcileLabels;
@@ -25,6 +27,8 @@ pub struct Scheduler {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub producer: Producer,
+    /// The AMC client (saved workflows are deleted through it) and its LWA client.
+    pub amc: AmcClient,
     pub lwa: LwaClient,
     pub cipher: Cipher,
     pub token_refresh: tokens::TokenRefresh,
@@ -70,7 +74,8 @@ impl Scheduler {
         amc.metrics = Some(Arc::new(common::telemetry::metrics::AmcMetrics::register(
             &mut registry,
         )));
-        let lwa = LwaClient::new(amc).context("building the LWA client")?;
+        let amc = AmcClient::new(amc).context("building the AMC client")?;
+        let lwa = amc.lwa().clone();
         let cipher = config.cipher().context("AMP_ENCRYPTION_KEY")?;
         let token_refresh = tokens::TokenRefresh::from_env()?;
         let metrics = common::telemetry::metrics::SchedulerMetrics::register(&mut registry);
@@ -97,6 +102,7 @@ impl Scheduler {
             config,
             db,
             producer,
+            amc,
             lwa,
             cipher,
             token_refresh,
@@ -136,6 +142,13 @@ impl Scheduler {
                 move || {
                     let s = s.clone();
                     async move { prune_pass(&s).await }
+                }
+            })),
+            tokio::spawn(duty(stop.clone(), prune_every, false, {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { saved_workflows::pass(&s).await }
                 }
             })),
             // The shared-state gauges at once, so a fresh replica exports them.

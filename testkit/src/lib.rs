@@ -6,6 +6,7 @@ pub mod pg_cluster;
 pub mod procs;
 pub mod receiver;
 pub mod redis_server;
+pub mod slow_proxy;
 pub mod system;
 
 pub use db::TestDb;
@@ -13,6 +14,7 @@ pub use pg_cluster::PgCluster;
 pub use procs::{Proc, bin_path, free_port};
 pub use receiver::{Behaviour, Received, Receiver};
 pub use redis_server::RedisServer;
+pub use slow_proxy::SlowProxy;
 pub use system::{Client, System, SystemOptions};
 
 /// A short random suffix for names of databases and prefixes.

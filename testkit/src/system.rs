@@ -147,6 +147,35 @@ impl System {
         Proc::spawn("scheduler", &[], &self.env)
     }
 
+    /// Starts `bin` with the system's environment plus `overrides`.
+    pub fn spawn_with(&self, bin: &str, overrides: &[(&str, &str)]) -> anyhow::Result<Proc> {
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.insert((*k).into(), (*v).into());
+        }
+        Proc::spawn(bin, &[], &env)
+    }
+
+    /// Starts a worker with the system's environment plus `overrides` and a health
+    /// address of its own; returns it with its `/healthz` URL.
+    pub fn spawn_worker_with(&self, overrides: &[(&str, &str)]) -> (Proc, String) {
+        let health = format!("127.0.0.1:{}", free_port());
+        let mut all = overrides.to_vec();
+        all.push(("AMP_WORKER_HEALTH_ADDR", &health));
+        let p = self.spawn_with("worker", &all).expect("spawn worker");
+        (p, format!("http://{health}/healthz"))
+    }
+
+    /// Whether `url` (a health endpoint) answers 2xx.
+    pub async fn healthy(&self, url: &str) -> bool {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    }
+
     /// Replaces the api process with one started with the current `env` (a rolling
     /// restart after a configuration change) and waits until it is healthy.
     pub async fn restart_api(&mut self) -> anyhow::Result<()> {
@@ -408,6 +437,25 @@ impl Client {
                 Some(c) => cursor = Some(c.to_string()),
                 None => return items,
             }
+        }
+    }
+
+    /// Waits until `check` holds for what `GET path` answers (or the timeout); returns the
+    /// last body.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (s, b) = self.get(path).await;
+            assert_eq!(s, 200, "GET {path}: {b}");
+            if check(&b) || tokio::time::Instant::now() >= deadline {
+                return b;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -24,6 +24,8 @@ pub struct Ctx {
     pub steps: crate::steps::Steps,
     /// The webhook client and per-endpoint gates.
     pub hooks: crate::hooks::Hooks,
+    /// Group commit of the 2xx attempts that end together.
+    pub delivered: crate::hooks::Delivered,
     /// The job series, and the registry `/metrics` renders.
     pub metrics: Arc<common::telemetry::metrics::JobMetrics>,
     pub registry: Arc<prometheus_client::registry::Registry>,

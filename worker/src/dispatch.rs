@@ -11,7 +11,7 @@
 
 use crate::ctx::Ctx;
 use crate::jobs::deliver;
-use crate::registry::as_job;
+use crate::registry::{as_job, job_span};
 use common::jobs::DeliverJob;
 use common::webhook::delivery::{self, Work};
 use queue::Job;
@@ -110,11 +110,13 @@ async fn claim_and_attempt(
 /// One claimed delivery's attempt, run as its job would be (span, metrics).
 async fn attempt(ctx: Ctx, work: Work, trace: Option<String>, _permit: OwnedSemaphorePermit) {
     let id = work.id;
+    let span = job_span(DeliverJob::QUEUE);
+    span.record("delivery.id", tracing::field::display(id));
     let run = deliver::attempt_held(&ctx, work);
     // `as_job` logs a failure; the delivery's lease then passes and the reconciler re-pushes it.
     if as_job(
         &ctx,
-        DeliverJob::QUEUE,
+        (DeliverJob::QUEUE, span),
         trace.as_deref(),
         Duration::ZERO,
         run,

@@ -3,10 +3,13 @@
 //! allowed), and a gate per endpoint so that a slow or dead endpoint holds at most a
 //! share of this process's job slots and never delays deliveries to any other.
 
-use common::ids::EndpointId;
+use common::group::{BatchLimits, Call, Group};
+use common::ids::{DeliveryId, EndpointId};
 use common::webhook::address::is_public;
+use common::webhook::delivery::{self, Attempt, Work};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use std::collections::HashMap;
+use sea_orm::DatabaseConnection;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -222,5 +225,52 @@ mod tests {
             open.allowed(&url::Url::parse("http://127.0.0.1/").unwrap())
                 .is_ok()
         );
+    }
+}
+
+/// Group commit of answered deliveries: the 2xx attempts that end together are recorded
+/// with one statement (`delivery::record_delivered`), as status checks share theirs.
+#[derive(Clone)]
+pub struct Delivered(Group<(Work, Attempt), Result<bool, String>>);
+
+impl Delivered {
+    /// Starts the group commit (inside tokio).
+    pub fn start(db: DatabaseConnection, limits: BatchLimits) -> Self {
+        Self(Group::start(limits, move |calls| {
+            let db = db.clone();
+            async move { record_batch(&db, calls).await }
+        }))
+    }
+
+    /// Records a 2xx attempt of a held delivery; `false` when its lease was taken over.
+    pub async fn record(
+        &self,
+        work: Work,
+        attempt: Attempt,
+    ) -> Result<bool, crate::steps::StepsError> {
+        crate::steps::ask(&self.0, "record delivered", (work, attempt)).await
+    }
+}
+
+async fn record_batch(
+    db: &DatabaseConnection,
+    calls: Vec<Call<(Work, Attempt), Result<bool, String>>>,
+) {
+    let answered: Vec<(&Work, &Attempt)> =
+        calls.iter().map(|c| (&c.request.0, &c.request.1)).collect();
+    match delivery::record_delivered(db, &answered).await {
+        Ok(moved) => {
+            let moved: HashSet<DeliveryId> = moved.into_iter().collect();
+            for c in calls {
+                let ok = moved.contains(&c.request.0.id);
+                c.answer(Ok(ok));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for c in calls {
+                c.answer(Err(msg.clone()));
+            }
+        }
     }
 }

@@ -72,8 +72,10 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
         config.worker_concurrency,
     )
     .context("building the webhook client")?;
+    let delivered = hooks::Delivered::start(db.clone(), Default::default());
     Ok(Ctx {
         hooks,
+        delivered,
         metrics,
         registry: Arc::new(registry),
         admissions: Default::default(),

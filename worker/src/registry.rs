@@ -65,9 +65,11 @@ async fn run<J: Handle>(job: J, ctx: Data<Ctx>, meta: Data<JobMeta>) -> Result<(
     let waited_ms = queue::now_ms().saturating_sub(meta.runnable_ms);
     let waited = std::time::Duration::from_millis(waited_ms);
     let ctx: &Ctx = &ctx;
+    let span = job_span(J::QUEUE);
+    job.describe(&span);
     as_job(
         ctx,
-        J::QUEUE,
+        (J::QUEUE, span),
         meta.trace.as_deref(),
         waited,
         job.handle(ctx),
@@ -76,11 +78,25 @@ async fn run<J: Handle>(job: J, ctx: Data<Ctx>, meta: Data<JobMeta>) -> Result<(
     .map_err(BoxDynError::from)
 }
 
+/// A job's span, named after its queue, with the fields its kind records
+/// ([`Handle::describe`]).
+pub(crate) fn job_span(queue: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        otel.name = %format!("job {queue}"),
+        queue,
+        execution.id = tracing::field::Empty,
+        delivery.id = tracing::field::Empty,
+        instance.id = tracing::field::Empty,
+    )
+}
+
 /// Runs `work` as a job of `queue` runs: counted in the queue's metrics (`waited` since it
-/// could start), in a `job` span joined to the trace `carried` names, a failure logged.
+/// could start), in `span` (its [`job_span`]) joined to the trace `carried` names, a
+/// failure logged.
 pub(crate) async fn as_job<F>(
     ctx: &Ctx,
-    queue: &'static str,
+    (queue, span): (&'static str, tracing::Span),
     carried: Option<&str>,
     waited: std::time::Duration,
     work: F,
@@ -89,7 +105,6 @@ where
     F: std::future::Future<Output = JobResult>,
 {
     ctx.metrics.started(queue, waited);
-    let span = tracing::info_span!("job", otel.name = %format!("job {queue}"), queue);
     let root = trace::join(&span, carried);
     trace::scope(root, measured(ctx, queue, work).instrument(span)).await
 }

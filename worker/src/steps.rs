@@ -150,7 +150,7 @@ impl Steps {
 }
 
 /// One request to a group commit, its failure named by `what`.
-async fn ask<Q: Send + 'static, A: Send + 'static>(
+pub(crate) async fn ask<Q: Send + 'static, A: Send + 'static>(
     group: &Group<Q, Result<A, String>>,
     what: &'static str,
     request: Q,

@@ -32,7 +32,10 @@ pub async fn create(
     };
     let id = def.id.clone();
     match sim.with_catalog(&instance, |c| c.create_workflow(def)) {
-        Ok(()) => json_response(200, &json!({})),
+        Ok(()) => {
+            sim.lock().workflow_creates += 1;
+            json_response(200, &json!({}))
+        }
         Err(_) => already_exists(&id),
     }
 }
@@ -88,7 +91,10 @@ pub async fn update(
         Err(details) => return amc_error(400, &details),
     };
     match sim.with_catalog(&instance, |c| c.update_workflow(def)) {
-        Ok(()) => json_response(200, &json!({})),
+        Ok(()) => {
+            sim.lock().workflow_updates += 1;
+            json_response(200, &json!({}))
+        }
         Err(_) => not_found(&id),
     }
 }
@@ -103,7 +109,10 @@ pub async fn delete(
         return *resp;
     }
     match sim.with_catalog(&instance, |c| c.delete_workflow(&id)) {
-        Ok(()) => json_response(200, &json!({})),
+        Ok(()) => {
+            sim.lock().workflow_deletes += 1;
+            json_response(200, &json!({}))
+        }
         Err(CatalogError::InUse(schedule)) => amc_error(
             400,
             &format!(

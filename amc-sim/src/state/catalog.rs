@@ -101,6 +101,14 @@ impl Catalog {
         self.workflows.get(id).map(|w| w.sql.clone())
     }
 
+    /// Every saved workflow's id and the size of its SQL in bytes, by id.
+    pub fn workflow_sizes(&self) -> Vec<(String, usize)> {
+        self.workflows
+            .iter()
+            .map(|(id, w)| (id.clone(), w.sql.len()))
+            .collect()
+    }
+
     /// Up to `limit` workflows from id `from` on.
     pub fn workflows(&self, from: Option<&str>, limit: usize) -> Page {
         page(&self.workflows, from, limit, |w| {

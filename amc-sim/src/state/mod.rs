@@ -58,6 +58,10 @@ pub struct SimState {
     pub token_exchanges: u64,
     pub creates: u64,
     pub cancels: u64,
+    /// Saved workflows created, updated and deleted (answered 200).
+    pub workflow_creates: u64,
+    pub workflow_updates: u64,
+    pub workflow_deletes: u64,
     pub hold_next_create: bool,
     pub held: Vec<oneshot::Sender<()>>,
     /// Attempts per (route, key), for deterministic fault draws.
@@ -432,6 +436,16 @@ impl Sim {
             .map(|(k, i)| (k.clone(), json!(i.peak_running)))
             .collect();
         let max_running = st.instances.values().map(|i| i.peak_running).max();
+        let mut workflows: Vec<Value> = st
+            .catalogs
+            .iter()
+            .flat_map(|(instance, c)| {
+                c.workflow_sizes().into_iter().map(move |(id, bytes)| {
+                    json!({"instance_id": instance, "workflow_id": id, "sql_bytes": bytes})
+                })
+            })
+            .collect();
+        workflows.sort_by_key(|w| (w["instance_id"].to_string(), w["workflow_id"].to_string()));
         json!({
             "token_exchanges": st.token_exchanges,
             "token_exchanges_by_refresh_token": st.exchanges_by_refresh,
@@ -440,6 +454,10 @@ impl Sim {
             "max_running_by_instance": running,
             "creates": st.creates,
             "cancels": st.cancels,
+            "workflow_creates": st.workflow_creates,
+            "workflow_updates": st.workflow_updates,
+            "workflow_deletes": st.workflow_deletes,
+            "workflows": workflows,
             "peak_active": peak,
             "runs": runs,
         })

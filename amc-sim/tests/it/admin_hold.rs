@@ -56,3 +56,34 @@ async fn held_create_exists_before_its_answer() {
     assert_eq!(body["workflowExecutionId"], execs[0]["workflowExecutionId"]);
     assert_eq!(t.admin_get("held").await["held"], 0);
 }
+
+/// `stats` lists the saved workflows each instance holds (id and SQL size) and counts the
+/// creates, updates and deletes AMC answered 200; a refused create (the id exists) or a
+/// delete of an unknown id counts nothing.
+#[tokio::test]
+async fn stats_list_saved_workflows_and_count_their_changes() {
+    use reqwest::Method;
+    let t = TestSim::start(|_| {}).await;
+    let def = |sql: &str| json!({"workflowId": "amp_stats", "sqlQuery": sql});
+    let post = || t.reporting(Method::POST, "/workflows");
+    assert_eq!(TestSim::send(post().json(&def("SELECT 1"))).await.0, 200);
+    assert_eq!(TestSim::send(post().json(&def("SELECT 1"))).await.0, 400);
+    let put = t.reporting(Method::PUT, "/workflows/amp_stats");
+    assert_eq!(TestSim::send(put.json(&def("SELECT 22"))).await.0, 200);
+    let stats = t.admin_get("stats").await;
+    assert_eq!(
+        stats["workflows"],
+        json!([{"instance_id": t.instance, "workflow_id": "amp_stats", "sql_bytes": 9}])
+    );
+    assert_eq!(
+        (&stats["workflow_creates"], &stats["workflow_updates"]),
+        (&json!(1), &json!(1))
+    );
+    for expected in [200, 400] {
+        let del = t.reporting(Method::DELETE, "/workflows/amp_stats");
+        assert_eq!(TestSim::send(del).await.0, expected);
+    }
+    let stats = t.admin_get("stats").await;
+    assert_eq!(stats["workflows"], json!([]));
+    assert_eq!(stats["workflow_deletes"], 1);
+}

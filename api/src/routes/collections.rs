@@ -15,8 +15,8 @@ use crate::state::AppState;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::collection::{
     self as coll, BackfillSpec, Changed, CollectionError, CollectionRow, CollectionSpec,
-    CollectionStatus, CombinedError, Created, Granularity, Limits, ShownStatus, WindowGranularity,
-    WindowRow,
+    CollectionStatus, CombinedError, Counts, Created, Granularity, Limits, ShownStatus,
+    WindowGranularity, WindowRow,
 };
 use common::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, WorkflowId};
 use common::jobs::{AdmitJob, CancelJob};
@@ -80,6 +80,18 @@ pub struct CountsBody {
     pub cancelled: i64,
 }
 
+impl From<Counts> for CountsBody {
+    fn from(c: Counts) -> Self {
+        Self {
+            queued: c.queued,
+            running: c.running,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            cancelled: c.cancelled,
+        }
+    }
+}
+
 /// A collection.
 #[derive(Debug, Object)]
 pub struct CollectionBody {
@@ -108,6 +120,12 @@ pub struct CollectionBody {
     pub counts: CountsBody,
     /// From the observed runtimes; null before a window has succeeded and once ended.
     pub estimated_completion_at: Nullable<DateTime<Utc>>,
+    /// The failed windows (their last error and attempts), oldest first: the first 100;
+    /// `counts.failed` says how many there are (`GET …/windows?status=failed` lists all).
+    pub failed_windows: Vec<WindowBody>,
+    /// Why it has its status when neither its windows nor its owner decided it (a
+    /// collection closed by a migration); null otherwise.
+    pub status_reason: Nullable<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When every window had ended.
@@ -134,14 +152,10 @@ impl From<CollectionRow> for CollectionBody {
             max_attempts: c.max_attempts,
             status: c.status,
             total: c.window_count,
-            counts: CountsBody {
-                queued: c.counts.queued,
-                running: c.counts.running,
-                succeeded: c.counts.succeeded,
-                failed: c.counts.failed,
-                cancelled: c.counts.cancelled,
-            },
+            counts: c.counts.into(),
             estimated_completion_at: eta.into(),
+            failed_windows: c.failed_windows.0.into_iter().map(Into::into).collect(),
+            status_reason: c.status_reason.into(),
             created_at: c.created_at,
             updated_at: c.updated_at,
             completed_at: c.completed_at.into(),
@@ -191,6 +205,9 @@ pub struct WindowBody {
     pub attempts: i32,
     /// Its current (or last) run.
     pub execution_id: Nullable<Uuid>,
+    /// Every run made for it, oldest first: one per attempt (`retry-failed` starts
+    /// `attempts` again, not this list).
+    pub execution_ids: Vec<Uuid>,
     pub error: Nullable<WindowErrorBody>,
 }
 
@@ -204,6 +221,7 @@ impl From<WindowRow> for WindowBody {
             status,
             attempts: w.attempts,
             execution_id: w.execution_id.map(|e| e.0).into(),
+            execution_ids: w.execution_ids.iter().map(|e| e.0).collect(),
             error: w
                 .error_code
                 .map(|code| WindowErrorBody {
@@ -443,11 +461,16 @@ impl CollectionsApi {
         Ok(CollectionResponse::Ok(Json(row.into())))
     }
 
-    /// A collection's windows, oldest first (`cursor`, `limit` ≤ 500, default 50).
+    /// A collection's windows, oldest first (`cursor`, `limit` ≤ 500, default 50), only
+    /// those showing `status` when given.
     #[oai(
         path = "/collections/:id/windows",
         method = "get",
         operation_id = "listCollectionWindows"
+    )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "an HTTP operation takes each of its parameters as an argument (poem-openapi has no parameter structs)"
     )]
     async fn windows(
         &self,
@@ -455,6 +478,7 @@ impl CollectionsApi {
         id: Path<Uuid>,
         cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        status: Query<Option<ShownStatus>>,
     ) -> Result<WindowListResponse, Errors<{ AUTH | E404 | E422 }>> {
         let scope = id.0.as_bytes().to_vec();
         let after = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
@@ -472,8 +496,11 @@ impl CollectionsApi {
             &self.state.db,
             auth.0.user_id,
             CollectionId(id.0),
-            after,
-            limit + 1,
+            coll::WindowQuery {
+                after,
+                limit: limit + 1,
+                status: status.0,
+            },
         )
         .await
         .map_err(ApiError::internal)?

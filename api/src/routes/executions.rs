@@ -26,7 +26,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// The AMC time window of a run, as sent: local times read in `time_zone`.
+/// The AMC time window of a run, as sent: local times read in `time_zone`. Both times
+/// lie from 2000-01-01T00:00:00 to 2100-01-01T00:00:00 (years 2000 to 2100), a leap second
+/// (`…T23:59:60`) is refused, and each must exist in `time_zone`: a local time its clocks
+/// skip (the spring-forward gap, such as 2026-03-08T02:30:00 in America/New_York) is
+/// refused. Each refusal is a 422 naming the field.
 #[derive(Debug, Object)]
 pub struct TimeWindowInput {
     /// `yyyy-MM-ddTHH:mm:ss`, no offset.
@@ -108,6 +112,9 @@ pub struct ExecutionBody {
     pub instance_id: Uuid,
     pub status: execution::Status,
     pub amc_execution_id: Nullable<String>,
+    /// The saved workflow AMC ran it through, for a rendered query over the ad hoc size
+    /// limit (`AMP_AMC_ADHOC_MAX_BYTES`); null for a query sent ad hoc.
+    pub amc_workflow_id: Nullable<String>,
     pub row_count: Nullable<i64>,
     pub columns: Nullable<Vec<String>>,
     pub error: Nullable<ExecutionErrorBody>,
@@ -121,6 +128,11 @@ pub struct ExecutionBody {
     pub scheduled_for: Nullable<DateTime<Utc>>,
     /// The collection it is a window of.
     pub collection_id: Nullable<Uuid>,
+    /// The batch it is one instance's run of.
+    pub batch_id: Nullable<Uuid>,
+    /// The window of that collection (its `index`) this run is an attempt of: each attempt
+    /// of a window is a run of its own.
+    pub collection_window: Nullable<i32>,
     /// The run this one retries (`POST /executions/{id}/retry`).
     pub retry_of: Nullable<Uuid>,
     /// Consecutive transient failures of the current step.
@@ -134,8 +146,10 @@ pub struct ExecutionBody {
     /// answer 410).
     pub results_expired_at: Nullable<DateTime<Utc>>,
     /// Why a queued run waits (`GET /executions/{id}` only): `daily_quota`,
-    /// `instance_cap`, `account_cap`, `queued_behind_older_runs` or `not_before` (a run
-    /// triggered for a later instant, not admitted before `next_check_at`).
+    /// `instance_cap`, `account_cap`, `queued_behind_older_runs`, `not_before` (a run
+    /// triggered for a later instant, not admitted before `next_check_at`), and for a
+    /// collection window `collection_reserve` (windows hold every slot but the instance's
+    /// `collection_reserve`) or `collection_paused`.
     pub waiting_reason: Nullable<execution::WaitingReason>,
     /// With `daily_quota`: when the run may start (the next midnight in the instance's zone).
     pub quota_wait_until: Nullable<DateTime<Utc>>,
@@ -179,6 +193,7 @@ impl From<ExecutionRow> for ExecutionBody {
             },
             status: r.status,
             amc_execution_id: r.amc_execution_id.map(|a| a.0).into(),
+            amc_workflow_id: r.amc_workflow_id.map(|w| w.0).into(),
             row_count: r.row_count.into(),
             columns: columns.into(),
             parameters: r.parameters,
@@ -187,6 +202,8 @@ impl From<ExecutionRow> for ExecutionBody {
             schedule_id: r.schedule_id.map(|s| s.0).into(),
             scheduled_for: r.scheduled_for.into(),
             collection_id: r.collection_id.map(|c| c.0).into(),
+            batch_id: r.batch_id.map(|b| b.0).into(),
+            collection_window: r.collection_window.into(),
             retry_of: r.retry_of.map(|c| c.0).into(),
             attempt: r.attempt,
             next_check_at: r.next_check_at.into(),

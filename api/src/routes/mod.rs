@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod batches;
 pub mod collections;
 pub mod connection;
 pub mod events;
@@ -36,6 +37,8 @@ pub enum ApiTags {
     Schedules,
     /// Backfills: one workflow over every window of a historical range.
     Collections,
+    /// Batch runs: one workflow over up to 100 of the user's instances.
+    Batches,
     /// The user's event feed, as pages or live (Server-Sent Events).
     Events,
     /// Endpoints that receive signed events, their deliveries and attempts.

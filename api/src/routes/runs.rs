@@ -12,7 +12,7 @@ use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::execution::{self, ListFilter, RetryError, Status, TriggeredBy};
-use common::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
+use common::ids::{BatchId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
 use common::jobs::{PollJob, SubmitJob};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -101,8 +101,8 @@ fn in_range(t: Option<DateTime<Utc>>, field: &str) -> Result<Option<DateTime<Utc
 #[OpenApi(tag = "ApiTags::Executions")]
 impl RunsApi {
     /// The user's runs, newest first (`cursor`, `limit` ≤ 500, default 50). Every filter
-    /// given narrows the list; `status` may be repeated (any of them); `created_after` and
-    /// `created_before` (RFC 3339) are exclusive.
+    /// given narrows the list; `status` may be repeated (any of them); `batch_id` lists a
+    /// batch's runs; `created_after` and `created_before` (RFC 3339) are exclusive.
     #[oai(path = "/executions", method = "get", operation_id = "listExecutions")]
     #[expect(
         clippy::too_many_arguments,
@@ -119,6 +119,7 @@ impl RunsApi {
         triggered_by: Query<Option<TriggeredBy>>,
         schedule_id: Query<Option<Uuid>>,
         collection_id: Query<Option<Uuid>>,
+        batch_id: Query<Option<Uuid>>,
         created_after: Query<Option<DateTime<Utc>>>,
         created_before: Query<Option<DateTime<Utc>>>,
     ) -> Result<ExecutionListResponse, Errors<{ AUTH | E422 }>> {
@@ -130,6 +131,7 @@ impl RunsApi {
             triggered_by: triggered_by.0,
             schedule_id: schedule_id.0.map(ScheduleId),
             collection_id: collection_id.0.map(CollectionId),
+            batch_id: batch_id.0.map(BatchId),
             created_after: in_range(created_after.0, "created_after")?,
             created_before: in_range(created_before.0, "created_before")?,
         };

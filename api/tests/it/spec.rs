@@ -27,3 +27,30 @@ async fn the_committed_spec_matches_the_served_one() {
         "openapi.json is out of date: regenerate it with AMP_UPDATE_OPENAPI=1 cargo test -p api --test it spec"
     );
 }
+
+/// What the server does beyond each operation's own answers is in the spec: the
+/// `Retry-After` of a login's or registration's 429, and the 405 with `Allow` that any
+/// path gives for a method it does not serve.
+#[tokio::test]
+async fn the_spec_states_retry_after_and_405() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    for path in ["/auth/login", "/auth/register"] {
+        let header = &spec["paths"][path]["post"]["responses"]["429"]["headers"]["Retry-After"];
+        assert_eq!(header["required"], true, "{path}: {header}");
+        assert_eq!(header["schema"]["type"], "integer", "{path}: {header}");
+    }
+    let description = spec["info"]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("405") && description.contains("`Allow`"),
+        "{description}"
+    );
+}

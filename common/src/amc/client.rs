@@ -66,7 +66,7 @@ async fn check(resp: Response) -> Result<Response, AmcError> {
     ))
 }
 
-async fn json(resp: Response) -> Result<serde_json::Value, AmcError> {
+pub(super) async fn json(resp: Response) -> Result<serde_json::Value, AmcError> {
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map_err(transport)?;
     // A cut or garbled answer is transient: for a create it means the run may exist at
@@ -117,7 +117,7 @@ impl AmcClient {
         Ok(url)
     }
 
-    fn request(
+    pub(super) fn request(
         &self,
         method: Method,
         t: &AmcTarget<'_>,
@@ -151,14 +151,18 @@ impl AmcClient {
             .header(reqwest::header::CONTENT_TYPE, "application/json"))
     }
 
-    async fn send(&self, op: AmcOperation, req: RequestBuilder) -> Result<Response, AmcError> {
+    pub(super) async fn send(
+        &self,
+        op: AmcOperation,
+        req: RequestBuilder,
+    ) -> Result<Response, AmcError> {
         let started = std::time::Instant::now();
         let sent = req.send().await;
         self.config.observe(op, started, &sent);
         check(sent.map_err(transport)?).await
     }
 
-    /// Creates an ad hoc workflow execution.
+    /// Creates a workflow execution (ad hoc, or of a saved workflow).
     #[tracing::instrument(name = "amc create_execution", skip_all, fields(otel.kind = "client"), err(level = "debug"))]
     pub async fn create_execution(
         &self,

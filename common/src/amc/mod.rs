@@ -1,5 +1,5 @@
-//! Client for Amazon Marketing Cloud's reporting API (workflow executions) and for Login
-//! with Amazon's token refresh, with every failure classified where it arises.
+//! Client for Amazon Marketing Cloud's reporting API (workflow executions, and the saved
+//! workflows big queries run through) and for Login with Amazon's token refresh, with every failure classified where it arises.
 //!
 //! [`AmcClient`] calls AMC for one [`AmcTarget`] (region, advertiser, marketplace,
 //! instance and a current access token). It never refreshes tokens itself: on an
@@ -10,11 +10,12 @@ mod client;
 mod error;
 mod lwa;
 mod model;
+mod workflows;
 
 pub use client::{AmcClient, AmcTarget};
 pub use error::{AmcError, ErrorClass, LwaError, parse_retry_after};
 pub use lwa::{LwaClient, TokenGrant};
-pub use model::{AmcStatus, CreateExecution, WorkflowExecution};
+pub use model::{AmcStatus, CreateExecution, ExecutionQuery, WorkflowExecution};
 
 use crate::telemetry::metrics::{AmcMetrics, AmcOperation, CallStatus};
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Wire types of the AMC reporting API: the create request, the workflow execution and
 //! its status.
 
-use crate::ids::AmcExecutionId;
+use crate::ids::{AmcExecutionId, AmcWorkflowId};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -10,11 +10,20 @@ use std::fmt;
 /// AMC's time format: `yyyy-MM-ddTHH:mm:ss`, no offset.
 pub(crate) const AMC_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
-/// An ad hoc execution: SQL (one line, see [`crate::sql::render`]) over an explicit
-/// window read in the IANA zone `time_zone`.
+/// What an execution runs: SQL sent inline (ad hoc), or a saved workflow by its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionQuery {
+    /// `workflow.sqlQuery` (one line, see [`crate::sql::render`]).
+    AdHoc(String),
+    /// `workflowId` of a saved workflow (created first, see
+    /// [`super::AmcClient::save_workflow`]).
+    Saved(AmcWorkflowId),
+}
+
+/// An execution of `query` over an explicit window read in the IANA zone `time_zone`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateExecution {
-    pub sql_query: String,
+    pub query: ExecutionQuery,
     pub time_window_start: NaiveDateTime,
     pub time_window_end: NaiveDateTime,
     pub time_zone: String,
@@ -23,13 +32,17 @@ pub struct CreateExecution {
 impl CreateExecution {
     /// The JSON body of `POST …/workflowExecutions`.
     pub fn to_body(&self) -> Value {
-        json!({
-            "workflow": { "sqlQuery": self.sql_query },
+        let mut body = json!({
             "timeWindowType": "EXPLICIT",
             "timeWindowStart": self.time_window_start.format(AMC_TIME_FORMAT).to_string(),
             "timeWindowEnd": self.time_window_end.format(AMC_TIME_FORMAT).to_string(),
             "timeWindowTimeZone": self.time_zone,
-        })
+        });
+        match &self.query {
+            ExecutionQuery::AdHoc(sql) => body["workflow"] = json!({ "sqlQuery": sql }),
+            ExecutionQuery::Saved(id) => body["workflowId"] = json!(id),
+        }
+        body
     }
 }
 
@@ -254,16 +267,24 @@ mod tests {
     #[test]
     fn create_body_has_no_offset() {
         let t = |s: &str| NaiveDateTime::parse_from_str(s, AMC_TIME_FORMAT).unwrap();
-        let body = CreateExecution {
-            sql_query: "SELECT 1".into(),
+        let mut create = CreateExecution {
+            query: ExecutionQuery::AdHoc("SELECT 1".into()),
             time_window_start: t("2024-01-01T00:00:00"),
             time_window_end: t("2024-01-08T00:00:00"),
             time_zone: "America/New_York".into(),
-        }
-        .to_body();
+        };
         assert_eq!(
-            body,
+            create.to_body(),
             json!({ "workflow": { "sqlQuery": "SELECT 1" }, "timeWindowType": "EXPLICIT",
+                "timeWindowStart": "2024-01-01T00:00:00", "timeWindowEnd": "2024-01-08T00:00:00",
+                "timeWindowTimeZone": "America/New_York" })
+        );
+        // A saved workflow's run names it, and sends no SQL (AMC guide "Manage workflow
+        // executions": `{"workflowId": "my-first-workflow", "timeWindowType": …}`).
+        create.query = ExecutionQuery::Saved(AmcWorkflowId("amp_0123".into()));
+        assert_eq!(
+            create.to_body(),
+            json!({ "workflowId": "amp_0123", "timeWindowType": "EXPLICIT",
                 "timeWindowStart": "2024-01-01T00:00:00", "timeWindowEnd": "2024-01-08T00:00:00",
                 "timeWindowTimeZone": "America/New_York" })
         );

@@ -155,6 +155,8 @@ async fn start<C: ConnectionTrait>(
                         schedule_id: None,
                         scheduled_for: None,
                         collection_id: Some(id),
+                        batch_id: None,
+                        collection_window: Some(w.position),
                         retry_of: None,
                     },
                     trace: None,

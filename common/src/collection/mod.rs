@@ -21,9 +21,12 @@ pub mod window;
 pub(crate) use advance::on_run_ended;
 pub use advance::{Advanced, advance_stalled};
 pub use results::{CombinedError, CombinedPage, PageAt, combined_csv, combined_page};
-pub use row::{CollectionRow, CollectionStatus, Counts, ShownStatus, WindowRow, WindowStatus};
+pub use row::{
+    CollectionRow, CollectionStatus, Counts, FAILED_WINDOWS_LISTED, ShownStatus, WindowRow,
+    WindowStatus, Windows,
+};
 pub use store::{
-    BackfillSpec, Changed, CollectionError, CollectionSpec, Created, backfill, cancel, create, get,
-    list, pause, plan, resume, retry_failed, windows as window_page,
+    BackfillSpec, Changed, CollectionError, CollectionSpec, Created, WindowQuery, backfill, cancel,
+    create, get, list, pause, plan, resume, retry_failed, windows as window_page,
 };
 pub use window::{Dates, Granularity, Limits, RangeError, WindowGranularity, default_range};

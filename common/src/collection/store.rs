@@ -4,7 +4,8 @@
 
 use super::advance::{self, Advanced};
 use super::row::{
-    COLUMNS, CollectionRow, CollectionStatus, WindowRow, WindowStatus, counts_lateral,
+    COLUMNS, CollectionRow, CollectionStatus, ShownStatus, WINDOW_JSON, WindowRow, WindowStatus,
+    Windows, joins, shown_status_sql,
 };
 use super::window::{self, Dates, Granularity, Limits, RangeError};
 use crate::execution::{CancelOutcome, render_run, request_cancel_because};
@@ -356,7 +357,7 @@ pub(crate) async fn find_in<C: ConnectionTrait>(
 ) -> Result<Option<CollectionRow>, DbErr> {
     let sql = format!(
         "SELECT {COLUMNS} FROM collections c {} WHERE c.id = $1 AND c.user_id = $2",
-        counts_lateral()
+        joins()
     );
     CollectionRow::find_by_statement(stmt(&sql, [id.into(), user.into()]))
         .one(conn)
@@ -384,7 +385,7 @@ pub async fn list(
         "SELECT {COLUMNS} FROM (SELECT * FROM collections WHERE user_id = $1 \
            AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
            ORDER BY created_at DESC, id DESC LIMIT $4) c {} ORDER BY c.created_at DESC, c.id DESC",
-        counts_lateral()
+        joins()
     );
     CollectionRow::find_by_statement(stmt(
         &sql,
@@ -394,14 +395,23 @@ pub async fn list(
     .await
 }
 
-/// A page of a collection's windows, oldest first, after position `after`. `None` when
-/// the collection is not the user's.
+/// Which windows of a collection a page holds.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowQuery {
+    /// Only windows after this position.
+    pub after: Option<i32>,
+    pub limit: u64,
+    /// Only windows that show this status.
+    pub status: Option<ShownStatus>,
+}
+
+/// A page of a collection's windows, oldest first. `None` when the collection is not the
+/// user's.
 pub async fn windows(
     db: &DatabaseConnection,
     user: UserId,
     id: CollectionId,
-    after: Option<i32>,
-    limit: u64,
+    q: WindowQuery,
 ) -> Result<Option<Vec<WindowRow>>, DbErr> {
     let owned = db
         .query_one_raw(stmt(
@@ -412,16 +422,25 @@ pub async fn windows(
     if owned.is_none() {
         return Ok(None);
     }
-    let rows = WindowRow::find_by_statement(stmt(
-        "SELECT w.position, w.window_start, w.window_end, w.status, w.attempts, w.execution_id, \
-           e.status AS run_status, w.error_code, w.error_message \
-         FROM collection_windows w LEFT JOIN executions e ON e.id = w.execution_id \
-         WHERE w.collection_id = $1 AND w.position > coalesce($2, -1) ORDER BY w.position LIMIT $3",
-        [id.into(), after.into(), (limit as i64).into()],
-    ))
-    .all(db)
-    .await?;
-    Ok(Some(rows))
+    // A status reads its partial index (pending, active, failed) or the primary key.
+    let only = q.status.map_or_else(|| "true".to_owned(), shown_status_sql);
+    let page = db
+        .query_one_raw(stmt(
+            &format!(
+                "SELECT coalesce(jsonb_agg(p.doc ORDER BY p.position), '[]'::jsonb) AS windows \
+                 FROM (SELECT w.position, {WINDOW_JSON} AS doc \
+                   FROM collection_windows w LEFT JOIN executions e ON e.id = w.execution_id \
+                   WHERE w.collection_id = $1 AND w.position > coalesce($2, -1) AND {only} \
+                   ORDER BY w.position LIMIT $3) p"
+            ),
+            [id.into(), q.after.into(), (q.limit as i64).into()],
+        ))
+        .await?;
+    let windows = match page {
+        Some(r) => r.try_get::<Windows>("", "windows")?.0,
+        None => Vec::new(),
+    };
+    Ok(Some(windows))
 }
 
 /// Locks the user's collection for a change; its status.

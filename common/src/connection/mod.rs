@@ -1,9 +1,12 @@
 //! Amazon (LWA) connections: one per user, their tokens encrypted at rest; the exchange
 //! of a refresh token a user hands us ([`connect`]), the refresh of access tokens under
-//! the row's lock, and re-authorisation.
+//! the row's lock, fresh access tokens and AMC calls made with them ([`access_token`],
+//! [`call_amc`]), and re-authorisation.
 
+mod access;
 mod exchange;
 
+pub use access::{CallError, TokenError, Tokens, access_token, call_amc, refresh_margin};
 pub use exchange::{ConnectError, Connected, Connector, connect};
 
 use crate::amc::{LwaClient, LwaError};

@@ -9,7 +9,7 @@ pub use feed::{FeedEvent, FeedPosition, FeedQuery, FeedWatcher};
 
 use crate::execution::ExecutionStatus;
 use crate::ids::{
-    CollectionId, ConnectionId, EndpointId, EventId, ExecutionId, ScheduleId, UserId,
+    BatchId, CollectionId, ConnectionId, EndpointId, EventId, ExecutionId, ScheduleId, UserId,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde_json::Value;
@@ -70,6 +70,7 @@ pub enum Subject {
     Connection(ConnectionId),
     Schedule(ScheduleId),
     Collection(CollectionId),
+    Batch(BatchId),
     Endpoint(EndpointId),
 }
 
@@ -96,6 +97,7 @@ subject_from!(
     Connection(ConnectionId),
     Schedule(ScheduleId),
     Collection(CollectionId),
+    Batch(BatchId),
     Endpoint(EndpointId),
 );
 

@@ -102,8 +102,9 @@ pub async fn admit_account(
         txn.commit().await?;
         return Ok(admitted);
     }
-    // Interactive runs first, oldest first; then collection windows round-robin across the
-    // collections (each one's oldest first), so none waits for another to finish. Windows
+    // Interactive runs (every run of no collection: `api`, `schedule`, `batch`) first,
+    // oldest first; then collection windows round-robin across the collections (each
+    // one's oldest first), so none waits for another to finish. Windows
     // of a collection that is not running (paused, cancelled) wait.
     let candidates = txn
         .query_all_raw(Statement::from_sql_and_values(

@@ -78,7 +78,7 @@ pub type AfterCommit =
     Arc<dyn Fn(Vec<(ExecutionId, Option<String>)>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The limits the API runs its batches with: one batch at a time. Concurrent batches of
-/// runs of the same workflow lock the same workflow and user rows (their foreign keys),
+/// runs of the same workflow lock the same workflow and instance rows (their foreign keys),
 /// which makes Postgres share the locks (multixacts) and spend more per row than the
 /// overlap gains; measured in BENCHMARKS.md (W5). The slot is given back at commit, so
 /// enqueueing and answering overlap the next batch.
@@ -359,6 +359,7 @@ pub(crate) fn queued_row_of(id: ExecutionId, n: &NewExecution, at: DateTime<Utc>
         schedule_id: n.links.schedule_id,
         scheduled_for: n.links.scheduled_for,
         collection_id: n.links.collection_id,
+        collection_window: n.links.collection_window,
         idempotency_key,
         request_hash,
         created_at: at,
@@ -373,6 +374,8 @@ pub(crate) fn queued_row_of(id: ExecutionId, n: &NewExecution, at: DateTime<Utc>
             .map(|t| crate::telemetry::trace::root_of(t).to_owned()),
         retry_of: n.links.retry_of,
         results_expired_at: None,
+        amc_workflow_id: None,
+        batch_id: n.links.batch_id,
         waiting_reason: None,
         quota_wait_until: None,
     }
@@ -404,6 +407,8 @@ pub(crate) fn records_of(rows: &[ExecutionRow]) -> Value {
                 "schedule_id": r.schedule_id,
                 "scheduled_for": r.scheduled_for,
                 "collection_id": r.collection_id,
+                "batch_id": r.batch_id,
+                "collection_window": r.collection_window,
                 "next_check_at": r.next_check_at,
                 "idempotency_key": r.idempotency_key,
                 "request_hash": r.request_hash,
@@ -433,15 +438,15 @@ pub(crate) async fn insert_batch<C: ConnectionTrait>(
         "WITH t AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, user_id uuid, \
                workflow_id uuid, instance_id uuid, sql_query text, parameters jsonb, \
                time_window_start timestamp, time_window_end timestamp, time_zone text, triggered_by text, \
-               schedule_id uuid, scheduled_for timestamptz, collection_id uuid, next_check_at timestamptz, \
+               schedule_id uuid, scheduled_for timestamptz, collection_id uuid, collection_window integer, batch_id uuid, next_check_at timestamptz, \
                idempotency_key text, request_hash text, trace_context text, workflow_version integer, reason text, event_id uuid, \
                payload jsonb)), \
          ins AS (INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
-               collection_id, next_check_at, idempotency_key, request_hash, trace_context, workflow_version, created_at, updated_at) \
+               collection_id, collection_window, batch_id, next_check_at, idempotency_key, request_hash, trace_context, workflow_version, created_at, updated_at) \
              SELECT id, user_id, workflow_id, instance_id, $3, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, schedule_id, scheduled_for, \
-               collection_id, next_check_at, idempotency_key, request_hash, trace_context, workflow_version, $2, $2 \
+               collection_id, collection_window, batch_id, next_check_at, idempotency_key, request_hash, trace_context, workflow_version, $2, $2 \
              FROM t \
              ON CONFLICT DO NOTHING \
              RETURNING id), \

@@ -2,7 +2,7 @@
 
 use super::row::COLUMNS;
 use super::{ExecutionRow, Status, TriggeredBy};
-use crate::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
+use crate::ids::{BatchId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
 use crate::time_window::TimeWindow;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,12 +12,16 @@ use sea_orm::{
 use serde_json::Value;
 
 /// What a run belongs to besides its workflow: the schedule that fired it (and the tick),
-/// or the collection it is a window of; and the run it retries.
+/// the collection and window it is an attempt of, or the batch it is one instance's run
+/// of; and the run it retries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Links {
     pub schedule_id: Option<ScheduleId>,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub collection_id: Option<CollectionId>,
+    /// The window of the collection (its index) the run is an attempt of.
+    pub collection_window: Option<i32>,
+    pub batch_id: Option<BatchId>,
     pub retry_of: Option<ExecutionId>,
 }
 
@@ -106,8 +110,8 @@ fn insert_of(new: &NewExecution) -> Statement {
         format!(
             "INSERT INTO executions (id, user_id, workflow_id, instance_id, status, sql_query, parameters, \
                time_window_start, time_window_end, time_zone, triggered_by, idempotency_key, request_hash, \
-               schedule_id, scheduled_for, collection_id, trace_context, retry_of, workflow_version) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+               schedule_id, scheduled_for, collection_id, trace_context, retry_of, workflow_version, batch_id, collection_window) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
              ON CONFLICT DO NOTHING \
              RETURNING {COLUMNS}"
         ),
@@ -133,6 +137,8 @@ fn insert_of(new: &NewExecution) -> Statement {
                 .into(),
             new.links.retry_of.into(),
             new.workflow_version.into(),
+            new.links.batch_id.into(),
+            new.links.collection_window.into(),
         ],
     )
 }

@@ -1,12 +1,13 @@
 //! `GET /executions`: a user's runs, newest first (`created_at DESC, id DESC`), filtered,
 //! one keyset page at a time. Each filter has an index ending in `(created_at, id)`
-//! (migration `m20261210_000001_execution_lists`), so a page is one index range scan
+//! (migrations `m20261210_000001_execution_lists` and, for `batch_id`,
+//! `m20261214_000001_batches`), so a page is one index range scan
 //! however many runs the table holds. Several statuses are read as one such scan per
 //! status, merged: each branch is already in order, so none reads more than a page.
 
 use super::row::COLUMNS;
 use super::{ExecutionRow, Status, TriggeredBy};
-use crate::ids::{CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
+use crate::ids::{BatchId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
 
@@ -20,6 +21,7 @@ pub struct ListFilter {
     pub triggered_by: Option<TriggeredBy>,
     pub schedule_id: Option<ScheduleId>,
     pub collection_id: Option<CollectionId>,
+    pub batch_id: Option<BatchId>,
     /// Created strictly after this instant.
     pub created_after: Option<DateTime<Utc>>,
     /// Created strictly before this instant.
@@ -66,6 +68,9 @@ pub fn list_statement(
     }
     if let Some(c) = filter.collection_id {
         bind("collection_id", "=", c.into(), &mut wheres);
+    }
+    if let Some(b) = filter.batch_id {
+        bind("batch_id", "=", b.into(), &mut wheres);
     }
     if let Some(t) = filter.created_after {
         bind("created_at", ">", t.into(), &mut wheres);
@@ -169,6 +174,7 @@ mod tests {
             triggered_by: Some(TriggeredBy::Api),
             schedule_id: Some(ScheduleId(uuid::Uuid::nil())),
             collection_id: Some(CollectionId(uuid::Uuid::nil())),
+            batch_id: Some(BatchId(uuid::Uuid::nil())),
             created_after: Some(t),
             created_before: Some(t),
         };
@@ -178,10 +184,11 @@ mod tests {
             "instance_id = $3",
             "schedule_id = $4",
             "collection_id = $5",
-            "created_at > $6",
-            "created_at < $7",
+            "batch_id = $6",
+            "created_at > $7",
+            "created_at < $8",
             "status = 'queued'",
-            "LIMIT $8",
+            "LIMIT $9",
         ] {
             assert!(s.sql.contains(part), "{part}: {}", s.sql);
         }

@@ -35,6 +35,7 @@ pub use refresh::{Refreshed, refresh_checks};
 pub use request::{Rendered, render_run, request_hash};
 pub use retry::{RetryError, retry};
 pub use row::ExecutionRow;
+pub(crate) use row::error_json;
 pub use status::{ErrorCode, ExecutionStatus, Status, TriggeredBy};
 pub use steps::{
     DueStep, Reschedule, Rescheduled, Standing, Submitted, begin_submissions, mark_running_many,

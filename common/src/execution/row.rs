@@ -2,7 +2,8 @@
 
 use super::{ErrorCode, ExecutionStatus, TriggeredBy};
 use crate::ids::{
-    AmcExecutionId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId,
+    AmcExecutionId, AmcWorkflowId, BatchId, CollectionId, ExecutionId, InstanceId, ScheduleId,
+    UserId, WorkflowId,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::FromQueryResult;
@@ -41,6 +42,8 @@ pub struct ExecutionRow {
     pub scheduled_for: Option<DateTime<Utc>>,
     /// The collection this run is a window of.
     pub collection_id: Option<CollectionId>,
+    /// The window (its index in the collection) this run is an attempt of.
+    pub collection_window: Option<i32>,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -55,6 +58,11 @@ pub struct ExecutionRow {
     pub retry_of: Option<ExecutionId>,
     /// When retention removed the stored result (`result_location` is then cleared).
     pub results_expired_at: Option<DateTime<Utc>>,
+    /// The saved workflow AMC ran it through (a query over `AMP_AMC_ADHOC_MAX_BYTES`);
+    /// `None` for a query sent ad hoc.
+    pub amc_workflow_id: Option<AmcWorkflowId>,
+    /// The batch this run is one instance's run of.
+    pub batch_id: Option<BatchId>,
     /// Why a queued run waits (not a column: filled by [`super::with_waiting`]).
     #[sea_orm(skip)]
     pub waiting_reason: Option<super::WaitingReason>,
@@ -63,13 +71,18 @@ pub struct ExecutionRow {
     pub quota_wait_until: Option<DateTime<Utc>>,
 }
 
+/// An error as clients see it, `{"code", "message"}`; null without a code.
+pub(crate) fn error_json(code: Option<impl serde::Serialize>, message: Option<&str>) -> Value {
+    code.map_or(
+        Value::Null,
+        |code| json!({"code": code, "message": message}),
+    )
+}
+
 impl ExecutionRow {
     /// The execution as clients and webhook consumers see it (CONTRACT step 8).
     pub fn public_json(&self) -> Value {
-        let error = self
-            .error_code
-            .as_ref()
-            .map(|code| json!({"code": code, "message": self.error_message}));
+        let error = error_json(self.error_code.as_ref(), self.error_message.as_deref());
         json!({
             "id": self.id,
             "workflow_id": self.workflow_id,
@@ -77,6 +90,7 @@ impl ExecutionRow {
             "instance_id": self.instance_id,
             "status": self.status,
             "amc_execution_id": self.amc_execution_id,
+            "amc_workflow_id": self.amc_workflow_id,
             "row_count": self.row_count,
             "error": error,
             "parameters": self.parameters,
@@ -89,6 +103,8 @@ impl ExecutionRow {
             "schedule_id": self.schedule_id,
             "scheduled_for": self.scheduled_for,
             "collection_id": self.collection_id,
+            "batch_id": self.batch_id,
+            "collection_window": self.collection_window,
             "retry_of": self.retry_of,
             "attempt": self.attempt,
             "cancel_requested_at": self.cancel_requested_at,
@@ -103,5 +119,5 @@ impl ExecutionRow {
 pub(crate) const COLUMNS: &str = "id, user_id, workflow_id, workflow_version, instance_id, status, sql_query, parameters, \
     time_window_start, time_window_end, time_zone, amc_execution_id, attempt, next_check_at, \
     submit_started_at, cancel_requested_at, error_code, error_message, result_location, result_columns, \
-    row_count, triggered_by, schedule_id, scheduled_for, collection_id, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
-    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at";
+    row_count, triggered_by, schedule_id, scheduled_for, collection_id, collection_window, idempotency_key, request_hash, created_at, updated_at, submitting_at, \
+    running_at, fetching_at, completed_at, trace_context, retry_of, results_expired_at, amc_workflow_id, batch_id";

@@ -23,6 +23,8 @@ crate::text_enum! {
         Api = "api",
         Schedule = "schedule",
         Collection = "collection",
+        /// One instance's run of a batch (`POST /batches`).
+        Batch = "batch",
     }
 }
 

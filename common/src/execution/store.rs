@@ -136,6 +136,9 @@ pub(crate) async fn transition_in<C: ConnectionTrait>(
         if row.collection_id.is_some() {
             crate::collection::on_run_ended(txn, &row, to).await?;
         }
+        if let Some(batch) = row.batch_id {
+            crate::batch::on_run_ended(txn, batch).await?;
+        }
     }
     Ok(Some(row))
 }

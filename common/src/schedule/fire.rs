@@ -366,6 +366,8 @@ fn plan_one(row: &DueRow, now: DateTime<Utc>, lives: &Lives, pass: &mut FirePass
                         schedule_id: Some(s.id),
                         scheduled_for: Some(*t),
                         collection_id: None,
+                        batch_id: None,
+                        collection_window: None,
                         retry_of: None,
                     },
                     trace: None,

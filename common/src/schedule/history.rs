@@ -192,6 +192,8 @@ pub async fn trigger(
             schedule_id: Some(schedule),
             scheduled_for: None,
             collection_id: None,
+            batch_id: None,
+            collection_window: None,
             retry_of: None,
         },
         trace: crate::telemetry::trace::outgoing(),

@@ -3,6 +3,12 @@
 //! quote stays inside), words, numbers, `{{ name }}` placeholders, and single-character
 //! punctuation. Every byte of the input belongs to exactly one token, so the tokens put
 //! back together are the input.
+//!
+//! Block comments nest (`/* a /* b */ c */` is one comment), as in Spark SQL (since 3.0,
+//! SPARK-28880), PostgreSQL and the SQL standard. AMC does not document whether its
+//! dialect nests them, so the renderer writes a nested comment out with its inner markers
+//! split ([`unnested`]): the comment then ends at the same place for a reader that nests
+//! and for one that does not.
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +109,63 @@ fn number_end(s: &str, i: usize) -> usize {
     j
 }
 
+/// Where a block comment starting at `i` (which holds `/*`) ends: just past the `*/`
+/// closing it, nested comments counted; the end of input when unterminated.
+fn block_comment_end(b: &[u8], i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = i;
+    while j + 1 < b.len() {
+        match (b[j], b[j + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                j += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                j += 2;
+                if depth == 0 {
+                    return j;
+                }
+            }
+            _ => j += 1,
+        }
+    }
+    b.len()
+}
+
+/// A block comment token's text with the markers of the comments nested in it written
+/// `/ * ` and `* / `, so that it holds no `/*` or `*/` but its own opening and closing
+/// ones. A comment with nothing nested in it comes back as it is.
+pub(crate) fn unnested(comment: &str) -> String {
+    let b = comment.as_bytes();
+    let mut out = String::with_capacity(comment.len());
+    let (mut depth, mut copied, mut j) = (0usize, 0, 0);
+    while j + 1 < b.len() {
+        let split = match (b[j], b[j + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                (depth > 1).then_some("/ * ")
+            }
+            (b'*', b'/') => {
+                depth = depth.saturating_sub(1);
+                (depth > 0).then_some("* / ")
+            }
+            _ => {
+                j += 1;
+                continue;
+            }
+        };
+        if let Some(split) = split {
+            out.push_str(&comment[copied..j]);
+            out.push_str(split);
+            copied = j + 2;
+        }
+        j += 2;
+    }
+    out.push_str(&comment[copied..]);
+    out
+}
+
 /// The end of a `{{ name }}` placeholder starting at `i` (which holds `{{`), if it is one.
 pub(crate) fn placeholder_end(s: &str, i: usize) -> Option<usize> {
     if !s[i..].starts_with("{{") {
@@ -139,10 +202,7 @@ pub(crate) fn tokens(sql: &str) -> Vec<Token<'_>> {
                     .map_or(b.len(), |p| i + p);
                 (Kind::LineComment, end)
             }
-            '/' if next == Some(b'*') => {
-                let end = sql[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2);
-                (Kind::BlockComment, end)
-            }
+            '/' if next == Some(b'*') => (Kind::BlockComment, block_comment_end(b, i)),
             '{' => match placeholder_end(sql, i) {
                 Some(end) => (Kind::Placeholder, end),
                 None => (Kind::Punct, i + 1),
@@ -247,6 +307,54 @@ mod tests {
         );
         assert_eq!(tokens("{{ v }}")[0].placeholder_name(), Some("v"));
         assert_eq!(kinds("{{9x}}")[0], (Punct, "{"));
+    }
+
+    #[test]
+    fn block_comments_nest() {
+        use Kind::*;
+        assert_eq!(
+            kinds("/* a /* b */ c */x"),
+            vec![(BlockComment, "/* a /* b */ c */"), (Word, "x")]
+        );
+        assert_eq!(
+            kinds("/*/**/*/ /**/ /*/ x */"),
+            vec![
+                (BlockComment, "/*/**/*/"),
+                (Space, " "),
+                (BlockComment, "/**/"),
+                (Space, " "),
+                (BlockComment, "/*/ x */"),
+            ]
+        );
+        // One level short: the rest of the input is the comment.
+        assert_eq!(
+            kinds("/* a /* b */ x"),
+            vec![(BlockComment, "/* a /* b */ x")]
+        );
+        assert_eq!(
+            kinds("/*+ BROADCAST(t) */ 1"),
+            vec![
+                (BlockComment, "/*+ BROADCAST(t) */"),
+                (Space, " "),
+                (Number, "1")
+            ]
+        );
+    }
+
+    #[test]
+    fn unnested_comments_hold_only_their_own_markers() {
+        for (comment, flat) in [
+            ("/* plain * / text */", "/* plain * / text */"),
+            ("/* a /* b */ c */", "/* a / *  b * /  c */"),
+            ("/*/**/*/", "/*/ * * / */"),
+            ("/* x /*/ y */ */", "/* x / * / y * /  */"),
+            ("/* open /* b */ x", "/* open / *  b * /  x"),
+        ] {
+            assert_eq!(unnested(comment), flat, "{comment}");
+            let inner = &flat[2..];
+            let inner = inner.strip_suffix("*/").unwrap_or(inner);
+            assert!(!inner.contains("/*") && !inner.contains("*/"), "{flat}");
+        }
     }
 
     #[test]

@@ -19,8 +19,11 @@
 //! The output is one line: `--` comments are dropped by the tokenizer (each becomes a
 //! space, never a line cut), `/* … */` comments are kept as written (on one line; markers
 //! such as hints stay), white space runs become one space, line breaks inside literals
-//! and block comments become spaces, and trailing `;` go. Strings holding a backslash or a control character
-//! are refused: backslash escaping differs between SQL dialects.
+//! and block comments become spaces, and trailing `;` go. Block comments nest; a comment
+//! nested in another is written with its markers split (`/ * `, `* / `), so that AMC
+//! finds the comment's end where the renderer did whether or not its dialect nests
+//! comments. Strings holding a backslash or a control character are refused: backslash
+//! escaping differs between SQL dialects.
 
 mod lex;
 
@@ -176,7 +179,7 @@ pub fn render(sql: &str, params: &Map<String, Value>) -> Result<String, RenderEr
     for t in lex::tokens(sql) {
         match t.kind {
             Kind::Space | Kind::LineComment => line.space = true,
-            Kind::BlockComment => line.push(&flatten(t.text), false),
+            Kind::BlockComment => line.push(&flatten(&lex::unnested(t.text)), false),
             Kind::Placeholder => {
                 let name = t.placeholder_name().unwrap_or_default();
                 line.push(&literal(name, value(name)?)?, true);
@@ -191,17 +194,7 @@ pub fn render(sql: &str, params: &Map<String, Value>) -> Result<String, RenderEr
                     last = end;
                 }
                 text.push_str(&t.text[last..]);
-                let flat: String = text
-                    .chars()
-                    .map(|c| {
-                        if matches!(c, '\n' | '\r' | '\t') {
-                            ' '
-                        } else {
-                            c
-                        }
-                    })
-                    .collect();
-                line.push(&flat, false);
+                line.push(&flatten(&text), false);
             }
             Kind::Word | Kind::Number | Kind::Punct => line.push(t.text, false),
         }

@@ -162,6 +162,66 @@ fn placeholders_inside_comments_are_not_rendered() {
     assert!(!is_known_name("SELECT 1 -- {{v}}", "w"));
 }
 
+#[test]
+fn nested_block_comments_are_one_comment() {
+    let sql = "SELECT 1 /* a /* {{v}} */ '{{v}}' */ + {{w}}";
+    assert_eq!(placeholders(sql), vec!["w"]);
+    assert!(is_known_name(sql, "v"));
+    assert_eq!(
+        render(sql, &params(json!({"w": 2}))).unwrap(),
+        "SELECT 1 /* a / *  {{v}} * /  '{{v}}' */ + 2"
+    );
+    // A comment without one nested in it is written as it was.
+    assert_eq!(
+        one_line("SELECT /*+ BROADCAST(t) */ 1 /* a * / b */"),
+        "SELECT /*+ BROADCAST(t) */ 1 /* a * / b */"
+    );
+}
+
+/// Whether AMC's dialect nests block comments or not (it does not say), it reads the
+/// rendered query as the renderer did: the same comments, the same tokens, and a value
+/// placed in what the renderer took for code or for a string stays there.
+#[test]
+fn comments_end_in_the_same_place_whether_or_not_a_dialect_nests_them() {
+    use sqlparser::dialect::AnsiDialect;
+    let hostile = "*/ OR 1=1 --";
+    for (sql, value, read) in [
+        (
+            "SELECT 1 /* /* */ x = ' */ FROM t WHERE n = '{{v}}'",
+            json!(" OR 1=1 --"),
+            "SELECT 1 FROM t WHERE n = ' OR 1=1 --'",
+        ),
+        (
+            "SELECT 1 /* a /* b */ c */ FROM t WHERE n = {{v}}",
+            json!(hostile),
+            "SELECT 1 FROM t WHERE n = '*/ OR 1=1 --'",
+        ),
+        (
+            "SELECT /*/* x */*/ {{v}} FROM t",
+            json!(-5),
+            "SELECT -5 FROM t",
+        ),
+        (
+            "SELECT 1 /* x /*/ y */ */ FROM t WHERE n = '{{v}}'",
+            json!(hostile),
+            "SELECT 1 FROM t WHERE n = '*/ OR 1=1 --'",
+        ),
+    ] {
+        let out = render_v(sql, value).unwrap();
+        let tokens = |nests: bool| {
+            let t = if nests {
+                Tokenizer::new(&GenericDialect {}, &out).tokenize()
+            } else {
+                Tokenizer::new(&AnsiDialect {}, &out).tokenize()
+            };
+            t.unwrap_or_else(|e| panic!("{sql} -> {out}: {e}"))
+        };
+        assert_eq!(tokens(true), tokens(false), "{sql} -> {out}");
+        assert_eq!(comments_in(&out).len(), 1, "{sql} -> {out}");
+        assert_eq!(significant(&out), significant(read), "{sql} -> {out}");
+    }
+}
+
 fn one_line(sql: &str) -> String {
     render(sql, &Map::new()).unwrap()
 }
@@ -220,6 +280,56 @@ fn a_negative_value_never_opens_a_comment() {
     assert_eq!(
         render_v("SELECT 1/{{v}}", json!(-2)).unwrap(),
         "SELECT 1/ -2"
+    );
+}
+
+/// The comments an independent tokenizer reads in `sql`.
+fn comments_in(sql: &str) -> Vec<Token> {
+    use sqlparser::tokenizer::Whitespace;
+    Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                t,
+                Token::Whitespace(
+                    Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+                )
+            )
+        })
+        .collect()
+}
+
+/// The two queries the bug was found with, kept as they were: `100-{{discount}}` with
+/// `-5` once rendered `100--5`, a comment, and flattening to one line then cut the
+/// advertiser filter; `-{{days}}` was cut the same way.
+#[test]
+fn regression_a_negative_value_keeps_the_rest_of_the_query() {
+    let out = render(
+        "SELECT x FROM t WHERE spend > 100-{{discount}} AND advertiser = {{adv}}",
+        &params(json!({"discount": -5, "adv": "Acme"})),
+    )
+    .unwrap();
+    assert!(out.contains("advertiser = 'Acme'"), "{out}");
+    assert!(comments_in(&out).is_empty(), "{out}");
+    assert_eq!(
+        significant(&out),
+        significant("SELECT x FROM t WHERE spend > 100 - -5 AND advertiser = 'Acme'"),
+        "{out}"
+    );
+
+    let out = render(
+        "SELECT DATEADD(day, -{{days}}, d) FROM t",
+        &params(json!({"days": -5})),
+    )
+    .unwrap();
+    assert!(out.contains(", d) FROM t"), "{out}");
+    assert!(comments_in(&out).is_empty(), "{out}");
+    assert_eq!(
+        significant(&out),
+        significant("SELECT DATEADD(day, - -5, d) FROM t"),
+        "{out}"
     );
 }
 
@@ -411,6 +521,7 @@ const BEFORE: &[&str] = &[
     "SELECT /* c */",
     "SELECT a,\n",
     "SELECT DATEADD(day, -",
+    "SELECT /* a /* b */ c */",
 ];
 
 /// What can stand right after it.
@@ -429,6 +540,7 @@ const AFTER: &[&str] = &[
     "/2 FROM t",
     ") FROM t",
     ", d) FROM t",
+    "/* x /* y */ z */FROM t",
     "",
 ];
 

@@ -314,6 +314,54 @@ pub async fn record(
     }))
 }
 
+/// Records the 2xx attempts of many held deliveries with one statement, as [`record`]
+/// does for one: each delivery `delivered` (guarded by the lease its attempt holds), its
+/// attempt's row, and the streak of each endpoint among them (cleared, or its last success
+/// moved at most once a second). Returns the deliveries that moved; one whose lease was
+/// taken over meanwhile is left out. A success never disables an endpoint, so nothing
+/// else follows.
+pub async fn record_delivered(
+    db: &DatabaseConnection,
+    answered: &[(&Work, &Attempt)],
+) -> Result<Vec<DeliveryId>, DbErr> {
+    let items: Vec<Value> = answered
+        .iter()
+        .map(|(work, attempt)| {
+            json!({
+                "id": work.id,
+                "lease": work.lease,
+                "endpoint_id": work.endpoint_id,
+                "code": attempt.status_code,
+                "body": attempt.body,
+                "duration_ms": attempt.duration_ms,
+                "trig": if work.manual { "manual" } else { "scheduled" },
+            })
+        })
+        .collect();
+    let rows = db
+        .query_all_raw(stmt(
+            "WITH i AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, lease timestamptz, \
+                 endpoint_id uuid, code int, body text, duration_ms int, trig text)), \
+             d AS (UPDATE webhook_deliveries w SET status = $2, attempts = w.attempts + 1, next_attempt_at = NULL, \
+                 last_response_code = i.code, last_attempt_at = now(), last_error = NULL, manual = false, updated_at = now() \
+               FROM i WHERE w.id = i.id AND w.status = $3 AND w.next_attempt_at = i.lease \
+               RETURNING w.id, w.endpoint_id), \
+             a AS (INSERT INTO webhook_attempts (delivery_id, status_code, response_body, error, duration_ms, trigger) \
+               SELECT i.id, i.code, i.body, NULL, i.duration_ms, i.trig FROM i JOIN d ON d.id = i.id), \
+             e AS (UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = now() \
+               WHERE id IN (SELECT endpoint_id FROM d) AND (failing_since IS NOT NULL \
+                 OR last_success_at IS NULL OR last_success_at < now() - interval '1 second')) \
+             SELECT id FROM d",
+            [
+                Value::Array(items).into(),
+                DeliveryStatus::Delivered.into(),
+                DeliveryStatus::Pending.into(),
+            ],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get("", "id")).collect()
+}
+
 /// Disables the endpoint by the rule and records `webhook.endpoint_disabled`; `false` when
 /// it was disabled already.
 async fn disable<C: ConnectionTrait>(

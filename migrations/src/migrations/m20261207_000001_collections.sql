@@ -1,8 +1,8 @@
 -- Collections as CONTRACT gives them: windows of any granularity (week on any start day,
 -- day, calendar month, or a schedule's fires), the workflow's SQL and parameters pinned at
 -- creation, max_concurrency defaulting to 2, and the instance's collection_reserve (slots
--- that collection windows never take).
-DROP TABLE collection_weeks;
+-- that collection windows never take). Collections written before it keep their weeks,
+-- as windows (below, once collection_windows exists).
 
 ALTER TABLE collections DROP CONSTRAINT collections_granularity_check;
 ALTER TABLE collections RENAME COLUMN max_week_attempts TO max_attempts;
@@ -50,6 +50,27 @@ CREATE INDEX collection_windows_active_idx ON collection_windows (collection_id)
     WHERE status = 'active';
 CREATE INDEX collection_windows_execution_idx ON collection_windows (execution_id)
     WHERE execution_id IS NOT NULL;
+
+-- Collections written before this migration (weeks only, with no instance or SQL of their
+-- own; a fresh database has none): their weeks become their windows, oldest first. A
+-- running week takes its run's outcome when the run has ended, and waits for a new run
+-- when it has none; the old rows kept only an error's message. Their instance, SQL and
+-- window count are filled by m20261215_000001_collection_attempts.
+INSERT INTO collection_windows (collection_id, position, window_start, window_end, status, attempts,
+                                execution_id, error_code, error_message, updated_at)
+SELECT k.collection_id,
+       (row_number() OVER (PARTITION BY k.collection_id ORDER BY k.week_start) - 1)::integer,
+       k.week_start, k.week_end,
+       CASE WHEN k.status <> 'running' THEN k.status
+            WHEN e.status IS NULL THEN 'pending'
+            WHEN e.status IN ('succeeded', 'failed', 'cancelled') THEN e.status
+            ELSE 'active' END,
+       k.attempts, k.execution_id,
+       CASE WHEN k.last_error IS NOT NULL OR e.error_code IS NOT NULL
+            THEN coalesce(e.error_code, 'amc_failed') END,
+       coalesce(k.last_error, e.error_message), k.updated_at
+FROM collection_weeks k LEFT JOIN executions e ON e.id = k.execution_id;
+DROP TABLE collection_weeks;
 
 -- Runs an instance started since a time (its daily quota's count); new runs, not yet
 -- submitting, add no entry.

@@ -1,10 +1,9 @@
 -- Undoes m20261207_000001_collections.sql (collections of other granularities than week
--- and their windows are lost).
+-- and their windows are lost; week windows go back to weeks).
 ALTER TABLE amc_instances
     DROP CONSTRAINT amc_instances_collection_reserve_below_cap,
     DROP COLUMN collection_reserve;
 DROP INDEX executions_instance_submitting_idx;
-DROP TABLE collection_windows;
 DROP INDEX collections_user_created_idx;
 DROP INDEX collections_open_idx;
 DELETE FROM collections WHERE granularity <> 'week';
@@ -38,3 +37,15 @@ CREATE TABLE collection_weeks (
     CONSTRAINT collection_weeks_collection_week_key UNIQUE (collection_id, week_start)
 );
 CREATE INDEX collection_weeks_execution_id_idx ON collection_weeks (execution_id);
+INSERT INTO collection_weeks (collection_id, week_start, week_end, status, execution_id, attempts, last_error,
+                              updated_at)
+SELECT collection_id, window_start, window_end, CASE status WHEN 'active' THEN 'running' ELSE status END,
+       execution_id, attempts, error_message, updated_at
+FROM collection_windows;
+UPDATE collections c SET
+    weeks_total = k.total, weeks_succeeded = k.succeeded, weeks_failed = k.failed
+FROM (SELECT collection_id, count(*) AS total, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+             count(*) FILTER (WHERE status = 'failed') AS failed
+      FROM collection_weeks GROUP BY collection_id) k
+WHERE k.collection_id = c.id;
+DROP TABLE collection_windows;

@@ -11,3 +11,6 @@ pub mod m20261210_000001_execution_lists;
 pub mod m20261211_000001_workflow_versions;
 pub mod m20261211_000002_query_templates;
 pub mod m20261212_000001_result_types;
+pub mod m20261213_000001_saved_workflows;
+pub mod m20261214_000001_batches;
+pub mod m20261215_000001_collection_attempts;

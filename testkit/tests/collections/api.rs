@@ -143,6 +143,7 @@ async fn bad_input_other_users_and_backfills() {
     for path in [
         format!("/collections/{id}"),
         format!("/collections/{id}/windows"),
+        format!("/collections/{id}/windows?status=queued"),
         format!("/collections/{id}/results"),
     ] {
         let (s, b) = other.get(&path).await;
@@ -162,6 +163,21 @@ async fn bad_input_other_users_and_backfills() {
         .get(&format!("/collections/{id}/windows?cursor=bogus"))
         .await;
     assert_eq!(s, 422, "{b}");
+    // The windows filtered by the status they show: no run yet, so all queued.
+    let (s, b) = c
+        .get(&format!("/collections/{id}/windows?status=bogus"))
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["errors"][0]["field"], "status", "{b}");
+    for (status, n) in [("queued", 3), ("running", 0), ("failed", 0)] {
+        let (s, b) = c
+            .get(&format!("/collections/{id}/windows?status={status}"))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["items"].as_array().unwrap().len(), n, "{status}: {b}");
+    }
+    assert_eq!(mine["failed_windows"], json!([]), "{mine}");
+    assert_eq!(mine["status_reason"], Value::Null, "{mine}");
 
     // Backfill a daily schedule over ten days: its fires' windows, as preview resolves them.
     let (s, sched) = c

@@ -61,15 +61,8 @@ pub async fn wait_for(
     timeout: Duration,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let (s, b) = c.get(&format!("/collections/{id}")).await;
-        assert_eq!(s, 200, "{b}");
-        if check(&b) || tokio::time::Instant::now() >= deadline {
-            return b;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.wait_for(&format!("/collections/{id}"), timeout, check)
+        .await
 }
 
 /// Waits until the collection has ended.
@@ -108,6 +101,25 @@ pub async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<Value> {
     .into_iter()
     .map(|r| r.try_get::<Value>("", "row").expect("row"))
     .collect()
+}
+
+/// The payload of the collection's one event of `event_type` (there must be exactly one).
+pub async fn only_event(db: &DatabaseConnection, id: &str, event_type: &str) -> Value {
+    let events = rows(
+        db,
+        &format!(
+            "SELECT payload FROM events WHERE subject_id = '{id}' AND event_type = '{event_type}'"
+        ),
+    )
+    .await;
+    assert_eq!(events.len(), 1, "{event_type} of {id}: {events:?}");
+    events[0]["payload"].clone()
+}
+
+/// A collection's `counts`.
+pub fn counts(queued: u32, running: u32, succeeded: u32, failed: u32, cancelled: u32) -> Value {
+    json!({"queued": queued, "running": running, "succeeded": succeeded, "failed": failed,
+           "cancelled": cancelled})
 }
 
 /// The sim's runs of one AMC instance.

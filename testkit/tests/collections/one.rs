@@ -1,9 +1,10 @@
 //! One 52-week collection, four windows at a time: amc-sim never sees more than four of
-//! its runs at once, every window has exactly one succeeded execution, the windows tile
-//! the range, the combined results hold every window's rows with its `window_start`, and
-//! `collection.completed` is recorded with the counts.
+//! its runs at once, windows are admitted and submitted oldest first, every window has
+//! exactly one succeeded execution, the windows tile the range, the combined results hold
+//! every window's rows with its `window_start`, and `collection.completed` is recorded
+//! with the counts.
 
-use crate::{collection, fast_env, rows, user, wait_ended, windows};
+use crate::{collection, counts, fast_env, only_event, rows, user, wait_ended, windows};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -88,6 +89,44 @@ async fn a_year_of_weeks_runs_four_at_a_time_and_combines_its_results() {
     }
     let total_rows: u64 = per_window.values().sum();
 
+    // Oldest first: the n-th window admitted is window n, give or take the windows that
+    // run beside it (fewer than max_concurrency).
+    let admitted = rows(
+        &db,
+        &format!(
+            "SELECT collection_window AS w FROM executions WHERE collection_id = '{id}' \
+             ORDER BY submitting_at, collection_window"
+        ),
+    )
+    .await;
+    assert_eq!(admitted.len(), 52);
+    for (n, r) in admitted.iter().enumerate() {
+        let w = r["w"].as_i64().expect("a window") as usize;
+        assert!(
+            n.abs_diff(w) < 4,
+            "window {w} was the {n}th admitted: {admitted:?}"
+        );
+    }
+    // And AMC received them in that order (amc-sim lists runs as they were created).
+    let sent: Vec<usize> = stats["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["instance_id"] == "amcone01")
+        .map(|r| {
+            w.iter()
+                .position(|x| x["start"] == r["time_window_start"])
+                .expect("a window's run")
+        })
+        .collect();
+    assert_eq!(sent.len(), 52);
+    for (n, w) in sent.iter().enumerate() {
+        assert!(
+            n.abs_diff(*w) < 4,
+            "window {w} was the {n}th sent: {sent:?}"
+        );
+    }
+
     // Combined JSON pages: every window's rows, labelled with its start, in window order.
     let mut got: Vec<Vec<Value>> = Vec::new();
     let mut cursor = String::new();
@@ -153,14 +192,8 @@ async fn a_year_of_weeks_runs_four_at_a_time_and_combines_its_results() {
     assert_eq!(lines.next(), Some(header.as_str()));
     assert_eq!(lines.count() as u64, total_rows);
 
-    let events = rows(
-        &db,
-        &format!(
-            "SELECT payload FROM events WHERE subject_id = '{id}' AND event_type = 'collection.completed'"
-        ),
-    )
-    .await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["payload"]["counts"]["succeeded"], 52);
+    let payload = only_event(&db, &id, "collection.completed").await;
+    assert_eq!(payload["status"], "succeeded", "{payload}");
+    assert_eq!(payload["counts"], counts(0, 0, 52, 0, 0), "{payload}");
     sys.cleanup().await;
 }

@@ -1,15 +1,18 @@
 //! The procedures of `ops/RUNBOOK.md`, run against the real binaries, Postgres, Redis and
 //! amc-sim: a worker drained with SIGTERM (a scale-in) loses nothing and hands back at
-//! once; dead jobs are replayed with `migrate replay-dead-jobs`; Redis restarted empty and
-//! a private Postgres cluster restarted with runs in flight, every run ending right and
-//! submitted once; `migrate rotate-encryption-key` while the system runs, then the new key
-//! alone; JWT secret rotation; `migrate create-admin`.
+//! once (the remaining worker holds its jobs within 3 s, with claims and reconciles ruled
+//! out); `AMP_DATABASE_MAX_CONNECTIONS` caps each process's pool under load; dead jobs are
+//! replayed with `migrate replay-dead-jobs`; Redis restarted empty and a private Postgres
+//! cluster restarted with runs in flight, every run ending right and submitted once;
+//! `migrate rotate-encryption-key` while the system runs, then the new key alone; JWT
+//! secret rotation; `migrate create-admin`.
 //! Run `cargo build --workspace --bins` first (`ops/test` does).
 
 mod admin;
 mod dead_jobs;
 mod drain;
 mod keys;
+mod pool;
 mod restarts;
 
 use serde_json::{Value, json};

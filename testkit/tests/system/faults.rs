@@ -1,7 +1,7 @@
 //! Crashes: Redis flushed and restarted, a worker SIGKILLed, a create answer held while
 //! the worker dies. Nothing is lost and nothing is submitted twice.
 
-use crate::{SQL, assert_all_succeeded, rendered, runs_per_sql};
+use crate::{SQL, assert_all_succeeded, rendered, runs_per_sql, wait_held};
 use serde_json::json;
 use std::time::Duration;
 use testkit::{System, SystemOptions, wait_until};
@@ -94,21 +94,7 @@ async fn a_worker_killed_while_amc_holds_the_create_answer_adopts_the_run() {
     let setup = c.first_run_setup("amcheld", 10, SQL, json!({})).await;
     sys.sim_admin("hold-next-create", json!({})).await.unwrap();
     let id = c.run(&setup.workflow_id, json!({"n": 7})).await;
-    let held = wait_until(Duration::from_secs(20), || {
-        let (h, u) = (
-            sys.http.clone(),
-            format!("{}/sim/admin/held", sys.sim.base_url()),
-        );
-        async move {
-            let v: serde_json::Value = match h.get(u).send().await {
-                Ok(r) => r.json().await.unwrap_or_default(),
-                Err(_) => return false,
-            };
-            v["held"].as_u64() == Some(1)
-        }
-    })
-    .await;
-    assert!(held, "amc-sim never held a create");
+    assert!(wait_held(&sys).await, "amc-sim never held a create");
     // The run exists at AMC; the worker is waiting for the answer. Kill it.
     sys.workers[0].sigkill().await;
     sys.sim_admin("release", json!({})).await.unwrap();

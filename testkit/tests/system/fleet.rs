@@ -2,106 +2,20 @@
 //! AMP_SHUTDOWN_TIMEOUT and its jobs run on the other worker at once; a SIGKILLed worker's
 //! jobs run elsewhere within 10 s; the `workers` table shows both workers.
 //!
-//! Slow AMC answers come from a small TCP proxy in front of amc-sim that, while switched
-//! on, holds each answer for a long time (the request itself reaches amc-sim at once).
+//! Slow AMC answers come from [`testkit::SlowProxy`] in front of amc-sim.
 
 use crate::{SQL, assert_all_succeeded};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use testkit::{Client, Proc, System, SystemOptions, wait_until};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A proxy to amc-sim that delays answers to requests sent while `slow` is on.
-struct SlowProxy {
-    url: String,
-    slow: Arc<AtomicBool>,
-    delaying: Arc<AtomicUsize>,
-}
-
-impl SlowProxy {
-    async fn start(upstream: String, delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let slow = Arc::new(AtomicBool::new(false));
-        let delaying = Arc::new(AtomicUsize::new(0));
-        let (s, d) = (slow.clone(), delaying.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (s, d, up) = (s.clone(), d.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(&up).await {
-                        pipe(client, server, s, d, delay).await;
-                    }
-                });
-            }
-        });
-        Self {
-            url,
-            slow,
-            delaying,
-        }
-    }
-}
-
-async fn pipe(
-    client: TcpStream,
-    server: TcpStream,
-    slow: Arc<AtomicBool>,
-    delaying: Arc<AtomicUsize>,
-    delay: Duration,
-) {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let pending = Arc::new(AtomicBool::new(false));
-    let p = pending.clone();
-    let up = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match cr.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if slow.load(Ordering::SeqCst) {
-                p.store(true, Ordering::SeqCst);
-            }
-            if sw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-    };
-    let down = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match sr.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if pending.swap(false, Ordering::SeqCst) {
-                delaying.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(delay).await;
-                delaying.fetch_sub(1, Ordering::SeqCst);
-            }
-            if cw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-    };
-    tokio::select! {
-        _ = up => {}
-        _ = down => {}
-    }
-}
+use testkit::{Client, Proc, SlowProxy, System, SystemOptions, wait_until};
 
 /// A worker whose AMC calls go through `proxy`, with its own health address.
 fn spawn_worker(sys: &System, proxy: &SlowProxy) -> (Proc, String) {
-    crate::spawn_worker_with(sys, &[("AMP_AMC_BASE_URL", &proxy.url)])
+    sys.spawn_worker_with(&[("AMP_AMC_BASE_URL", &proxy.url)])
 }
 
 async fn wait_healthy(sys: &System, url: &str) {
-    let ok = wait_until(Duration::from_secs(15), || crate::healthy(sys, url)).await;
+    let ok = wait_until(Duration::from_secs(15), || sys.healthy(url)).await;
     assert!(ok, "worker at {url} did not become healthy");
 }
 
@@ -193,20 +107,17 @@ async fn sigterm_hands_running_jobs_to_the_other_worker_at_once() {
     .expect("system");
     let proxy = SlowProxy::start(sys.sim.addr.to_string(), Duration::from_secs(40)).await;
     let mut c = sys.client();
-    proxy.slow.store(true, Ordering::SeqCst);
+    proxy.set_slow(true);
     let (mut a, a_health) = spawn_worker(&sys, &proxy);
     wait_healthy(&sys, &a_health).await;
     let ids = twenty_runs(&mut c, "fleetterm").await;
-    let inside = wait_until(Duration::from_secs(20), || async {
-        proxy.delaying.load(Ordering::SeqCst) >= 20
-    })
-    .await;
+    let inside = wait_until(Duration::from_secs(20), || async { proxy.held() >= 20 }).await;
     assert!(
         inside,
         "only {} AMC calls inside the slow proxy",
-        proxy.delaying.load(Ordering::SeqCst)
+        proxy.held()
     );
-    proxy.slow.store(false, Ordering::SeqCst);
+    proxy.set_slow(false);
     let (b, b_health) = spawn_worker(&sys, &proxy);
     wait_healthy(&sys, &b_health).await;
     let a_pid = a.pid().expect("pid") as i32;
@@ -254,21 +165,18 @@ async fn sigkilled_worker_jobs_run_elsewhere_within_ten_seconds() {
         .expect("system");
     let proxy = SlowProxy::start(sys.sim.addr.to_string(), Duration::from_secs(40)).await;
     let mut c = sys.client();
-    proxy.slow.store(true, Ordering::SeqCst);
+    proxy.set_slow(true);
     let (mut a, a_health) = spawn_worker(&sys, &proxy);
     wait_healthy(&sys, &a_health).await;
     let (b, b_health) = {
         let ids = twenty_runs(&mut c, "fleetkill").await;
-        let inside = wait_until(Duration::from_secs(20), || async {
-            proxy.delaying.load(Ordering::SeqCst) >= 20
-        })
-        .await;
+        let inside = wait_until(Duration::from_secs(20), || async { proxy.held() >= 20 }).await;
         assert!(
             inside,
             "only {} AMC calls inside the slow proxy",
-            proxy.delaying.load(Ordering::SeqCst)
+            proxy.held()
         );
-        proxy.slow.store(false, Ordering::SeqCst);
+        proxy.set_slow(false);
         let w = spawn_worker(&sys, &proxy);
         wait_healthy(&sys, &w.1).await;
         a.sigkill().await;

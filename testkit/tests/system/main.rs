@@ -12,6 +12,7 @@ mod quota;
 mod requests;
 mod results;
 mod retries;
+mod saved_workflows;
 mod sim_faults;
 mod steps;
 mod tokens;
@@ -20,7 +21,7 @@ mod typed_results;
 
 use serde_json::Value;
 use std::collections::HashMap;
-use testkit::{Proc, System};
+use testkit::System;
 
 /// The SQL every test workflow runs: unique per `n`, so amc-sim's runs map to executions.
 pub const SQL: &str = "SELECT campaign, SUM(impressions) AS impressions FROM dsp_impressions WHERE run_no = {{n}} GROUP BY campaign";
@@ -86,25 +87,21 @@ pub fn assert_outcomes_match_amc(runs: &[Value], stats: &Value) -> usize {
     failed
 }
 
-/// Starts a worker process with the system's environment plus `overrides` and its own
-/// health port; returns it with its `/healthz` URL.
-pub fn spawn_worker_with(sys: &System, overrides: &[(&str, &str)]) -> (Proc, String) {
-    let mut env: HashMap<String, String> = sys.env.clone();
-    for (k, v) in overrides {
-        env.insert((*k).into(), (*v).into());
-    }
-    let health = format!("127.0.0.1:{}", testkit::free_port());
-    env.insert("AMP_WORKER_HEALTH_ADDR".into(), health.clone());
-    let p = Proc::spawn("worker", &[], &env).expect("spawn worker");
-    (p, format!("http://{health}/healthz"))
-}
-
-/// Whether a worker's `/healthz` answers 2xx.
-pub async fn healthy(sys: &System, url: &str) -> bool {
-    sys.http
-        .get(url)
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
+/// Waits until amc-sim holds one create answer (after `hold-next-create`); false if it
+/// never does within 20 s.
+pub async fn wait_held(sys: &System) -> bool {
+    testkit::wait_until(std::time::Duration::from_secs(20), || {
+        let (h, u) = (
+            sys.http.clone(),
+            format!("{}/sim/admin/held", sys.sim.base_url()),
+        );
+        async move {
+            let v: Value = match h.get(u).send().await {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => return false,
+            };
+            v["held"].as_u64() == Some(1)
+        }
+    })
+    .await
 }

@@ -33,10 +33,10 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
     })
     .await
     .expect("system");
-    let (w, health) = crate::spawn_worker_with(&sys, &[]);
+    let (w, health) = sys.spawn_worker_with(&[]);
     sys.workers.push(w);
     assert!(
-        wait_until(Duration::from_secs(15), || crate::healthy(&sys, &health)).await,
+        wait_until(Duration::from_secs(15), || sys.healthy(&health)).await,
         "worker never healthy"
     );
     let p = producer(&sys).await;
@@ -63,7 +63,7 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
         .await
         .expect("client kill");
     let failed = wait_until(Duration::from_secs(2), || async {
-        !crate::healthy(&sys, &health).await
+        !sys.healthy(&health).await
     })
     .await;
     assert!(failed, "/healthz kept answering 200 without Redis");
@@ -81,7 +81,7 @@ async fn client_kill_fails_healthz_then_the_worker_consumes_again() {
     assert!(pushed, "cannot push after the kill");
     let back = wait_until(
         Duration::from_secs(5).saturating_sub(killed.elapsed()),
-        || async { crate::healthy(&sys, &health).await && empty(&p, PollJob::QUEUE).await },
+        || async { sys.healthy(&health).await && empty(&p, PollJob::QUEUE).await },
     )
     .await;
     assert!(back, "worker did not consume again within 5 s of the kill");

@@ -194,20 +194,29 @@ fn keda_queries_are_read_from_scaled_objects_only() {
 }
 
 /// Runs the image's health probe (`ops/deploy/amp-healthcheck`, the Dockerfile's
-/// `HEALTHCHECK`) with `url`: its exit code.
-fn healthcheck(url: &str) -> i32 {
+/// `HEALTHCHECK`) with `args` and only the environment `env`: its exit code and stderr.
+fn probe(args: &[&str], env: &[(&str, String)]) -> (i32, String) {
     let script = format!(
         "{}/../ops/deploy/amp-healthcheck",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::process::Command::new("bash")
+    let out = std::process::Command::new("bash")
         .arg(&script)
-        .arg(url)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
-        .expect("bash runs")
-        .status
-        .code()
-        .unwrap_or(-1)
+        .expect("bash runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The probe of `url`: its exit code.
+fn healthcheck(url: &str) -> i32 {
+    probe(&[url], &[]).0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,4 +255,143 @@ async fn the_image_healthcheck_passes_a_ready_process_and_fails_otherwise() {
     o.cleanup().await;
     assert_eq!(missing, 1, "a 404 is unhealthy");
     assert_eq!(refused, 1, "a refused connection is unhealthy");
+}
+
+/// A proc root with an init at pid 1, `kind` (if any) at pid 7 and the probe's own shell at
+/// pid 12, as `amp-healthcheck` sees a container's `/proc`.
+struct FakeProc(std::path::PathBuf);
+
+impl FakeProc {
+    fn new(kind: Option<&str>) -> Self {
+        let root = std::env::temp_dir().join(testkit::unique("amp_proc"));
+        let procs = [
+            Some((1, "docker-init")),
+            kind.map(|k| (7, k)),
+            Some((12, "amp-healthcheck")),
+        ];
+        for (pid, comm) in procs.into_iter().flatten() {
+            let dir = root.join(pid.to_string());
+            std::fs::create_dir_all(&dir).expect("fake proc dir");
+            std::fs::write(dir.join("comm"), format!("{comm}\n")).expect("comm");
+        }
+        Self(root)
+    }
+
+    fn root(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for FakeProc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Without a URL, `amp-healthcheck` finds the process kind in the proc root
+/// (`AMP_HEALTH_PROC`) and probes that kind's own address from its variable: for each of
+/// api, worker, scheduler and amc-sim it passes with that variable on the live process
+/// (a wildcard host probed on the loopback) and every other variable on a closed port, and
+/// fails naming the closed port when only that variable is wrong. `migrate` passes without
+/// a probe; no known process, or a worker without its health address, fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_healthcheck_finds_the_process_kind_and_probes_its_address() {
+    let o = Observed::start(1, Vec::new()).await;
+    let live = |base: &str| base.trim_start_matches("http://").to_owned();
+    let kinds = [
+        ("api", "AMP_API_ADDR", live(&o.sys.api_url)),
+        ("worker", "AMP_WORKER_HEALTH_ADDR", live(&o.worker)),
+        ("scheduler", "AMP_SCHEDULER_HEALTH_ADDR", live(&o.scheduler)),
+        ("amc-sim", "AMP_SIM_ADDR", live(&o.sys.sim.base_url())),
+    ];
+    // Ready first (the probe asks `/readyz`); amc-sim runs in this process.
+    for base in [&o.sys.api_url, &o.worker, &o.scheduler] {
+        let url = format!("{base}/readyz");
+        let ready =
+            testkit::wait_until(std::time::Duration::from_secs(15), || o.sys.healthy(&url)).await;
+        assert!(ready, "{url} never ready");
+    }
+    let closed_port = testkit::free_port();
+    let closed = format!("127.0.0.1:{closed_port}");
+    let results = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for (i, (kind, var, addr)) in kinds.iter().enumerate() {
+            let proc_root = FakeProc::new(Some(kind));
+            // Only `var` names the live process (the first with a wildcard host).
+            let host_port = if i == 0 {
+                format!("0.0.0.0:{}", addr.rsplit(':').next().unwrap_or_default())
+            } else {
+                addr.clone()
+            };
+            let mut env: Vec<(&str, String)> = kinds
+                .iter()
+                .map(|(_, v, _)| {
+                    (
+                        *v,
+                        if v == var {
+                            host_port.clone()
+                        } else {
+                            closed.clone()
+                        },
+                    )
+                })
+                .collect();
+            env.push(("AMP_HEALTH_PROC", proc_root.root()));
+            let right = probe(&[], &env);
+            // Only `var` is wrong: every other variable names its live process.
+            let mut env: Vec<(&str, String)> = kinds
+                .iter()
+                .map(|(_, v, a)| (*v, if v == var { closed.clone() } else { a.clone() }))
+                .collect();
+            env.push(("AMP_HEALTH_PROC", proc_root.root()));
+            let wrong = probe(&[], &env);
+            out.push((*kind, right, wrong));
+        }
+        let migrate = FakeProc::new(Some("migrate"));
+        let nothing = FakeProc::new(None);
+        let worker = FakeProc::new(Some("worker"));
+        let only_closed = |root: &FakeProc| {
+            let mut env: Vec<(&str, String)> =
+                kinds.iter().map(|(_, v, _)| (*v, closed.clone())).collect();
+            env.push(("AMP_HEALTH_PROC", root.root()));
+            env
+        };
+        let migrate = probe(&[], &only_closed(&migrate));
+        let nothing = probe(&[], &only_closed(&nothing));
+        let unset = probe(&[], &[("AMP_HEALTH_PROC", worker.root())]);
+        (out, migrate, nothing, unset)
+    })
+    .await
+    .unwrap();
+    o.cleanup().await;
+    let (per_kind, migrate, nothing, unset) = results;
+    for (kind, right, wrong) in per_kind {
+        assert_eq!(
+            right.0, 0,
+            "{kind}: its own address live, yet unhealthy: {}",
+            right.1
+        );
+        assert_eq!(wrong.0, 1, "{kind}: its own address closed, yet healthy");
+        assert!(
+            wrong.1.contains(&format!(":{closed_port}")),
+            "{kind}: the failure does not name the closed port {closed_port}: {}",
+            wrong.1
+        );
+    }
+    assert_eq!(
+        migrate.0, 0,
+        "migrate (a one-shot) is healthy while it runs: {}",
+        migrate.1
+    );
+    assert_eq!(nothing.0, 1, "no known process is unhealthy");
+    assert!(nothing.1.contains("no api, worker"), "{}", nothing.1);
+    assert_eq!(
+        unset.0, 1,
+        "a worker without AMP_WORKER_HEALTH_ADDR is unhealthy"
+    );
+    assert!(
+        unset.1.contains("AMP_WORKER_HEALTH_ADDR is unset"),
+        "{}",
+        unset.1
+    );
 }

@@ -1,10 +1,12 @@
 //! Workflows against the real binaries, Postgres, Redis and amc-sim: versions made by
 //! edits and read back, runs of a named version, the default window, validate, tags,
 //! delete refused while in use, and collections pinning the version they started with
-//! while schedules follow the latest (unless pinned); the query template library.
+//! while schedules follow the latest (unless pinned); the query template library; batch
+//! runs over many instances.
 //! Run `cargo build --workspace --bins` first (`ops/test` does).
 
 mod api;
+mod batches;
 mod pinning;
 mod templates;
 

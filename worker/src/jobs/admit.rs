@@ -5,10 +5,12 @@ use crate::ctx::Ctx;
 use common::execution::{account_of_instance, admit_account};
 use common::ids::{AccountId, InstanceId};
 use common::jobs::{AdmitJob, SubmitJob};
-use queue::Job;
 
 impl Handle for AdmitJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, instance.id = %self.instance_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("instance.id", tracing::field::display(self.instance_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         admit_instance(ctx, self.instance_id).await
     }

@@ -6,10 +6,12 @@ use super::{Handle, JobResult, free_slot};
 use crate::ctx::Ctx;
 use common::execution::{self, Status, Unsubmitted};
 use common::jobs::{CancelJob, FetchJob, PollJob};
-use queue::Job;
 
 impl Handle for CancelJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("execution.id", tracing::field::display(self.execution_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         let Some(row) = execution::find(&ctx.db, self.execution_id).await? else {
             return Ok(());

@@ -10,9 +10,9 @@
 
 use super::{Handle, JobResult};
 use crate::ctx::Ctx;
+use common::event::DeliveryStatus;
 use common::jobs::DeliverJob;
 use common::webhook::delivery::{self, After, Attempt, BODY_KEPT, Work};
-use queue::Job;
 use rand::Rng;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 impl Handle for DeliverJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, delivery.id = %self.delivery_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("delivery.id", tracing::field::display(self.delivery_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         let lease = ctx.config.webhook_timeout + Duration::from_secs(5);
         match delivery::take(&ctx.db, self.delivery_id, self.due, lease).await? {
@@ -47,6 +50,19 @@ pub async fn attempt_held(ctx: &Ctx, work: Work) -> JobResult {
     let (attempt, retry_after) = attempt(ctx, &work).await;
     // The endpoint's slot is for the request only; recording needs none.
     drop(slot);
+    if attempt.succeeded() {
+        // 2xx attempts that end together share one statement.
+        let (endpoint, duration_ms) = (work.endpoint_id, attempt.duration_ms);
+        let moved = ctx.delivered.record(work, attempt).await?;
+        let outcome = if moved {
+            DeliveryStatus::Delivered.as_str()
+        } else {
+            "lost_lease"
+        };
+        ctx.metrics
+            .webhook_attempt(&endpoint.to_string(), outcome, duration_ms);
+        return Ok(());
+    }
     let after = next_of(ctx, &work, &attempt, retry_after);
     let recorded = delivery::record(
         &ctx.db,

@@ -11,7 +11,6 @@ use common::ids::AmcExecutionId;
 use common::jobs::FetchJob;
 use common::results::{Written, columns_json};
 use futures::StreamExt;
-use queue::Job;
 
 /// How often expired download URLs are asked for again within one fetch.
 const URL_ROUNDS: usize = 3;
@@ -24,7 +23,10 @@ enum Outcome {
 }
 
 impl Handle for FetchJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("execution.id", tracing::field::display(self.execution_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         fetch(ctx, &self).await
     }

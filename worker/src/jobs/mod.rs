@@ -17,7 +17,7 @@ pub mod submit;
 
 use crate::ctx::Ctx;
 use crate::steps::Next;
-use crate::token::{TokenError, access_token, access_token_with};
+use crate::token::TokenError;
 use common::amc::{AmcError, ErrorClass};
 use common::connection::TokenState;
 use common::execution::{
@@ -54,6 +54,11 @@ pub trait Handle: queue::Job + Sized {
     /// infrastructure failures, which the queue retries.
     fn handle(self, ctx: &Ctx) -> impl Future<Output = JobResult> + Send;
 
+    /// Records what the job is about on its span (`registry::job_span`'s `execution.id`,
+    /// `delivery.id` or `instance.id`), so that its log lines name it. One span per job:
+    /// a second, nested one would double what tracing costs a status check.
+    fn describe(&self, _span: &tracing::Span) {}
+
     /// A job this worker still runs when a hard stop hands it back to the queue,
     /// rewritten for the worker that takes it next (by default, as it is).
     fn handed_back(self, _ctx: &Ctx) -> impl Future<Output = Self> + Send {
@@ -87,12 +92,7 @@ pub enum JobError {
 
 pub type JobResult = Result<(), JobError>;
 
-/// Why calling AMC did not give an answer.
-#[derive(Debug)]
-pub enum CallError {
-    Token(TokenError),
-    Amc(AmcError),
-}
+pub use common::connection::CallError;
 
 /// Calls AMC with a fresh access token (starting from the connection's state when the
 /// caller already read it); on an auth failure refreshes once and retries.
@@ -106,22 +106,7 @@ where
     F: Fn(String) -> Fut,
     Fut: Future<Output = Result<T, AmcError>>,
 {
-    let conn = target
-        .connection_id
-        .ok_or(CallError::Token(TokenError::NoConnection))?;
-    let token = access_token_with(ctx, conn, known, None)
-        .await
-        .map_err(CallError::Token)?;
-    match f(token.clone()).await {
-        Err(e) if matches!(e.class, ErrorClass::Auth) => {
-            tracing::info!(status = ?e.status, "AMC refused the access token; refreshing it once");
-            let token = access_token(ctx, conn, Some(&token))
-                .await
-                .map_err(CallError::Token)?;
-            f(token).await.map_err(CallError::Amc)
-        }
-        other => other.map_err(CallError::Amc),
-    }
+    common::connection::call_amc(&ctx.tokens(), target.connection_id, known, f).await
 }
 
 /// Schedules the held row's next step `after` from now and pushes its delayed job (in a

@@ -20,10 +20,12 @@ use common::execution::{
 };
 use common::ids::AmcExecutionId;
 use common::jobs::{FetchJob, PollJob};
-use queue::Job;
 
 impl Handle for PollJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("execution.id", tracing::field::display(self.execution_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         let Some(Taken {
             row,

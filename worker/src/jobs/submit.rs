@@ -2,25 +2,33 @@
 //!
 //! Before the AMC call the row records `submit_started_at`. A step that finds it set
 //! without an AMC id (a crash, a lost or held answer) is *in doubt*: it lists the
-//! instance's executions since then and adopts the one with the same SQL and window;
-//! only if none exists does it create again.
+//! instance's executions since then and adopts the one with the same SQL (or the same
+//! saved workflow) and window; only if none exists does it create again.
+//!
+//! A rendered query over `AMP_AMC_ADHOC_MAX_BYTES` runs through a saved workflow
+//! (`common::saved_workflow`): its use is recorded, the workflow is saved at AMC under an
+//! id derived from the SQL's hash (created, or found already there), and the execution
+//! names it by `workflowId`. A retry saves the same workflow again, which leaves one.
 
 use super::{CallError, Handle, JobResult, call_amc, free_slot, on_call_error, schedule};
 use crate::ctx::Ctx;
 use crate::token::TokenError;
 use chrono::{Duration as ChronoDuration, Utc};
-use common::amc::{CreateExecution, WorkflowExecution};
+use common::amc::{CreateExecution, ExecutionQuery, WorkflowExecution};
 use common::connection::TokenState;
 use common::execution::{
     self, ExecutionRow, Held, Status, Submitted, Target, Unsubmitted, now_micros,
 };
 use common::ids::AmcExecutionId;
 use common::jobs::SubmitJob;
-use queue::Job;
+use common::saved_workflow::{self, SavedWorkflow};
 use std::time::Duration;
 
 impl Handle for SubmitJob {
-    #[tracing::instrument(name = "job", skip_all, fields(queue = Self::QUEUE, execution.id = %self.execution_id))]
+    fn describe(&self, span: &tracing::Span) {
+        span.record("execution.id", tracing::field::display(self.execution_id));
+    }
+
     async fn handle(self, ctx: &Ctx) -> JobResult {
         // Most submits go straight to AMC: they begin with the others due together.
         if let Some(due) = self.due
@@ -126,8 +134,12 @@ async fn create(
     target: &Target,
     token: Option<TokenState>,
 ) -> JobResult {
+    let query = match query_of(ctx, row, target, token.clone()).await? {
+        Ok(query) => query,
+        Err(e) => return on_call_error(ctx, row, held, e).await,
+    };
     let request = CreateExecution {
-        sql_query: row.sql_query.clone(),
+        query,
         time_window_start: row.time_window_start,
         time_window_end: row.time_window_end,
         time_zone: row.time_zone.clone(),
@@ -141,6 +153,33 @@ async fn create(
         Ok(exec) => running(ctx, row, held, exec.workflow_execution_id).await,
         Err(e) => on_call_error(ctx, row, held, e).await,
     }
+}
+
+/// What the run's execution runs: its SQL ad hoc, or, over the ad hoc size limit, the saved
+/// workflow of that SQL (its use recorded first, then saved at AMC).
+async fn query_of(
+    ctx: &Ctx,
+    row: &ExecutionRow,
+    target: &Target,
+    token: Option<TokenState>,
+) -> Result<Result<ExecutionQuery, CallError>, super::JobError> {
+    if !saved_workflow::needed(&row.sql_query, ctx.config.amc_adhoc_max_bytes) {
+        return Ok(Ok(ExecutionQuery::AdHoc(row.sql_query.clone())));
+    }
+    let saved = SavedWorkflow::for_sql(&row.sql_query);
+    saved_workflow::record_use(&ctx.db, row.instance_id, row.id, &saved).await?;
+    tracing::info!(amc.workflow_id = %saved.id, sql_bytes = row.sql_query.len(), "the query is too big to send ad hoc; running it through a saved workflow");
+    let saving = call_amc(ctx, target, token, |token| {
+        let (amc, t, id, sql) = (
+            ctx.amc.clone(),
+            target.clone(),
+            saved.id.clone(),
+            row.sql_query.clone(),
+        );
+        async move { amc.save_workflow(&t.amc(&token), &id, &sql).await }
+    })
+    .await;
+    Ok(saving.map(|()| ExecutionQuery::Saved(saved.id)))
 }
 
 /// Lists AMC's executions created since the submission began and finds ours.
@@ -166,10 +205,14 @@ async fn find_existing(
         .time_window_end
         .format(common::time_window::AMC_FORMAT)
         .to_string();
+    // A run through a saved workflow is also known by its `workflowId` (which derives from
+    // the SQL) where AMC does not show the SQL.
+    let saved = row.amc_workflow_id.as_ref().map(|w| w.as_str());
     Ok(list
         .into_iter()
         .find(|e| {
-            e.sql_query.as_deref() == Some(row.sql_query.as_str())
+            (e.sql_query.as_deref() == Some(row.sql_query.as_str())
+                || saved.is_some() && e.workflow_id.as_deref() == saved)
                 && e.time_window_start_original.as_deref() == Some(start.as_str())
                 && e.time_window_end_original.as_deref() == Some(end.as_str())
                 && e.time_window_time_zone_original.as_deref().unwrap_or("UTC") == row.time_zone

@@ -43,6 +43,11 @@ pub enum AmcOperation {
     ListExecutions,
     DownloadUrls,
     Cancel,
+    /// Saved workflows (the queries too big to send ad hoc).
+    CreateWorkflow,
+    GetWorkflow,
+    UpdateWorkflow,
+    DeleteWorkflow,
     /// A result file from its presigned URL (the answer's headers; not the body).
     Download,
     /// LWA: a refresh token exchanged for an access token.
@@ -58,6 +63,10 @@ impl AmcOperation {
             Self::ListExecutions => "list_executions",
             Self::DownloadUrls => "download_urls",
             Self::Cancel => "cancel",
+            Self::CreateWorkflow => "create_workflow",
+            Self::GetWorkflow => "get_workflow",
+            Self::UpdateWorkflow => "update_workflow",
+            Self::DeleteWorkflow => "delete_workflow",
             Self::Download => "download",
             Self::Token => "token",
         }
