@@ -449,12 +449,18 @@ async fn the_rest(db: &DatabaseConnection, user: UserId) {
     assert!(probe.alive);
 }
 
-#[tokio::test]
-async fn a_row_of_every_table_reads_back_through_its_row_type() {
-    let url = support::fresh_database_url("rows");
-    let _guard = DropGuard(url.clone());
+/// A fresh, migrated database (dropped with the guard).
+async fn migrated(tag: &str) -> (DropGuard, DatabaseConnection) {
+    let url = support::fresh_database_url(tag);
+    let guard = DropGuard(url.clone());
     migrations::migrate_up(&url).await.expect("migrate_up");
     let db = common::db::connect(&url, 2).await.expect("connect");
+    (guard, db)
+}
+
+#[tokio::test]
+async fn a_row_of_every_table_reads_back_through_its_row_type() {
+    let (_guard, db) = migrated("rows").await;
     let ids = Ids::new();
     for sql in ids.inserts() {
         exec(&db, &sql).await;
@@ -498,10 +504,7 @@ macro_rules! spellings {
 #[tokio::test]
 async fn each_checked_text_column_allows_exactly_its_enums_spellings() {
     use common::connection::ConnectionStatus;
-    let url = support::fresh_database_url("rowchk");
-    let _guard = DropGuard(url.clone());
-    migrations::migrate_up(&url).await.expect("migrate_up");
-    let db = common::db::connect(&url, 1).await.expect("connect");
+    let (_guard, db) = migrated("rowchk").await;
     let expected: Vec<(&str, Vec<String>)> = vec![
         ("users_role_check", spellings!(Role)),
         ("batches_status_check", spellings!(BatchStatus)),

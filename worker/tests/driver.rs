@@ -162,6 +162,16 @@ fn step_v1(id: ExecutionId, due: Option<chrono::DateTime<chrono::Utc>>) -> Vec<u
     format!(r#"{{"execution_id":"{id}","due":{due}}}"#).into_bytes()
 }
 
+/// What amc-sim received (`/sim/admin/stats`).
+async fn sim_stats(sim: &amc_sim::SimHandle) -> serde_json::Value {
+    reqwest::get(format!("{}/sim/admin/stats", sim.base_url()))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json")
+}
+
 async fn status(driver: &Driver, id: ExecutionId) -> execution::ExecutionRow {
     execution::find(&driver.ctx.db, id)
         .await
@@ -238,12 +248,7 @@ async fn runs_go_from_queued_to_succeeded_one_step_at_a_time() {
         assert_eq!(trail, [Queued, Submitting, Running, Fetching, Succeeded]);
     }
     // AMC received each run once.
-    let stats: serde_json::Value = reqwest::get(format!("{}/sim/admin/stats", s.sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = sim_stats(&s.sim).await;
     let runs = stats["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 2, "{stats}");
     assert!(runs.iter().all(|r| r["submissions"] == 1), "{stats}");
@@ -321,12 +326,7 @@ async fn poll_fetch_and_cancel_jobs_of_the_previous_build_run() {
     assert!(row.row_count.is_some_and(|n| n > 0), "{row:?}");
 
     // AMC was asked to cancel b, once.
-    let stats: serde_json::Value = reqwest::get(format!("{}/sim/admin/stats", s.sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = sim_stats(&s.sim).await;
     assert_eq!(stats["cancels"], 1, "{stats}");
     let _ = driver.ctx.producer.remove_prefix_keys().await;
     let _ = s.sim.shutdown().await;

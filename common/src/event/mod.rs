@@ -63,19 +63,14 @@ impl EventType {
     }
 }
 
-/// The row an event is about (its `subject_id`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subject {
-    Execution(ExecutionId),
-    Connection(ConnectionId),
-    Schedule(ScheduleId),
-    Collection(CollectionId),
-    Batch(BatchId),
-    Endpoint(EndpointId),
-}
-
-macro_rules! subject_from {
+macro_rules! subjects {
     ($($variant:ident($id:ty)),+ $(,)?) => {
+        /// The row an event is about (its `subject_id`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Subject {
+            $($variant($id),)+
+        }
+
         $(impl From<$id> for Subject {
             fn from(id: $id) -> Self {
                 Subject::$variant(id)
@@ -92,7 +87,7 @@ macro_rules! subject_from {
     };
 }
 
-subject_from!(
+subjects!(
     Execution(ExecutionId),
     Connection(ConnectionId),
     Schedule(ScheduleId),
