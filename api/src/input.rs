@@ -982,18 +982,7 @@ impl Kind for WindowSpec {
                 ),
                 ("days", days_schema()),
                 ("lag_days", days_schema()),
-                (
-                    "week_starts",
-                    enum_schema(&[
-                        "monday",
-                        "tuesday",
-                        "wednesday",
-                        "thursday",
-                        "friday",
-                        "saturday",
-                        "sunday",
-                    ]),
-                ),
+                ("week_starts", common::schedule::WeekStart::schema_ref()),
             ],
         )
     }
@@ -1017,7 +1006,7 @@ impl Kind for CatchUpSpec {
         object_schema(
             "What happens to ticks that came due while no scheduler ran: `none` fires none, `latest` (default) the last one, `all` every one, within `window` (a duration such as `24h`, at most `31d`; default `24h`). Every tick not fired is recorded `missed`.",
             vec![
-                ("policy", enum_schema(&["none", "latest", "all"])),
+                ("policy", common::schedule::CatchUpPolicy::schema_ref()),
                 (
                     "window",
                     inline(MetaSchema {

@@ -113,6 +113,10 @@ uuid_id!(
     /// An event (a row of the outbox).
     EventId
 );
+uuid_id!(
+    /// A query template of the library.
+    TemplateId
+);
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {

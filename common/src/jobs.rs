@@ -5,7 +5,8 @@
 //! by them still decode (see the tests).
 //!
 //! A new kind is a payload type here with its `Job` impl, a handler file in
-//! `worker/src/jobs/`, and one line in `worker::jobs::register`.
+//! `worker/src/jobs/`, and one line in [`job_kinds!`](crate::job_kinds): the list of
+//! kinds that [`ALL_QUEUES`], the worker's registration and its test driver are made from.
 
 use crate::execution::ExecutionStatus;
 use crate::ids::{DeliveryId, ExecutionId, InstanceId};
@@ -124,15 +125,32 @@ impl Job for DeliverJob {
     const QUEUE: &'static str = "webhook.deliver";
 }
 
-/// Every queue, in one place (the metrics read them all).
-pub const ALL_QUEUES: [&str; 6] = [
-    SubmitJob::QUEUE,
-    PollJob::QUEUE,
-    FetchJob::QUEUE,
-    CancelJob::QUEUE,
-    AdmitJob::QUEUE,
-    DeliverJob::QUEUE,
-];
+/// Every job kind, the one list: it hands the payload types to the macro named
+/// `$then`, which makes what each kind needs from it. [`ALL_QUEUES`] is made here; the
+/// worker's `jobs::register` (its consumers, and its test driver) from the same list, and
+/// the worker does not build while a kind listed here has no handler.
+#[macro_export]
+macro_rules! job_kinds {
+    ($then:ident) => {
+        $then! {
+            $crate::jobs::SubmitJob,
+            $crate::jobs::PollJob,
+            $crate::jobs::FetchJob,
+            $crate::jobs::CancelJob,
+            $crate::jobs::AdmitJob,
+            $crate::jobs::DeliverJob,
+        }
+    };
+}
+
+macro_rules! all_queues {
+    ($($job:ty),+ $(,)?) => {
+        /// Every queue, in one place (the metrics read them all), from [`job_kinds!`].
+        pub const ALL_QUEUES: [&str; crate::count_tts!($(($job))+)] = [$(<$job as Job>::QUEUE),+];
+    };
+}
+
+crate::job_kinds!(all_queues);
 
 /// Which step job carries an execution forward from a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,6 +252,15 @@ mod tests {
         assert_eq!(v.as_object().unwrap().len(), 2, "{text}");
         let back: FetchJob = serde_json::from_str(&text).unwrap();
         assert_eq!(back, j);
+    }
+
+    #[test]
+    fn every_kind_has_a_queue_of_its_own() {
+        let mut names = ALL_QUEUES.to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL_QUEUES.len(), "{ALL_QUEUES:?}");
+        assert!(ALL_QUEUES.contains(&DeliverJob::QUEUE));
     }
 
     #[test]

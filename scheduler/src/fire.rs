@@ -8,7 +8,7 @@
 use crate::Scheduler;
 use common::execution::{CancelOutcome, request_cancel_because};
 use common::jobs::{CancelJob, SubmitJob};
-use common::schedule::{self, FirePass, Probe, Replica};
+use common::schedule::{self, FirePass, Probe, Replica, RunOutcome};
 use common::telemetry::metrics::{FireLabels, ScheduleLabels};
 use sea_orm::DatabaseConnection;
 use std::sync::{Arc, Mutex};
@@ -184,10 +184,10 @@ async fn after_commit(s: &Scheduler, pass: FirePass) {
                 .inc_by(n as u64);
         }
     };
-    fires("started", pass.started.len());
-    fires("skipped_overlap", pass.skipped);
-    fires("buffered", pass.buffered);
-    fires("invalid", pass.invalid);
+    fires(RunOutcome::Started.as_str(), pass.started.len());
+    fires(RunOutcome::SkippedOverlap.as_str(), pass.skipped);
+    fires(RunOutcome::Buffered.as_str(), pass.buffered);
+    fires(RunOutcome::Invalid.as_str(), pass.invalid);
     for (id, n) in &pass.missed {
         s.metrics
             .missed

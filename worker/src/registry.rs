@@ -1,9 +1,9 @@
 //! Running a job kind: [`Registrar::add`] gives a [`Handle`] type its consumer (our Redis
 //! Streams backend, named after the worker), its apalis worker with the kind's
-//! concurrency, and its hand-back at a hard stop. `crate::jobs::register` lists the kinds.
+//! concurrency, and its hand-back at a hard stop. `crate::jobs::register` adds every kind.
 
 use crate::ctx::Ctx;
-use crate::jobs::{Handle, JobResult};
+use crate::jobs::{Handle, JobResult, Kinds};
 use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
@@ -136,9 +136,9 @@ fn rewrite<J: Handle>(ctx: Ctx, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>>
     })
 }
 
-impl Registrar {
+impl Kinds for Registrar {
     /// Consumes `J`'s queue with `J`'s settings.
-    pub fn add<J: Handle>(&mut self) -> anyhow::Result<()> {
+    fn add<J: Handle>(&mut self) -> anyhow::Result<()> {
         let config = &self.ctx.config;
         let mut qc = crate::queue_config(config);
         qc.timer_granularity = J::timer_granularity(config.poll_min);

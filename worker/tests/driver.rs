@@ -1,12 +1,15 @@
 //! The worker's steps driven in-process ([`worker::testing::Driver`]): jobs run one at a
 //! time, in order, against real Postgres, Redis and amc-sim, and each round's rows can be
-//! checked. The jobs are pushed in the JSON earlier builds pushed, so jobs already queued
-//! by them still decode and run.
+//! checked. The jobs are pushed in the JSON earlier builds pushed (every step kind: submit,
+//! admit, poll, fetch, cancel), so jobs already queued by them still decode and run.
 
 use common::config::Config;
 use common::connection::{self, Connector};
 use common::execution::{self, ExecutionStatus, NewExecution, TriggeredBy};
-use common::ids::{AmcInstanceId, EntityId, ExecutionId, MarketplaceId, Region};
+use common::ids::{
+    AmcInstanceId, EntityId, ExecutionId, InstanceId, MarketplaceId, Region, UserId,
+};
+use common::jobs::{AdmitJob, CancelJob, FetchJob, PollJob, SubmitJob};
 use common::repo::{accounts, instances, users, workflows};
 use common::time_window::TimeWindow;
 use std::collections::HashMap;
@@ -21,12 +24,12 @@ struct Setup {
     config: Arc<Config>,
 }
 
-async fn setup() -> Setup {
+async fn setup(run_duration: Duration) -> Setup {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let db = TestDb::new().await.expect("database");
     let sim = amc_sim::spawn(amc_sim::SimConfig {
         addr: "127.0.0.1:0".parse().expect("addr"),
-        run_duration: Duration::from_millis(200),
+        run_duration,
         ..Default::default()
     })
     .await
@@ -49,9 +52,16 @@ async fn setup() -> Setup {
     Setup { db, sim, config }
 }
 
+/// The user, instance and runs of [`two_queued_runs`].
+struct Runs {
+    user: UserId,
+    instance: InstanceId,
+    ids: [ExecutionId; 2],
+}
+
 /// A user with a connection, an account, an instance (cap 10) and a workflow; two queued
-/// runs of it. Returns the instance and the runs.
-async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [ExecutionId; 2]) {
+/// runs of it.
+async fn two_queued_runs(driver: &Driver) -> Runs {
     let ctx = &driver.ctx;
     let user = users::create_user(&ctx.db, "driver@example.com", "x")
         .await
@@ -133,14 +143,51 @@ async fn two_queued_runs(driver: &Driver) -> (common::ids::InstanceId, [Executio
                 .id,
         );
     }
-    (instance.id, [ids[0], ids[1]])
+    Runs {
+        user: user.id,
+        instance: instance.id,
+        ids: [ids[0], ids[1]],
+    }
+}
+
+/// A step job as the build before the typed jobs pushed it (`StepJobV1`, serde's default
+/// for `Option<DateTime<Utc>>`).
+fn step_v1(id: ExecutionId, due: Option<chrono::DateTime<chrono::Utc>>) -> Vec<u8> {
+    let due = due.map_or("null".to_owned(), |d| {
+        format!(
+            "\"{}\"",
+            d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        )
+    });
+    format!(r#"{{"execution_id":"{id}","due":{due}}}"#).into_bytes()
+}
+
+/// What amc-sim received (`/sim/admin/stats`).
+async fn sim_stats(sim: &amc_sim::SimHandle) -> serde_json::Value {
+    reqwest::get(format!("{}/sim/admin/stats", sim.base_url()))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json")
+}
+
+async fn status(driver: &Driver, id: ExecutionId) -> execution::ExecutionRow {
+    execution::find(&driver.ctx.db, id)
+        .await
+        .expect("find")
+        .expect("row")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_go_from_queued_to_succeeded_one_step_at_a_time() {
-    let s = setup().await;
+    let s = setup(Duration::from_millis(200)).await;
     let mut driver = Driver::new(s.config.clone()).await.expect("driver");
-    let (instance, [a, b]) = two_queued_runs(&driver).await;
+    let Runs {
+        instance,
+        ids: [a, b],
+        ..
+    } = two_queued_runs(&driver).await;
     let p = &driver.ctx.producer;
     // The JSON earlier builds pushed: a submit step without `due`, and an admission.
     p.push_raw(
@@ -158,7 +205,10 @@ async fn runs_go_from_queued_to_succeeded_one_step_at_a_time() {
 
     // One round: both admitted and submitted to AMC, nothing further due yet.
     let ran = driver.run_pending(10).await.expect("round");
-    assert!(ran.admit >= 1 && ran.submit >= 2, "{ran:?}");
+    assert!(
+        ran.of::<AdmitJob>() >= 1 && ran.of::<SubmitJob>() >= 2,
+        "{ran:?}"
+    );
     for id in [a, b] {
         let row = execution::find(&driver.ctx.db, id).await.unwrap().unwrap();
         assert_eq!(row.status, ExecutionStatus::Running, "{id}");
@@ -198,19 +248,86 @@ async fn runs_go_from_queued_to_succeeded_one_step_at_a_time() {
         assert_eq!(trail, [Queued, Submitting, Running, Fetching, Succeeded]);
     }
     // AMC received each run once.
-    let stats: serde_json::Value = reqwest::get(format!("{}/sim/admin/stats", s.sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = sim_stats(&s.sim).await;
     let runs = stats["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 2, "{stats}");
     assert!(runs.iter().all(|r| r["submissions"] == 1), "{stats}");
     // What is left are the admissions the freed slots asked for (nothing queued to admit).
     let rest = driver.run_pending(3).await.unwrap();
-    assert_eq!(rest.total(), rest.admit, "{rest:?}");
+    assert_eq!(rest.total(), rest.of::<AdmitJob>(), "{rest:?}");
     assert_eq!(driver.run_pending(3).await.unwrap().total(), 0);
+    let _ = driver.ctx.producer.remove_prefix_keys().await;
+    let _ = s.sim.shutdown().await;
+    s.db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_fetch_and_cancel_jobs_of_the_previous_build_run() {
+    // AMC runs take 3 s, so the cancelled run is still running there when it is cancelled.
+    let s = setup(Duration::from_secs(3)).await;
+    let driver = Driver::new(s.config.clone()).await.expect("driver");
+    assert!(driver.queues().contains(&"execution.cancel"));
+    let Runs {
+        user,
+        instance,
+        ids: [a, b],
+    } = two_queued_runs(&driver).await;
+    let p = &driver.ctx.producer;
+    p.enqueue(&AdmitJob {
+        instance_id: instance,
+    })
+    .await
+    .expect("push");
+    driver.run_pending(10).await.expect("submit");
+    for id in [a, b] {
+        assert_eq!(status(&driver, id).await.status, ExecutionStatus::Running);
+    }
+    // The status checks the submissions scheduled are dropped: from here on, only the
+    // jobs pushed below in the old JSON move the runs.
+    let far = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let dropped = p.take_runnable::<PollJob>(100, far).await.expect("take");
+    assert_eq!(dropped.len(), 2);
+
+    // Cancel (`"due":null`, as the API pushed it): brings b's check forward, which
+    // cancels it at AMC.
+    assert!(matches!(
+        execution::request_cancel(&driver.ctx.db, user, b)
+            .await
+            .expect("cancel"),
+        execution::CancelOutcome::Requested(_)
+    ));
+    p.push_raw("execution.cancel", step_v1(b, None))
+        .await
+        .expect("push");
+    assert_eq!(driver.run_due::<CancelJob>().await.expect("cancel"), 1);
+    assert_eq!(driver.run_due::<PollJob>().await.expect("check"), 1);
+    assert_eq!(status(&driver, b).await.status, ExecutionStatus::Cancelled);
+
+    // Poll, due at the row's `next_check_at`, once AMC has finished a.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let due = status(&driver, a).await.next_check_at;
+    assert!(due.is_some());
+    p.push_raw("execution.poll", step_v1(a, due))
+        .await
+        .expect("push");
+    assert_eq!(driver.run_due::<PollJob>().await.expect("check"), 1);
+    let row = status(&driver, a).await;
+    assert_eq!(row.status, ExecutionStatus::Fetching);
+
+    // Fetch: the job the check pushed is replaced by the old JSON of the same step.
+    let pushed = p.take_runnable::<FetchJob>(100, far).await.expect("take");
+    assert_eq!(pushed.len(), 1);
+    p.push_raw("execution.fetch", step_v1(a, row.next_check_at))
+        .await
+        .expect("push");
+    assert_eq!(driver.run_due::<FetchJob>().await.expect("fetch"), 1);
+    let row = status(&driver, a).await;
+    assert_eq!(row.status, ExecutionStatus::Succeeded);
+    assert!(row.row_count.is_some_and(|n| n > 0), "{row:?}");
+
+    // AMC was asked to cancel b, once.
+    let stats = sim_stats(&s.sim).await;
+    assert_eq!(stats["cancels"], 1, "{stats}");
     let _ = driver.ctx.producer.remove_prefix_keys().await;
     let _ = s.sim.shutdown().await;
     s.db.drop_db().await;

@@ -11,7 +11,7 @@ use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::event::EventType;
 use common::event::feed::{self, FeedEvent, FeedPosition, FeedQuery, Follow};
-use common::ids::UserId;
+use common::ids::{EventId, UserId};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use poem::Request;
@@ -47,7 +47,7 @@ pub struct EventBody {
 impl From<FeedEvent> for EventBody {
     fn from(e: FeedEvent) -> Self {
         Self {
-            id: e.id,
+            id: e.id.0,
             event_type: e.event_type,
             created_at: e.created_at,
             data: e.data,
@@ -198,7 +198,7 @@ impl EventsApi {
             (None, Some(id)) => (id, "last_event_id"),
             (None, None) => return feed::horizon(db).await.map_err(ApiError::internal),
         };
-        feed::position_of(db, user, id)
+        feed::position_of(db, user, EventId(id))
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| {

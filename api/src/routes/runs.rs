@@ -230,7 +230,9 @@ impl RunsApi {
             RetryError::NotEnded(status) => ApiError::conflict(format!(
                 "the execution is still {status}; only an ended execution can be retried"
             )),
-            e @ RetryError::Db(_) => ApiError::internal(e),
+            e @ (RetryError::Db(_) | RetryError::TimeZone { .. } | RetryError::Create(_)) => {
+                ApiError::internal(e)
+            }
         })?;
         // A lost push is covered by the reconciler (the run is queued).
         let job = [(SubmitJob::new(row.id, None), trace)];

@@ -11,7 +11,7 @@ use crate::input::{Bool, Clearable, Id, In, JsonObject, LongText, Name, Nullable
 use crate::page;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use common::ids::InstanceId;
+use common::ids::{InstanceId, TemplateId};
 use common::template::{
     self as tpl, NewTemplate, TemplateError, TemplateFilter, TemplatePatch, TemplateRow,
     TemplateUse,
@@ -95,7 +95,7 @@ impl TemplateBody {
             owned: t.user_id == Some(user),
             tags: t.tag_list(),
             placeholders: common::sql::placeholders(&t.sql_query),
-            id: t.id,
+            id: t.id.0,
             name: t.name,
             description: t.description.into(),
             category: t.category.into(),
@@ -163,6 +163,7 @@ fn template_error(e: TemplateError) -> ApiError {
         TemplateError::InstanceNotFound => ApiError::not_found("instance"),
         TemplateError::Schema(e) => ApiError::field(&e.path, e.message),
         TemplateError::Db(e) => ApiError::internal(e),
+        e @ TemplateError::Workflow(_) => ApiError::internal(e),
     }
 }
 
@@ -238,13 +239,14 @@ impl TemplatesApi {
             tag: filter_value(tag.0, "tag", 50)?,
         };
         let scope = page::scope(b"query-templates", user.0);
-        let after = page::open_key(&self.state.cursors, &scope, cursor.0)?;
+        let after = page::open_key(&self.state.cursors, &scope, cursor.0)?
+            .map(|(at, id)| (at, TemplateId(id)));
         let limit = page::limit(limit.0);
         let mut rows = tpl::list(&self.state.db, user, &filter, after, limit + 1)
             .await
             .map_err(ApiError::internal)?;
         let next = page::next_cursor(&mut rows, limit, |r| {
-            self.state.cursors.sign_key(&scope, r.created_at, r.id)
+            self.state.cursors.sign_key(&scope, r.created_at, r.id.0)
         });
         Ok(TemplateListResponse::Ok(Json(TemplateList {
             items: rows
@@ -267,7 +269,7 @@ impl TemplatesApi {
         id: Path<Uuid>,
     ) -> Result<TemplateResponse, Errors<{ AUTH | E404 | E422 }>> {
         let user = auth.0.user_id;
-        let row = tpl::get(&self.state.db, user, id.0)
+        let row = tpl::get(&self.state.db, user, TemplateId(id.0))
             .await
             .map_err(template_error)?;
         Ok(TemplateResponse::Ok(Json(TemplateBody::of(row, user))))
@@ -303,7 +305,7 @@ impl TemplatesApi {
             parameter_schema: opt(b.parameters_schema, "parameters_schema")?.map(Value::Object),
             is_public: opt(b.is_public, "is_public")?,
         };
-        let row = tpl::update(&self.state.db, user, id.0, patch)
+        let row = tpl::update(&self.state.db, user, TemplateId(id.0), patch)
             .await
             .map_err(template_error)?;
         Ok(TemplateResponse::Ok(Json(TemplateBody::of(row, user))))
@@ -320,7 +322,7 @@ impl TemplatesApi {
         auth: BearerAuth,
         id: Path<Uuid>,
     ) -> Result<TemplateDeleted, Errors<{ AUTH | E404 | E422 }>> {
-        tpl::delete(&self.state.db, auth.0.user_id, id.0)
+        tpl::delete(&self.state.db, auth.0.user_id, TemplateId(id.0))
             .await
             .map_err(template_error)?;
         Ok(TemplateDeleted::NoContent)
@@ -345,7 +347,7 @@ impl TemplatesApi {
             name: b.name.get("name")?,
             parameters: opt(b.parameters, "parameters")?.unwrap_or_default(),
         };
-        let workflow = tpl::use_template(&self.state.db, auth.0.user_id, id.0, uses)
+        let workflow = tpl::use_template(&self.state.db, auth.0.user_id, TemplateId(id.0), uses)
             .await
             .map_err(template_error)?;
         Ok(TemplateUsed::Created(Json(workflow.into())))

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use common::event::{DeliveryStatus, EventType};
 use common::ids::{DeliveryId, EndpointId, UserId};
 use common::webhook::address::{check_destination, check_url};
-use common::webhook::delivery::{self, AttemptRow, DeliveryRow};
+use common::webhook::delivery::{self, AttemptRow, AttemptTrigger, DeliveryRow};
 use common::webhook::endpoint::{self, EndpointError, EndpointPatch, EndpointRow, EndpointSpec};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -170,7 +170,7 @@ pub struct AttemptBody {
     pub error: Nullable<String>,
     pub duration_ms: i32,
     /// `scheduled` (the retry schedule) or `manual` (recover, test).
-    pub trigger: String,
+    pub trigger: AttemptTrigger,
 }
 
 impl From<AttemptRow> for AttemptBody {

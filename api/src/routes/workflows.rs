@@ -76,7 +76,7 @@ impl From<Workflow> for WorkflowBody {
             placeholders: common::sql::placeholders(&w.sql_query),
             tags: w.tag_list(),
             version: w.version,
-            template_id: w.template_id.into(),
+            template_id: w.template_id.map(|t| t.0).into(),
             id: w.id.0,
             instance_id: w.instance_id.0,
             name: w.name,
@@ -440,6 +440,7 @@ impl WorkflowsApi {
                 e @ ValidateError::VersionNotFound(_) => ApiError::field("version", e.to_string()),
                 ValidateError::Render(e) => super::executions::render_error(e),
                 ValidateError::Db(e) => ApiError::internal(e),
+                e @ ValidateError::Repo(_) => ApiError::internal(e),
             })?;
         Ok(ValidatedResponse::Ok(Json(ValidatedBody {
             version: v.version,

@@ -54,7 +54,7 @@ pub(crate) async fn on_run_ended<C: ConnectionTrait>(txn: &C, id: BatchId) -> Re
         NewEvent {
             user,
             event_type: EventType::BatchCompleted,
-            subject: id.0,
+            subject: id.into(),
             payload: batch.public_json(),
         },
     )

@@ -215,7 +215,7 @@ async fn finish<C: ConnectionTrait>(
         NewEvent {
             user,
             event_type,
-            subject: id.0,
+            subject: id.into(),
             payload: row.public_json(),
         },
     )

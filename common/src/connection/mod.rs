@@ -223,7 +223,7 @@ pub async fn mark_reauth_required<C: ConnectionTrait>(
             NewEvent {
                 user,
                 event_type: EventType::ConnectionReauthRequired,
-                subject: connection.0,
+                subject: connection.into(),
                 payload,
             },
         )

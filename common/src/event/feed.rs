@@ -13,7 +13,7 @@
 //! live streams ([`follow`]) through a `watch` channel; a stream only queries when woken.
 
 use crate::event::EventType;
-use crate::ids::UserId;
+use crate::ids::{EventId, UserId};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement};
@@ -22,7 +22,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use uuid::Uuid;
 
 /// How often the watcher looks for new events.
 pub const PROBE_EVERY: Duration = Duration::from_millis(200);
@@ -60,7 +59,7 @@ impl FeedPosition {
 /// One event as the feed shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEvent {
-    pub id: Uuid,
+    pub id: EventId,
     pub event_type: EventType,
     pub created_at: DateTime<Utc>,
     /// The subject as its own `GET` showed it when the event was recorded.
@@ -81,7 +80,7 @@ pub struct FeedQuery {
 
 #[derive(Debug, FromQueryResult)]
 struct Row {
-    id: Uuid,
+    id: EventId,
     event_type: EventType,
     created_at: DateTime<Utc>,
     payload: Value,
@@ -150,7 +149,7 @@ pub async fn page<C: ConnectionTrait>(db: &C, q: &FeedQuery) -> Result<Vec<FeedE
 pub async fn position_of<C: ConnectionTrait>(
     db: &C,
     user: UserId,
-    id: Uuid,
+    id: EventId,
 ) -> Result<Option<FeedPosition>, DbErr> {
     let row = db
         .query_one_raw(stmt(

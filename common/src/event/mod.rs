@@ -8,10 +8,11 @@ pub use delivery::DeliveryStatus;
 pub use feed::{FeedEvent, FeedPosition, FeedQuery, FeedWatcher};
 
 use crate::execution::ExecutionStatus;
-use crate::ids::UserId;
+use crate::ids::{
+    BatchId, CollectionId, ConnectionId, EndpointId, EventId, ExecutionId, ScheduleId, UserId,
+};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde_json::Value;
-use uuid::Uuid;
 
 crate::text_enum! {
     /// The type of an event (CONTRACT § Webhooks, the complete list).
@@ -62,13 +63,46 @@ impl EventType {
     }
 }
 
+macro_rules! subjects {
+    ($($variant:ident($id:ty)),+ $(,)?) => {
+        /// The row an event is about (its `subject_id`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Subject {
+            $($variant($id),)+
+        }
+
+        $(impl From<$id> for Subject {
+            fn from(id: $id) -> Self {
+                Subject::$variant(id)
+            }
+        })+
+
+        impl From<Subject> for sea_orm::Value {
+            fn from(s: Subject) -> Self {
+                match s {
+                    $(Subject::$variant(id) => id.into(),)+
+                }
+            }
+        }
+    };
+}
+
+subjects!(
+    Execution(ExecutionId),
+    Connection(ConnectionId),
+    Schedule(ScheduleId),
+    Collection(CollectionId),
+    Batch(BatchId),
+    Endpoint(EndpointId),
+);
+
 /// One event to record.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub user: UserId,
     pub event_type: EventType,
-    /// The row the event is about (an execution, a connection, …).
-    pub subject: Uuid,
+    /// The row the event is about.
+    pub subject: Subject,
     /// The subject as its own `GET` shows it.
     pub payload: Value,
 }
@@ -79,7 +113,7 @@ pub async fn record<C: ConnectionTrait>(txn: &C, event: NewEvent) -> Result<(), 
         DbBackend::Postgres,
         "INSERT INTO events (id, user_id, event_type, subject_id, payload) VALUES ($1, $2, $3, $4, $5)",
         [
-            Uuid::now_v7().into(),
+            EventId::new().into(),
             event.user.into(),
             event.event_type.into(),
             event.subject.into(),

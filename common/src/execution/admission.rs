@@ -22,7 +22,7 @@ pub async fn account_of_instance<C: ConnectionTrait>(
             [instance.0.into()],
         ))
         .await?;
-    r.map(|r| r.try_get::<Uuid>("", "account_id").map(AccountId))
+    r.map(|r| r.try_get::<AccountId>("", "account_id"))
         .transpose()
 }
 

@@ -14,7 +14,7 @@ use super::request::{render_run, request_hash};
 use super::{ExecutionRow, Status, TriggeredBy};
 pub use crate::group::BatchLimits;
 use crate::group::{Call, Group};
-use crate::ids::{ExecutionId, InstanceId, UserId, WorkflowId};
+use crate::ids::{EventId, ExecutionId, InstanceId, UserId, WorkflowId};
 use crate::sql::RenderError;
 use crate::time_window::TimeWindow;
 use chrono::{DateTime, Utc};
@@ -24,7 +24,6 @@ use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 /// A request to run a workflow, as a client sent it (the window already parsed).
 #[derive(Debug, Clone)]
@@ -131,9 +130,9 @@ impl CreateBatcher {
 
 #[derive(Debug, FromQueryResult)]
 struct WorkflowOfRun {
-    id: Uuid,
-    user_id: Uuid,
-    instance_id: Uuid,
+    id: WorkflowId,
+    user_id: UserId,
+    instance_id: InstanceId,
     sql_query: String,
     parameters: Value,
     version: i32,
@@ -145,7 +144,7 @@ struct WorkflowOfRun {
 async fn workflows_of(
     db: &DatabaseConnection,
     batch: &[Pending],
-) -> Result<HashMap<Uuid, WorkflowOfRun>, DbErr> {
+) -> Result<HashMap<WorkflowId, WorkflowOfRun>, DbErr> {
     let ids: Vec<Value> = batch
         .iter()
         .map(|p| json!(p.request.workflow_id.0))
@@ -162,20 +161,20 @@ async fn workflows_of(
 }
 
 /// An earlier version's SQL and defaults, by (workflow, version).
-type Versions = HashMap<(Uuid, i32), (String, Value)>;
+type Versions = HashMap<(WorkflowId, i32), (String, Value)>;
 
 /// The earlier versions the batch names (those that are not their workflow's latest),
 /// read with one query, and only when some request names one.
 async fn versions_of(
     db: &DatabaseConnection,
     batch: &[Pending],
-    workflows: &HashMap<Uuid, WorkflowOfRun>,
+    workflows: &HashMap<WorkflowId, WorkflowOfRun>,
 ) -> Result<Versions, DbErr> {
     let wanted: Vec<Value> = batch
         .iter()
         .filter_map(|p| {
             let v = p.request.version?;
-            let wf = workflows.get(&p.request.workflow_id.0)?;
+            let wf = workflows.get(&p.request.workflow_id)?;
             (wf.version != v).then(|| json!([wf.id, v]))
         })
         .collect();
@@ -195,19 +194,19 @@ async fn versions_of(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|v| ((v.workflow_id.0, v.version), (v.sql_query, v.parameters)))
+        .map(|v| ((v.workflow_id, v.version), (v.sql_query, v.parameters)))
         .collect())
 }
 
 /// Renders one request against its workflow (another user's workflow is not found).
 fn prepare(
-    workflows: &HashMap<Uuid, WorkflowOfRun>,
+    workflows: &HashMap<WorkflowId, WorkflowOfRun>,
     versions: &Versions,
     r: RunRequest,
 ) -> Result<NewExecution, RunError> {
     let wf = workflows
-        .get(&r.workflow_id.0)
-        .filter(|w| w.user_id == r.user_id.0)
+        .get(&r.workflow_id)
+        .filter(|w| w.user_id == r.user_id)
         .ok_or(RunError::WorkflowNotFound)?;
     let version = r.version.unwrap_or(wf.version);
     let (sql, defaults) = if version == wf.version {
@@ -226,7 +225,7 @@ fn prepare(
         user_id: r.user_id,
         workflow_id: r.workflow_id,
         workflow_version: version,
-        instance_id: InstanceId(wf.instance_id),
+        instance_id: wf.instance_id,
         sql_query: rendered.sql_query,
         parameters: rendered.parameters,
         window: r.window,
@@ -419,7 +418,7 @@ pub(crate) fn records_of(rows: &[ExecutionRow]) -> Value {
                 "request_hash": r.request_hash,
                 "trace_context": r.trace_context,
                 "reason": queued_reason(r),
-                "event_id": Uuid::now_v7(),
+                "event_id": EventId::new(),
                 "payload": r.public_json(),
             })
         })

@@ -171,7 +171,7 @@ async fn record_queued<C: ConnectionTrait>(txn: &C, row: &ExecutionRow) -> Resul
         crate::event::NewEvent {
             user: row.user_id,
             event_type: crate::event::EventType::ExecutionQueued,
-            subject: row.id.0,
+            subject: row.id.into(),
             payload: row.public_json(),
         },
     )

@@ -31,7 +31,7 @@ pub fn render_run(
 /// A stable hash of what a run request asked for (for `Idempotency-Key` comparison).
 /// `serde_json` maps are ordered, so equal requests hash equally.
 pub fn request_hash(
-    workflow_id: uuid::Uuid,
+    workflow_id: crate::ids::WorkflowId,
     version: Option<i32>,
     parameters: &Map<String, Value>,
     window: &crate::time_window::TimeWindow,

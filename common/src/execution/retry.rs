@@ -18,6 +18,16 @@ pub enum RetryError {
     /// The run has not ended yet (its status).
     #[error("the execution is still {0}")]
     NotEnded(Status),
+    /// The old run's stored time zone is not one this build knows.
+    #[error("stored time zone {zone:?} is unknown")]
+    TimeZone {
+        zone: String,
+        #[source]
+        source: chrono_tz::ParseError,
+    },
+    /// Recording the new run failed.
+    #[error("the retry was not recorded")]
+    Create(#[source] CreateError),
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -40,16 +50,20 @@ pub async fn retry(
     match create(db, &new).await {
         Ok(Created::New(row) | Created::Existing(row)) => Ok(row),
         Err(CreateError::Db(e)) => Err(e.into()),
-        Err(e @ CreateError::IdempotencyMismatch) => Err(DbErr::Custom(e.to_string()).into()),
+        // A retry carries no Idempotency-Key, so this is not expected.
+        Err(e @ CreateError::IdempotencyMismatch) => Err(RetryError::Create(e)),
     }
 }
 
 /// The new run repeating `old`.
-fn retry_of(old: &ExecutionRow, trace: Option<String>) -> Result<NewExecution, DbErr> {
+fn retry_of(old: &ExecutionRow, trace: Option<String>) -> Result<NewExecution, RetryError> {
     let time_zone = old
         .time_zone
         .parse()
-        .map_err(|_| DbErr::Custom(format!("stored time zone {:?} is unknown", old.time_zone)))?;
+        .map_err(|source| RetryError::TimeZone {
+            zone: old.time_zone.clone(),
+            source,
+        })?;
     Ok(NewExecution {
         user_id: old.user_id,
         workflow_id: old.workflow_id,
@@ -71,4 +85,52 @@ fn retry_of(old: &ExecutionRow, trace: Option<String>) -> Result<NewExecution, D
         },
         trace,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::batch::queued_row_of;
+    use crate::ids::{InstanceId, WorkflowId};
+    use std::error::Error;
+
+    fn ended(time_zone: &str) -> ExecutionRow {
+        let new = NewExecution {
+            user_id: UserId(uuid::Uuid::now_v7()),
+            workflow_id: WorkflowId(uuid::Uuid::now_v7()),
+            workflow_version: 3,
+            instance_id: InstanceId(uuid::Uuid::now_v7()),
+            sql_query: "SELECT 1".into(),
+            parameters: serde_json::json!({"a": 1}),
+            window: TimeWindow::parse("2024-01-01T00:00:00", "2024-01-02T00:00:00", None)
+                .expect("window"),
+            triggered_by: TriggeredBy::Schedule,
+            idempotency: None,
+            links: Links::default(),
+            trace: None,
+        };
+        let mut row = queued_row_of(ExecutionId(uuid::Uuid::now_v7()), &new, chrono::Utc::now());
+        row.time_zone = time_zone.into();
+        row
+    }
+
+    #[test]
+    fn a_retry_repeats_the_run_started_by_the_api() {
+        let old = ended("Europe/Paris");
+        let new = retry_of(&old, None).expect("retry");
+        assert_eq!(new.window.time_zone, chrono_tz::Europe::Paris);
+        assert_eq!(new.workflow_version, 3);
+        assert_eq!(new.triggered_by, TriggeredBy::Api);
+        assert_eq!(new.links.retry_of, Some(old.id));
+    }
+
+    #[test]
+    fn an_unknown_stored_zone_keeps_its_parse_error() {
+        let Err(e) = retry_of(&ended("Mars/Olympus"), None) else {
+            panic!("an unknown zone was accepted");
+        };
+        assert!(matches!(&e, RetryError::TimeZone { zone, .. } if zone == "Mars/Olympus"));
+        let source = e.source().expect("the parse error is kept");
+        assert!(source.downcast_ref::<chrono_tz::ParseError>().is_some());
+    }
 }

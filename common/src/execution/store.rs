@@ -124,7 +124,7 @@ pub(crate) async fn transition_in<C: ConnectionTrait>(
         crate::event::NewEvent {
             user: row.user_id,
             event_type: crate::event::EventType::of_execution(to),
-            subject: row.id.0,
+            subject: row.id.into(),
             payload: row.public_json(),
         },
     )

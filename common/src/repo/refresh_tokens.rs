@@ -21,7 +21,7 @@ pub enum Rotation {
 #[derive(Debug, FromQueryResult)]
 struct TokenRow {
     id: Uuid,
-    user_id: Uuid,
+    user_id: UserId,
     family_id: Uuid,
     expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
@@ -63,7 +63,7 @@ pub async fn rotate_refresh_token(
     let Some(row) = row else {
         return Ok(Rotation::Invalid);
     };
-    let user_id = UserId(row.user_id);
+    let user_id = row.user_id;
     if row.revoked_at.is_some() {
         revoke_family(&txn, row.family_id).await?;
         txn.commit().await?;

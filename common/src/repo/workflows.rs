@@ -3,7 +3,7 @@
 //! workflow is gone from every read here; its runs keep pointing at it.
 
 use super::{RepoError, stmt};
-use crate::ids::{InstanceId, UserId, WorkflowId};
+use crate::ids::{InstanceId, TemplateId, UserId, WorkflowId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use serde_json::Value;
@@ -22,7 +22,7 @@ pub struct Workflow {
     /// A JSON array of strings.
     pub tags: Value,
     /// The query template it was made from, if any.
-    pub template_id: Option<uuid::Uuid>,
+    pub template_id: Option<TemplateId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -43,7 +43,7 @@ pub struct NewWorkflow {
     pub sql_query: String,
     pub parameters: Value,
     pub tags: Vec<String>,
-    pub template_id: Option<uuid::Uuid>,
+    pub template_id: Option<TemplateId>,
 }
 
 /// A change of a workflow; `None` keeps a field. A new `sql_query` or `parameters`

@@ -457,18 +457,25 @@ async fn write_history<C: ConnectionTrait>(txn: &C, history: &[HistoryWrite]) ->
             })
         })
         .collect();
-    txn.execute_raw(stmt(
+    // The conflict target names the partial unique index by its predicate, which the
+    // planner must see as a constant (a bound parameter would not infer the index once
+    // the statement runs on a generic plan): the spelling comes from the type.
+    let sql = format!(
         "INSERT INTO schedule_runs (id, schedule_id, scheduled_for, fired_at, outcome, execution_id, missed_count, \
            error_code, error_message) \
          SELECT t.id, t.schedule_id, t.scheduled_for, clock_timestamp(), t.outcome, t.execution_id, t.missed_count, \
            t.error_code, t.error_message \
          FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, schedule_id uuid, scheduled_for timestamptz, outcome text, \
            execution_id uuid, missed_count bigint, error_code text, error_message text) \
-         ON CONFLICT (schedule_id, scheduled_for) WHERE outcome <> 'triggered' \
+         ON CONFLICT (schedule_id, scheduled_for) WHERE outcome <> '{triggered}' \
          DO UPDATE SET outcome = EXCLUDED.outcome, execution_id = EXCLUDED.execution_id, fired_at = EXCLUDED.fired_at, \
            error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message \
-         WHERE schedule_runs.outcome = 'buffered'",
-        [Value::Array(records).into()],
+         WHERE schedule_runs.outcome = $2",
+        triggered = RunOutcome::Triggered.as_str(),
+    );
+    txn.execute_raw(stmt(
+        &sql,
+        [Value::Array(records).into(), RunOutcome::Buffered.into()],
     ))
     .await?;
     Ok(())
@@ -550,7 +557,7 @@ pub(crate) async fn on_run_ended<C: ConnectionTrait>(
             crate::event::NewEvent {
                 user: ended.schedule.user_id,
                 event_type: crate::event::EventType::SchedulePaused,
-                subject: ended.schedule.id.0,
+                subject: ended.schedule.id.into(),
                 payload: ended.schedule.public_json(),
             },
         )

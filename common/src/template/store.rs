@@ -2,7 +2,7 @@
 //! (those of no user are the system's, public); only the owner changes or deletes one.
 
 use super::schema::{self, SchemaError};
-use crate::ids::{InstanceId, UserId};
+use crate::ids::{InstanceId, TemplateId, UserId};
 use crate::repo::workflows::{NewWorkflow, Workflow, create_workflow};
 use crate::repo::{RepoError, stmt};
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use uuid::Uuid;
 /// A template as stored.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct TemplateRow {
-    pub id: Uuid,
+    pub id: TemplateId,
     pub user_id: Option<UserId>,
     pub name: String,
     pub description: Option<String>,
@@ -93,6 +93,9 @@ pub enum TemplateError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Db(#[from] DbErr),
+    /// Recording the template's workflow was refused (a unique key, a check).
+    #[error("the template's workflow was not recorded")]
+    Workflow(#[source] RepoError),
 }
 
 impl From<RepoError> for TemplateError {
@@ -100,7 +103,7 @@ impl From<RepoError> for TemplateError {
         match e {
             RepoError::NotFound => TemplateError::NotFound,
             RepoError::Db(e) => TemplateError::Db(e),
-            other => TemplateError::Db(DbErr::Custom(other.to_string())),
+            other => TemplateError::Workflow(other),
         }
     }
 }
@@ -157,7 +160,7 @@ pub async fn list(
     db: &DatabaseConnection,
     user: UserId,
     filter: &TemplateFilter,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: Option<(DateTime<Utc>, TemplateId)>,
     limit: u64,
 ) -> Result<Vec<TemplateRow>, DbErr> {
     let (at, id) = after.map_or((None, None), |(a, i)| (Some(a), Some(i)));
@@ -187,7 +190,7 @@ pub async fn list(
 pub async fn get(
     db: &impl ConnectionTrait,
     user: UserId,
-    id: Uuid,
+    id: TemplateId,
 ) -> Result<TemplateRow, TemplateError> {
     let sql = format!("SELECT {COLUMNS} FROM query_templates WHERE id = $2 AND {VISIBLE}");
     TemplateRow::find_by_statement(stmt(&sql, [user.into(), id.into()]))
@@ -200,7 +203,7 @@ pub async fn get(
 pub async fn update(
     db: &DatabaseConnection,
     user: UserId,
-    id: Uuid,
+    id: TemplateId,
     patch: TemplatePatch,
 ) -> Result<TemplateRow, TemplateError> {
     let txn = db.begin().await?;
@@ -244,7 +247,11 @@ pub async fn update(
 }
 
 /// Deletes one of the user's own templates (workflows made from it keep their SQL).
-pub async fn delete(db: &DatabaseConnection, user: UserId, id: Uuid) -> Result<(), TemplateError> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    user: UserId,
+    id: TemplateId,
+) -> Result<(), TemplateError> {
     let done = db
         .execute_raw(stmt(
             "DELETE FROM query_templates WHERE id = $2 AND user_id = $1",
@@ -264,7 +271,7 @@ pub async fn delete(db: &DatabaseConnection, user: UserId, id: Uuid) -> Result<(
 pub async fn use_template(
     db: &DatabaseConnection,
     user: UserId,
-    id: Uuid,
+    id: TemplateId,
     uses: TemplateUse,
 ) -> Result<Workflow, TemplateError> {
     let TemplateUse {

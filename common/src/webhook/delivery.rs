@@ -24,6 +24,27 @@ pub const CHANNEL: &str = "amp_deliveries";
 /// At most this much of a receiver's answer is kept per attempt.
 pub const BODY_KEPT: usize = 4096;
 
+crate::text_enum! {
+    /// What started an attempt.
+    pub enum AttemptTrigger("attempt trigger") {
+        /// The retry schedule (a fresh delivery's first attempt, or a retry).
+        Scheduled = "scheduled",
+        /// A person: a recovery or a test delivery (its first attempt).
+        Manual = "manual",
+    }
+}
+
+impl AttemptTrigger {
+    /// The trigger of a delivery's next attempt (`manual` set by a recovery or a test).
+    pub fn of(manual: bool) -> Self {
+        if manual {
+            Self::Manual
+        } else {
+            Self::Scheduled
+        }
+    }
+}
+
 fn at(d: Duration) -> DateTime<Utc> {
     crate::execution::now_micros() + chrono::Duration::from_std(d).unwrap_or_default()
 }
@@ -249,7 +270,7 @@ pub async fn record(
             DeliveryStatus::Pending.into(),
             attempt.body.clone().into(),
             (attempt.duration_ms as i32).into(),
-            if work.manual { "manual" } else { "scheduled" }.into(),
+            AttemptTrigger::of(work.manual).into(),
             work.endpoint_id.into(),
             ok.into(),
         ],
@@ -369,7 +390,7 @@ async fn disable<C: ConnectionTrait>(
         NewEvent {
             user: work.user_id,
             event_type: EventType::WebhookEndpointDisabled,
-            subject: row.id.0,
+            subject: row.id.into(),
             payload: row.public_json(),
         },
     )
@@ -483,7 +504,7 @@ pub async fn send_test(
             event.into(),
             user.into(),
             EventType::WebhookTest.into(),
-            endpoint.0.into(),
+            crate::event::Subject::from(endpoint).into(),
             json!({"endpoint": row.public_json(), "message": "a test delivery from RecomAMP Engine"}).into(),
         ],
     ))
@@ -528,8 +549,13 @@ pub struct DeliveryRow {
     pub created_at: DateTime<Utc>,
 }
 
-const DELIVERY_COLUMNS: &str = "id, event_id, event_type, status, attempts, last_response_code AS last_status_code, \
-    last_error, last_attempt_at, CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at, created_at";
+/// The log's columns; `pending` is the placeholder bound to [`DeliveryStatus::Pending`].
+fn delivery_columns(pending: u8) -> String {
+    format!(
+        "id, event_id, event_type, status, attempts, last_response_code AS last_status_code, last_error, \
+         last_attempt_at, CASE WHEN status = ${pending} THEN next_attempt_at END AS next_attempt_at, created_at"
+    )
+}
 
 /// A page of an endpoint's deliveries, newest first, after `(created_at, id)`.
 pub async fn list(
@@ -541,9 +567,10 @@ pub async fn list(
 ) -> Result<Vec<DeliveryRow>, DbErr> {
     let (at, id) = after.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = $1 AND user_id = $2 \
+        "SELECT {} FROM webhook_deliveries WHERE endpoint_id = $1 AND user_id = $2 \
            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
-         ORDER BY created_at DESC, id DESC LIMIT $5"
+         ORDER BY created_at DESC, id DESC LIMIT $5",
+        delivery_columns(6)
     );
     DeliveryRow::find_by_statement(stmt(
         &sql,
@@ -553,6 +580,7 @@ pub async fn list(
             at.into(),
             id.into(),
             (limit as i64).into(),
+            DeliveryStatus::Pending.into(),
         ],
     ))
     .all(db)
@@ -567,7 +595,7 @@ pub struct AttemptRow {
     pub response_body: Option<String>,
     pub error: Option<String>,
     pub duration_ms: i32,
-    pub trigger: String,
+    pub trigger: AttemptTrigger,
 }
 
 /// One of the user's deliveries with every attempt, oldest first.
@@ -578,12 +606,20 @@ pub async fn with_attempts(
     id: DeliveryId,
 ) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>, DbErr> {
     let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND user_id = $3"
+        "SELECT {} FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND user_id = $3",
+        delivery_columns(4)
     );
-    let Some(d) =
-        DeliveryRow::find_by_statement(stmt(&sql, [id.into(), endpoint.into(), user.into()]))
-            .one(db)
-            .await?
+    let Some(d) = DeliveryRow::find_by_statement(stmt(
+        &sql,
+        [
+            id.into(),
+            endpoint.into(),
+            user.into(),
+            DeliveryStatus::Pending.into(),
+        ],
+    ))
+    .one(db)
+    .await?
     else {
         return Ok(None);
     };

@@ -33,6 +33,9 @@ pub enum ValidateError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Db(DbErr),
+    /// The database refused a read in a way a read never should (a conflict, a check).
+    #[error("reading the workflow failed")]
+    Repo(#[source] RepoError),
 }
 
 impl From<RepoError> for ValidateError {
@@ -40,7 +43,7 @@ impl From<RepoError> for ValidateError {
         match e {
             RepoError::NotFound => ValidateError::NotFound,
             RepoError::Db(e) => ValidateError::Db(e),
-            other => ValidateError::Db(DbErr::Custom(other.to_string())),
+            other => ValidateError::Repo(other),
         }
     }
 }

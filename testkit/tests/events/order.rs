@@ -6,7 +6,7 @@
 
 use common::event::feed::{self, FeedEvent, FeedPosition, FeedQuery};
 use common::event::{self as events, EventType, NewEvent};
-use common::ids::UserId;
+use common::ids::{ExecutionId, UserId};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde_json::json;
 use std::collections::HashSet;
@@ -58,7 +58,7 @@ pub async fn writer(
                 NewEvent {
                     user: of,
                     event_type: EventType::ExecutionQueued,
-                    subject,
+                    subject: ExecutionId(subject).into(),
                     payload: json!({"id": subject}),
                 },
             )

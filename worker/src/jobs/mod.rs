@@ -1,5 +1,5 @@
 //! Job handlers, one module per kind, the [`Handle`] trait they implement, [`register`]
-//! (every kind a worker runs, one line each), and what the steps share: calling AMC with a
+//! (every kind of `common::job_kinds!`, each with its handler), and what the steps share: calling AMC with a
 //! fresh token, rescheduling, ending a run, and answering AMC's failures.
 //!
 //! Every step job carries the `due` (`next_check_at`) it was scheduled for, and every move
@@ -16,7 +16,6 @@ pub mod poll;
 pub mod submit;
 
 use crate::ctx::Ctx;
-use crate::registry::Registrar;
 use crate::steps::Next;
 use crate::token::TokenError;
 use common::amc::{AmcError, ErrorClass};
@@ -25,19 +24,27 @@ use common::execution::{
     self, Ending, ErrorCode, ExecutionRow, Held, Reschedule, Target, now_micros, retry_delay,
 };
 use common::ids::InstanceId;
-use common::jobs::{AdmitJob, CancelJob, DeliverJob, FetchJob, PollJob, StepJob, SubmitJob};
+use common::jobs::{AdmitJob, StepJob};
 use sea_orm::DbErr;
 use std::future::Future;
 use std::time::Duration;
 
-/// Every job kind this worker runs. A new kind is one handler module and one line here.
-pub fn register(r: &mut Registrar) -> anyhow::Result<()> {
-    r.add::<SubmitJob>()?;
-    r.add::<PollJob>()?;
-    r.add::<FetchJob>()?;
-    r.add::<CancelJob>()?;
-    r.add::<AdmitJob>()?;
-    r.add::<DeliverJob>()?;
+/// What the list of job kinds is given to, one kind at a time: the worker's
+/// [`Registrar`](crate::registry::Registrar) (a consumer per kind) and the test driver
+/// ([`crate::testing::Driver`]).
+pub trait Kinds {
+    fn add<J: Handle>(&mut self) -> anyhow::Result<()>;
+}
+
+/// Adds every job kind of `common::job_kinds!` (the one list; each must have its
+/// [`Handle`] impl here). A new kind is its handler module and its line in that list.
+pub fn register(r: &mut impl Kinds) -> anyhow::Result<()> {
+    macro_rules! add_each {
+        ($($job:ty),+ $(,)?) => {
+            $( r.add::<$job>()?; )+
+        };
+    }
+    common::job_kinds!(add_each);
     Ok(())
 }
 
