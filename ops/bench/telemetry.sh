@@ -15,8 +15,9 @@ cd "$ROOT"
 REPS=${REPS:-5}
 WHAT=${1:-both}
 bash ops/services.sh >/dev/null
-cargo build --release -p api -p worker -p scheduler -p migrations -p amc-sim -p bench --bins
-BIN=$ROOT/target/release
+# BENCH_BIN_DIR=dir of prebuilt release binaries (with bench-receiver) skips the build.
+[ -n "${BENCH_BIN_DIR:-}" ] || cargo build --release -p api -p worker -p scheduler -p migrations -p amc-sim -p bench --bins
+BIN=${BENCH_BIN_DIR:-$ROOT/target/release}
 SESSION=$(date -u +%FT%TZ)
 SINK_LOG=$(mktemp)
 "$BIN/bench-receiver" --addr 127.0.0.1:0 --threads 1 >"$SINK_LOG" 2>&1 &

@@ -12,7 +12,7 @@ receiver), standard library only; the Celery loop runs in the peers' venv.
          NOTIFYs the workers); deliveries/s from the insert's commit to the last delivery
          recorded `delivered`; worker, PostgreSQL, Redis, receiver CPU per delivery;
       2. pgbench of the delivery's own transactions (ops/bench/pg/webhook_delivery.sql:
-         claim, take, record, as common/src/webhook/delivery.rs) with the worker and the
+         claim, record, as common/src/webhook/delivery.rs) with the worker and the
          scheduler stopped, on --n pre-made pending deliveries per client count (bN in
          --clients: pg/webhook_delivery_batched.sql, the same work 50 at a time);
       3. throughput again (B), worker and scheduler restarted: the ratio to pgbench uses
@@ -383,7 +383,7 @@ def stop_procs(s, names):
 
 def start_procs(s, names):
     for name in names:
-        s.procs[name] = subprocess.Popen([f"{e2e.BIN}/{name}"], env=s.env, stdout=s.logs[name], stderr=s.logs[name])
+        s.procs[name] = e2e.spawn(name, name, s.env, DB)
 
 
 def pgbench(s, user, n, clients, endpoints):
