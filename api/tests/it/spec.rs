@@ -4,18 +4,22 @@
 
 use crate::helpers::spawn_app;
 
-#[tokio::test]
-async fn the_committed_spec_matches_the_served_one() {
+/// The spec a freshly started server serves.
+async fn served_spec() -> serde_json::Value {
     let app = spawn_app().await;
-    let served: serde_json::Value = app
-        .client
+    app.client
         .get(app.url("/openapi.json"))
         .send()
         .await
         .expect("send")
         .json()
         .await
-        .expect("json");
+        .expect("json")
+}
+
+#[tokio::test]
+async fn the_committed_spec_matches_the_served_one() {
+    let served = served_spec().await;
     let pretty = serde_json::to_string_pretty(&served).expect("pretty") + "\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.json");
     if std::env::var_os("AMP_UPDATE_OPENAPI").is_some() {
@@ -33,16 +37,7 @@ async fn the_committed_spec_matches_the_served_one() {
 /// path gives for a method it does not serve.
 #[tokio::test]
 async fn the_spec_states_retry_after_and_405() {
-    let app = spawn_app().await;
-    let spec: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let spec = served_spec().await;
     for path in ["/auth/login", "/auth/register"] {
         let header = &spec["paths"][path]["post"]["responses"]["429"]["headers"]["Retry-After"];
         assert_eq!(header["required"], true, "{path}: {header}");
