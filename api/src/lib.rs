@@ -11,6 +11,7 @@ pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod page;
+pub mod params;
 pub mod routes;
 pub mod state;
 pub mod users;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 
 /// The API's spec service over every resource.
 pub type ApiService = OpenApiService<
-    (
+    params::Grouped<(
         AuthApi,
         ConnectionApi,
         AccountsApi,
@@ -54,7 +55,7 @@ pub type ApiService = OpenApiService<
         EventsApi,
         WebhooksApi,
         TemplatesApi,
-    ),
+    )>,
     (),
 >;
 
@@ -101,9 +102,13 @@ pub fn api_service(state: &Arc<AppState>) -> ApiService {
             state: state.clone(),
         },
     );
-    OpenApiService::new(apis, "RecomAMP Engine", env!("CARGO_PKG_VERSION"))
-        .description(SPEC_DESCRIPTION)
-        .server("/api/v1")
+    OpenApiService::new(
+        params::Grouped(apis),
+        "RecomAMP Engine",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(SPEC_DESCRIPTION)
+    .server("/api/v1")
 }
 
 /// The spec's `info.description`: what every path answers that no operation can list.

@@ -6,12 +6,13 @@ use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Ident, In, Int, Name, Nullable, RegionKind, opt};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::AccountId;
 use common::repo::RepoError;
 use common::repo::accounts::{self, Account, NewAccount};
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
@@ -129,15 +130,14 @@ impl AccountsApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<AccountListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let db = &self.state.db;
         let (rows, next) = page::keyset(
             &self.state.cursors,
             &page::scope(b"accounts", user.0),
-            (cursor.0, limit.0),
+            (paging.0.cursor, paging.0.limit),
             |after, limit| accounts::list_accounts(db, user, after, limit),
         )
         .await?;

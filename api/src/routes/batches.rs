@@ -11,12 +11,13 @@ use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Id, In, Int, JsonObject, Name, Nullable, Obj, ObjList, item, opt};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::batch::{self, BatchError, BatchInstance, BatchRow, BatchSpec, BatchStatus};
 use common::ids::{BatchId, ExecutionId, InstanceId, WorkflowId};
 use common::jobs::{CancelJob, SubmitJob};
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
@@ -206,15 +207,14 @@ impl BatchesApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<BatchListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let db = &self.state.db;
         let (rows, next) = page::keyset(
             &self.state.cursors,
             &page::scope(b"batches", user.0),
-            (cursor.0, limit.0),
+            (paging.0.cursor, paging.0.limit),
             |after, limit| async move {
                 batch::list(db, user, after.map(|(at, id)| (at, BatchId(id))), limit)
                     .await

@@ -11,6 +11,7 @@ use crate::error::status::{AUTH, BODY, E404, E409, E410, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Choice, Date, Id, In, Int, JsonObject, Name, Nullable, TimeZone, opt};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::collection::{
@@ -419,13 +420,12 @@ impl CollectionsApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<CollectionListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let scope = page::scope(b"collections", user.0);
-        let after = page::open_key(&self.state.cursors, &scope, cursor.0)?;
-        let limit = page::limit(limit.0);
+        let after = page::open_key(&self.state.cursors, &scope, paging.0.cursor)?;
+        let limit = page::limit(paging.0.limit);
         let mut rows = coll::list(
             &self.state.db,
             user,
@@ -468,20 +468,15 @@ impl CollectionsApi {
         method = "get",
         operation_id = "listCollectionWindows"
     )]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "an HTTP operation takes each of its parameters as an argument (poem-openapi has no parameter structs)"
-    )]
     async fn windows(
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
         status: Query<Option<ShownStatus>>,
     ) -> Result<WindowListResponse, Errors<{ AUTH | E404 | E422 }>> {
         let scope = id.0.as_bytes().to_vec();
-        let after = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+        let after = match paging.0.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
             Some(c) => Some(
                 self.state
@@ -491,7 +486,7 @@ impl CollectionsApi {
                     .ok_or_else(page::bad_cursor)?,
             ),
         };
-        let limit = page::limit(limit.0);
+        let limit = page::limit(paging.0.limit);
         let mut rows = coll::window_page(
             &self.state.db,
             auth.0.user_id,
@@ -585,16 +580,11 @@ impl CollectionsApi {
         method = "get",
         operation_id = "getCollectionResults"
     )]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "an HTTP operation takes each of its parameters as an argument (poem-openapi has no parameter structs)"
-    )]
     async fn results(
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "10000")))] limit: Query<Option<u32>>,
+        paging: Params<Page<10000>>,
         format: Query<Option<ResultFormat>>,
     ) -> Result<ResultsResponse, Errors<{ AUTH | E404 | E410 | E422 }>> {
         let (user, cid) = (auth.0.user_id, CollectionId(id.0));
@@ -614,7 +604,7 @@ impl CollectionsApi {
             ))));
         }
         let scope = id.0.as_bytes();
-        let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+        let cursor = match paging.0.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
             Some(c) => {
                 let raw = self
@@ -632,7 +622,7 @@ impl CollectionsApi {
             cid,
             coll::PageAt {
                 cursor,
-                limit: limit.0.unwrap_or(1_000) as usize,
+                limit: paging.0.limit.unwrap_or(1_000) as usize,
             },
         )
         .await

@@ -6,6 +6,7 @@ use crate::auth::BearerAuth;
 use crate::error::status::{AUTH, BODY, E404, E409, E410, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{In, Int, JsonObject, LocalTime, Nullable, Obj, TimeZone, opt};
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::execution::{
@@ -451,16 +452,11 @@ impl ExecutionsApi {
         method = "get",
         operation_id = "getExecutionResults"
     )]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "an HTTP operation takes each of its parameters as an argument (poem-openapi has no parameter structs)"
-    )]
     async fn results(
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "10000")))] limit: Query<Option<u32>>,
+        paging: Params<Page<10000>>,
         format: Query<Option<ResultFormat>>,
     ) -> Result<ResultsResponse, Errors<{ AUTH | E404 | E409 | E410 | E422 }>> {
         let row = execution::find_for_user(&self.state.db, auth.0.user_id, ExecutionId(id.0))
@@ -500,9 +496,9 @@ impl ExecutionsApi {
                 chunks,
             ))));
         }
-        let limit = limit.0.unwrap_or(1_000);
+        let limit = paging.0.limit.unwrap_or(1_000);
         let scope = row.id.0.as_bytes();
-        let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+        let cursor = match paging.0.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
             Some(c) => Some(
                 self.state

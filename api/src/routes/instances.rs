@@ -7,12 +7,13 @@ use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Id, Ident, In, Int, Name, Nullable, TimeZone, opt};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::{AccountId, InstanceId};
 use common::repo::RepoError;
 use common::repo::instances::{self, Instance, InstanceCaps, NewInstance};
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -158,15 +159,14 @@ impl InstancesApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<InstanceListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let db = &self.state.db;
         let (rows, next) = page::keyset(
             &self.state.cursors,
             &page::scope(b"instances", user.0),
-            (cursor.0, limit.0),
+            (paging.0.cursor, paging.0.limit),
             |after, limit| instances::list_instances(db, user, after, limit),
         )
         .await?;

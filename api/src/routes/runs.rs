@@ -9,16 +9,32 @@ use crate::error::status::{AUTH, E404, E409, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Nullable, instant_in_range};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::execution::{self, ListFilter, RetryError, Status, TriggeredBy};
 use common::ids::{BatchId, CollectionId, ExecutionId, InstanceId, ScheduleId, UserId, WorkflowId};
 use common::jobs::{PollJob, SubmitJob};
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use std::sync::Arc;
 use uuid::Uuid;
+
+crate::query_group! {
+    /// The filters of `GET /executions`, each a query parameter.
+    pub struct RunFilters {
+        workflow_id: Option<Uuid>,
+        instance_id: Option<Uuid>,
+        #[default] status: Vec<Status>,
+        triggered_by: Option<TriggeredBy>,
+        schedule_id: Option<Uuid>,
+        collection_id: Option<Uuid>,
+        batch_id: Option<Uuid>,
+        created_after: Option<DateTime<Utc>>,
+        created_before: Option<DateTime<Utc>>,
+    }
+}
 
 /// A page of the user's runs, newest first.
 #[derive(Debug, Object)]
@@ -104,42 +120,29 @@ impl RunsApi {
     /// given narrows the list; `status` may be repeated (any of them); `batch_id` lists a
     /// batch's runs; `created_after` and `created_before` (RFC 3339) are exclusive.
     #[oai(path = "/executions", method = "get", operation_id = "listExecutions")]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "an HTTP operation takes each of its parameters as an argument (poem-openapi has no parameter structs)"
-    )]
     async fn list(
         &self,
         auth: BearerAuth,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
-        workflow_id: Query<Option<Uuid>>,
-        instance_id: Query<Option<Uuid>>,
-        #[oai(default)] status: Query<Vec<Status>>,
-        triggered_by: Query<Option<TriggeredBy>>,
-        schedule_id: Query<Option<Uuid>>,
-        collection_id: Query<Option<Uuid>>,
-        batch_id: Query<Option<Uuid>>,
-        created_after: Query<Option<DateTime<Utc>>>,
-        created_before: Query<Option<DateTime<Utc>>>,
+        paging: Params<Page<500>>,
+        Params(f): Params<RunFilters>,
     ) -> Result<ExecutionListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let filter = ListFilter {
-            workflow_id: workflow_id.0.map(WorkflowId),
-            instance_id: instance_id.0.map(InstanceId),
-            statuses: status.0,
-            triggered_by: triggered_by.0,
-            schedule_id: schedule_id.0.map(ScheduleId),
-            collection_id: collection_id.0.map(CollectionId),
-            batch_id: batch_id.0.map(BatchId),
-            created_after: in_range(created_after.0, "created_after")?,
-            created_before: in_range(created_before.0, "created_before")?,
+            workflow_id: f.workflow_id.map(WorkflowId),
+            instance_id: f.instance_id.map(InstanceId),
+            statuses: f.status,
+            triggered_by: f.triggered_by,
+            schedule_id: f.schedule_id.map(ScheduleId),
+            collection_id: f.collection_id.map(CollectionId),
+            batch_id: f.batch_id.map(BatchId),
+            created_after: in_range(f.created_after, "created_after")?,
+            created_before: in_range(f.created_before, "created_before")?,
         };
         let db = &self.state.db;
         let (rows, next) = page::keyset(
             &self.state.cursors,
             &page::scope(b"executions", user.0),
-            (cursor.0, limit.0),
+            (paging.0.cursor, paging.0.limit),
             |after, limit| async move {
                 execution::list(
                     db,

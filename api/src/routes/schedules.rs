@@ -12,6 +12,7 @@ use crate::input::{
     OptionalJson, TimeZone, WindowSpec, opt, parse_instant,
 };
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::execution::{self, ExecutionStatus};
@@ -414,13 +415,12 @@ impl SchedulesApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<ScheduleListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let scope = page::scope(b"schedules", user.0);
-        let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page::limit(limit.0);
+        let after = self.open_cursor(&scope, paging.0.cursor)?;
+        let limit = page::limit(paging.0.limit);
         let mut rows = sched::list(
             &self.state.db,
             user,
@@ -622,13 +622,12 @@ impl SchedulesApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<RunsResponse, Errors<{ AUTH | E404 | E422 }>> {
         let user = auth.0.user_id;
         let scope = page::scope(id.0.as_bytes(), user.0);
-        let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page::limit(limit.0);
+        let after = self.open_cursor(&scope, paging.0.cursor)?;
+        let limit = page::limit(paging.0.limit);
         let mut rows = sched::runs(
             &self.state.db,
             user,

@@ -9,6 +9,7 @@ use crate::error::status::{AUTH, BODY, E404, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Bool, Clearable, Id, In, JsonObject, LongText, Name, Nullable, Tags, opt};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::{InstanceId, TemplateId};
@@ -221,17 +222,12 @@ impl TemplatesApi {
         method = "get",
         operation_id = "listQueryTemplates"
     )]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "an HTTP operation takes each of its parameters as an argument (poem-openapi has no parameter structs)"
-    )]
     async fn list(
         &self,
         auth: BearerAuth,
         category: Query<Option<String>>,
         tag: Query<Option<String>>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<TemplateListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let filter = TemplateFilter {
@@ -239,9 +235,9 @@ impl TemplatesApi {
             tag: filter_value(tag.0, "tag", 50)?,
         };
         let scope = page::scope(b"query-templates", user.0);
-        let after = page::open_key(&self.state.cursors, &scope, cursor.0)?
+        let after = page::open_key(&self.state.cursors, &scope, paging.0.cursor)?
             .map(|(at, id)| (at, TemplateId(id)));
-        let limit = page::limit(limit.0);
+        let limit = page::limit(paging.0.limit);
         let mut rows = tpl::list(&self.state.db, user, &filter, after, limit + 1)
             .await
             .map_err(ApiError::internal)?;

@@ -9,6 +9,7 @@ use crate::error::status::{AUTH, BODY, E404, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Bool, EventTypes, In, Instant, LongText, Nullable, WebhookUrl, opt};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::event::{DeliveryStatus, EventType};
@@ -16,7 +17,7 @@ use common::ids::{DeliveryId, EndpointId, UserId};
 use common::webhook::address::{check_destination, check_url};
 use common::webhook::delivery::{self, AttemptRow, AttemptTrigger, DeliveryRow};
 use common::webhook::endpoint::{self, EndpointError, EndpointPatch, EndpointRow, EndpointSpec};
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -348,13 +349,12 @@ impl WebhooksApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<EndpointListResponse, Errors<{ AUTH | E422 }>> {
         let user = auth.0.user_id;
         let scope = page::scope(b"webhooks", user.0);
-        let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page::limit(limit.0);
+        let after = self.open_cursor(&scope, paging.0.cursor)?;
+        let limit = page::limit(paging.0.limit);
         let mut rows = endpoint::list(
             &self.state.db,
             user,
@@ -494,14 +494,13 @@ impl WebhooksApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<DeliveryListResponse, Errors<{ AUTH | E404 | E422 }>> {
         let user = auth.0.user_id;
         self.owned(user, id.0).await?;
         let scope = page::scope(b"deliveries", id.0);
-        let after = self.open_cursor(&scope, cursor.0)?;
-        let limit = page::limit(limit.0);
+        let after = self.open_cursor(&scope, paging.0.cursor)?;
+        let limit = page::limit(paging.0.limit);
         let mut rows = delivery::list(
             &self.state.db,
             user,

@@ -9,6 +9,7 @@ use crate::error::status::{AUTH, BODY, E404, E409, E422};
 use crate::error::{ApiError, Errors};
 use crate::input::{Clearable, Id, In, Int, JsonObject, LongText, Name, Nullable, Obj, Tags, opt};
 use crate::page;
+use crate::params::{Page, Params};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use common::ids::{InstanceId, WorkflowId};
@@ -249,8 +250,7 @@ impl WorkflowsApi {
         &self,
         auth: BearerAuth,
         tag: Query<Option<String>>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<WorkflowListResponse, Errors<{ AUTH | E422 }>> {
         let tag = tag
             .0
@@ -261,7 +261,7 @@ impl WorkflowsApi {
         let (rows, next) = page::keyset(
             &self.state.cursors,
             &page::scope(b"workflows", user.0),
-            (cursor.0, limit.0),
+            (paging.0.cursor, paging.0.limit),
             |after, limit| workflows::list_workflows(db, user, tag.as_deref(), after, limit),
         )
         .await?;
@@ -364,12 +364,11 @@ impl WorkflowsApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        paging: Params<Page<500>>,
     ) -> Result<VersionListResponse, Errors<{ AUTH | E404 | E422 }>> {
         let user = auth.0.user_id;
         let scope = page::scope(b"workflow-versions", id.0);
-        let before = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+        let before = match paging.0.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
             Some(c) => Some(
                 self.state
@@ -379,7 +378,7 @@ impl WorkflowsApi {
                     .ok_or_else(page::bad_cursor)?,
             ),
         };
-        let limit = page::limit(limit.0);
+        let limit = page::limit(paging.0.limit);
         let mut rows = wf::list_versions(&self.state.db, user, WorkflowId(id.0), before, limit + 1)
             .await
             .map_err(|e| not_found(e, "workflow"))?;
