@@ -236,10 +236,13 @@ def emit(rec):
 
 
 def record_worker(pids):
-    """With E2E_PERF set, profiles the worker into /tmp/e2e.perf.data (perf report -i ...)."""
-    if not os.environ.get("E2E_PERF"):
+    """With E2E_PERF set, profiles the worker into /tmp/e2e.perf.data (perf report -i ...);
+    E2E_PERF=dwarf records call graphs from DWARF (release builds keep no frame pointers)."""
+    mode = os.environ.get("E2E_PERF")
+    if not mode:
         return None
-    return subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pids["worker"][0]), "-o",
+    graph = ["--call-graph", "dwarf,16384", "-F", "199"] if mode == "dwarf" else ["-g", "-F", "499"]
+    return subprocess.Popen(["perf", "record", *graph, "-p", str(pids["worker"][0]), "-o",
                              "/tmp/e2e.perf.data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -67,7 +67,7 @@ for rep in $(seq "$REPS"); do
   warm=$(( $(count) - before ))
   load=$(cut -d' ' -f1 /proc/loadavg)
   PGP=$(pg_pids); t0=$(cpu_ticks "$API_PID"); p0=$(cpu_ticks $PGP); before=$(count)
-  [ -n "${W5_PERF:-}" ] && { perf record -F 499 -g -p "$API_PID" -o /tmp/w5.perf.data -- sleep "$DUR" >/dev/null 2>&1 & }
+  [ -n "${W5_PERF:-}" ] && { perf record $( [ "$W5_PERF" = dwarf ] && echo "--call-graph dwarf,16384 -F 199" || echo "-g -F 499") -p "$API_PID" -o /tmp/w5.perf.data -- sleep "$DUR" >/dev/null 2>&1 & }
   # bash's `time` gives wrk's own user+system CPU seconds: the load generator's share of the cores.
   res=$( { TIMEFORMAT='%U %S'; time wrk -t2 -c50 -d"${DUR}s" --latency -s "${W5_LUA:-$HERE/wrk/post_execution.lua}" "$API" | tail -1; } 2>/tmp/w5-wrk-time.$$)
   wrk_cpu=$(tail -1 /tmp/w5-wrk-time.$$ | awk -v d="$DUR" '{printf "%.2f", ($1+$2)/d}'); rm -f /tmp/w5-wrk-time.$$

@@ -10,6 +10,7 @@ use crate::config::{Config, Env};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -52,6 +53,17 @@ fn otlp_provider(process: &'static str) -> anyhow::Result<SdkTracerProvider> {
         .build())
 }
 
+/// What is exported as spans: `info` and above, none of the libraries' own (poem's
+/// request span and its response event go to the logs only: every request already has
+/// our `http.request` span, with its route, method and status). A static
+/// filter by target and level: unlike an `EnvFilter`, it keeps no per-span state and does
+/// nothing when a span is entered or left, which every poll of an instrumented future does.
+fn span_targets() -> Targets {
+    Targets::new().with_default(LevelFilter::INFO).with_targets(
+        ["sqlx", "sea_orm", "hyper", "h2", "reqwest", "poem"].map(|t| (t, LevelFilter::OFF)),
+    )
+}
+
 /// Installs the global subscriber (logs, and traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is
 /// set). Safe to call more than once (later calls do nothing).
 pub fn init(config: &Config, process: &'static str) -> Telemetry {
@@ -89,9 +101,7 @@ pub fn init(config: &Config, process: &'static str) -> Telemetry {
             .with_threads(false)
             .with_target(false)
             .with_context_activation(false)
-            .with_filter(EnvFilter::new(
-                "info,sqlx=off,sea_orm=off,hyper=off,h2=off,reqwest=off",
-            ))
+            .with_filter(span_targets())
     });
     let installed = tracing_subscriber::registry()
         .with(logs)
@@ -131,6 +141,25 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn spans_are_ours_at_info_and_above() {
+        let t = super::span_targets();
+        assert!(t.would_enable("worker::registry", &tracing::Level::INFO));
+        assert!(t.would_enable("api::metrics", &tracing::Level::INFO));
+        assert!(t.would_enable("common::amc::client", &tracing::Level::WARN));
+        assert!(!t.would_enable("worker::registry", &tracing::Level::DEBUG));
+        for lib in [
+            "sqlx::query",
+            "sea_orm::driver",
+            "hyper::proto",
+            "h2",
+            "reqwest::connect",
+            "poem::middleware::tracing_mw",
+        ] {
+            assert!(!t.would_enable(lib, &tracing::Level::ERROR), "{lib}");
+        }
+    }
 
     #[test]
     fn chains_name_every_cause() {

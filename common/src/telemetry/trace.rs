@@ -34,13 +34,24 @@ tokio::task_local! {
 /// is not valid (tracing off, or a span no exporter records).
 pub fn traceparent(sc: &SpanContext) -> Option<String> {
     sc.is_valid().then(|| {
-        format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        )
+        let mut out = String::with_capacity(TRACEPARENT_LEN);
+        write_traceparent(&mut out, sc);
+        out
     })
+}
+
+/// The length of `traceparent` text.
+const TRACEPARENT_LEN: usize = 55;
+
+fn write_traceparent(out: &mut String, sc: &SpanContext) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags().to_u8()
+    );
 }
 
 /// Reads W3C `traceparent` text (version 00) as a remote span context.
@@ -80,14 +91,29 @@ pub fn current_root() -> Option<String> {
 }
 
 /// What a job pushed now carries: `root;link` (the current request's or job's root, and
-/// the current span), or `None` when tracing is off.
+/// the current span), or `None` when tracing is off. One allocation per job pushed.
 pub fn outgoing() -> Option<String> {
     if !enabled() {
         return None;
     }
-    let link = of_span(&tracing::Span::current())?;
-    let root = current_root().unwrap_or_else(|| link.clone());
-    Some(format!("{root};{link}"))
+    let sc = tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .clone();
+    if !sc.is_valid() {
+        return None;
+    }
+    let mut out = String::with_capacity(2 * TRACEPARENT_LEN + 1);
+    let rooted = ROOT
+        .try_with(|r| r.as_deref().map(|r| out.push_str(r)).is_some())
+        .unwrap_or(false);
+    if !rooted {
+        write_traceparent(&mut out, &sc);
+    }
+    out.push(';');
+    write_traceparent(&mut out, &sc);
+    Some(out)
 }
 
 /// The root part of what [`outgoing`] made.
