@@ -26,8 +26,9 @@ pub(crate) fn enable() {
 }
 
 tokio::task_local! {
-    /// The root (`traceparent`) of the trace the current request or job belongs to.
-    static ROOT: Option<String>;
+    /// The root of the trace the current request or job belongs to (written out as
+    /// `traceparent` text only when a job is pushed).
+    static ROOT: Option<SpanContext>;
 }
 
 /// A span context as W3C `traceparent` text (`00-<trace>-<span>-<flags>`); `None` when it
@@ -77,36 +78,22 @@ pub fn parse(text: &str) -> Option<SpanContext> {
     sc.is_valid().then_some(sc)
 }
 
-/// The `traceparent` of a `tracing` span.
-pub fn of_span(span: &tracing::Span) -> Option<String> {
+/// The span context of a `tracing` span (`None` with tracing off, or when it is not valid).
+fn context_of(span: &tracing::Span) -> Option<SpanContext> {
     if !enabled() {
         return None;
     }
-    traceparent(&span.context().span().span_context().clone())
-}
-
-/// The root of the current request or job (see [`scope`]).
-pub fn current_root() -> Option<String> {
-    ROOT.try_with(Clone::clone).ok().flatten()
+    let sc = span.context().span().span_context().clone();
+    sc.is_valid().then_some(sc)
 }
 
 /// What a job pushed now carries: `root;link` (the current request's or job's root, and
 /// the current span), or `None` when tracing is off. One allocation per job pushed.
 pub fn outgoing() -> Option<String> {
-    if !enabled() {
-        return None;
-    }
-    let sc = tracing::Span::current()
-        .context()
-        .span()
-        .span_context()
-        .clone();
-    if !sc.is_valid() {
-        return None;
-    }
+    let sc = context_of(&tracing::Span::current())?;
     let mut out = String::with_capacity(2 * TRACEPARENT_LEN + 1);
     let rooted = ROOT
-        .try_with(|r| r.as_deref().map(|r| out.push_str(r)).is_some())
+        .try_with(|r| r.as_ref().map(|r| write_traceparent(&mut out, r)).is_some())
         .unwrap_or(false);
     if !rooted {
         write_traceparent(&mut out, &sc);
@@ -127,14 +114,14 @@ pub fn source() -> queue::TraceSource {
 }
 
 /// Runs `fut` with `root` as the current trace's root.
-pub async fn scope<F: std::future::Future>(root: Option<String>, fut: F) -> F::Output {
+pub async fn scope<F: std::future::Future>(root: Option<SpanContext>, fut: F) -> F::Output {
     ROOT.scope(root, fut).await
 }
 
 /// Makes `span` a child of the root `carried` names and links it to the step before it
 /// (call before the span is first entered). Returns the root the span's work belongs to:
 /// the carried one, or the span itself when it starts a trace.
-pub fn join(span: &tracing::Span, carried: Option<&str>) -> Option<String> {
+pub fn join(span: &tracing::Span, carried: Option<&str>) -> Option<SpanContext> {
     if !enabled() {
         return None;
     }
@@ -148,15 +135,12 @@ pub fn join(span: &tracing::Span, carried: Option<&str>) -> Option<String> {
     if let Some(link) = link {
         span.add_link(link);
     }
-    match root {
-        Some(r) => traceparent(&r),
-        None => of_span(span),
-    }
+    root.or_else(|| context_of(span))
 }
 
 /// Makes `span` (a request's) continue a caller's trace (`traceparent` text) when one is
 /// given; returns `span` itself as the root of what it starts.
-pub fn continue_from(span: &tracing::Span, incoming: Option<&str>) -> Option<String> {
+pub fn continue_from(span: &tracing::Span, incoming: Option<&str>) -> Option<SpanContext> {
     if !enabled() {
         return None;
     }
@@ -164,7 +148,7 @@ pub fn continue_from(span: &tracing::Span, incoming: Option<&str>) -> Option<Str
         let cx = opentelemetry::Context::new().with_remote_span_context(parent);
         let _ = span.set_parent(cx);
     }
-    of_span(span)
+    context_of(span)
 }
 
 /// Links `span` (a statement serving many runs) to each of their spans.
