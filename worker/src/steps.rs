@@ -24,7 +24,12 @@ use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
 /// A read of a due step, with the trace context of the check asking for it.
-type Read = (Status, ExecutionId, DateTime<Utc>, Option<String>);
+type Read = (
+    Status,
+    ExecutionId,
+    DateTime<Utc>,
+    Option<trace::SpanContext>,
+);
 type ReadAnswer = Result<Option<DueStep>, String>;
 
 /// A step to schedule again (its next job goes to the queue of its status).
@@ -38,8 +43,8 @@ pub struct Next {
 /// Whether the row moved (and its next job was pushed).
 type NextAnswer = Result<bool, String>;
 
-/// A submit step to begin: its run and the `due` its job carries.
-type Begin = (ExecutionId, DateTime<Utc>, Option<String>);
+/// A submit step to begin: its run, the `due` its job carries, and the span asking.
+type Begin = (ExecutionId, DateTime<Utc>, Option<trace::SpanContext>);
 /// The row leased for submission (the lease is its `next_check_at`).
 type BeginAnswer = Result<Option<DueStep>, String>;
 /// A run AMC accepted, with what its first check's job carries.
@@ -121,7 +126,7 @@ impl Steps {
         ask(
             &self.begins,
             "begin submission",
-            (id, due, trace::outgoing()),
+            (id, due, trace::current()),
         )
         .await
     }
@@ -139,7 +144,7 @@ impl Steps {
         id: ExecutionId,
         due: DateTime<Utc>,
     ) -> Result<Option<DueStep>, StepsError> {
-        ask(&self.reads, "read", (status, id, due, trace::outgoing())).await
+        ask(&self.reads, "read", (status, id, due, trace::current())).await
     }
 
     /// Moves the row to its next check and pushes that check's job; `false` when the row
@@ -166,7 +171,7 @@ pub(crate) async fn ask<Q: Send + 'static, A: Send + 'static>(
 async fn read_batch(db: &DatabaseConnection, calls: Vec<Call<Read, ReadAnswer>>) {
     // One statement serves many runs' checks: its span links to each of them.
     let span = tracing::info_span!("steps.read", runs = calls.len());
-    trace::link_all(&span, calls.iter().filter_map(|c| c.request.3.as_deref()));
+    trace::link_each(&span, calls.iter().filter_map(|c| c.request.3.as_ref()));
     read_batch_in(db, calls).instrument(span).await
 }
 
@@ -278,7 +283,7 @@ async fn begin_batch(
     calls: Vec<Call<Begin, BeginAnswer>>,
 ) {
     let span = tracing::info_span!("steps.begin_submission", runs = calls.len());
-    trace::link_all(&span, calls.iter().filter_map(|c| c.request.2.as_deref()));
+    trace::link_each(&span, calls.iter().filter_map(|c| c.request.2.as_ref()));
     async move {
         let wanted: Vec<(ExecutionId, DateTime<Utc>)> =
             calls.iter().map(|c| (c.request.0, c.request.1)).collect();

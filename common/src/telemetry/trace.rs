@@ -10,7 +10,8 @@
 //! before it. Inside a request or a job the root is in a task-local ([`scope`]), so any
 //! job pushed from there carries it on ([`outgoing`], the queue's trace source).
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+pub use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -45,14 +46,43 @@ pub fn traceparent(sc: &SpanContext) -> Option<String> {
 const TRACEPARENT_LEN: usize = 55;
 
 fn write_traceparent(out: &mut String, sc: &SpanContext) {
-    use std::fmt::Write as _;
-    let _ = write!(
-        out,
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    );
+    out.push_str("00-");
+    push_hex(out, &sc.trace_id().to_bytes());
+    out.push('-');
+    push_hex(out, &sc.span_id().to_bytes());
+    out.push('-');
+    push_hex(out, &[sc.trace_flags().to_u8()]);
+}
+
+/// Lower-case hex, two digits a byte (every job pushed writes two ids: a table is several
+/// times cheaper than formatting a `u128` with `{:032x}`).
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+}
+
+/// The bytes `hex` spells (exactly `N` bytes' worth of hex digits, either case).
+fn from_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let hex = hex.as_bytes();
+    if hex.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 /// Reads W3C `traceparent` text (version 00) as a remote span context.
@@ -60,18 +90,14 @@ pub fn parse(text: &str) -> Option<SpanContext> {
     let mut parts = text.trim().split('-');
     let (version, trace, span, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version != "00"
-        || parts.next().is_some()
-        || trace.len() != 32
-        || span.len() != 16
-        || flags.len() != 2
-    {
+    if version != "00" || parts.next().is_some() {
         return None;
     }
+    let [flags] = from_hex::<1>(flags)?;
     let sc = SpanContext::new(
-        TraceId::from_hex(trace).ok()?,
-        SpanId::from_hex(span).ok()?,
-        TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+        TraceId::from_bytes(from_hex(trace)?),
+        SpanId::from_bytes(from_hex(span)?),
+        TraceFlags::new(flags),
         true,
         TraceState::default(),
     );
@@ -151,7 +177,24 @@ pub fn continue_from(span: &tracing::Span, incoming: Option<&str>) -> Option<Spa
     context_of(span)
 }
 
-/// Links `span` (a statement serving many runs) to each of their spans.
+/// The current span's context, for a batched statement in this process to link to
+/// ([`link_each`]); `None` with tracing off.
+pub fn current() -> Option<SpanContext> {
+    context_of(&tracing::Span::current())
+}
+
+/// Links `span` (a statement serving many runs in this process) to each of their spans.
+pub fn link_each<'a>(span: &tracing::Span, contexts: impl IntoIterator<Item = &'a SpanContext>) {
+    if !enabled() {
+        return;
+    }
+    for sc in contexts {
+        span.add_link(sc.clone());
+    }
+}
+
+/// Links `span` (a statement serving many runs) to each of their spans, named by what
+/// their jobs carry ([`outgoing`]'s text).
 pub fn link_all<'a>(span: &tracing::Span, carried: impl IntoIterator<Item = &'a str>) {
     if !enabled() {
         return;
@@ -181,6 +224,39 @@ mod tests {
             "00-xyz-b7ad6b7169203331-01",
         ] {
             assert!(parse(bad).is_none(), "{bad}");
+        }
+        for bad in [
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",
+            "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",
+            "00-+af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x",
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+        // Every byte value in every position survives the round trip.
+        let ids = (0..=255u8).map(|b| {
+            let t = [b, !b, b ^ 0x5a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, b];
+            let sp = [b, 0xff, 0, b.rotate_left(3), 1, 2, 3, b];
+            SpanContext::new(
+                TraceId::from_bytes(t),
+                SpanId::from_bytes(sp),
+                TraceFlags::new(b & 1),
+                true,
+                TraceState::default(),
+            )
+        });
+        for sc in ids {
+            let text = traceparent(&sc).unwrap();
+            let formatted = format!(
+                "00-{:032x}-{:016x}-{:02x}",
+                u128::from_be_bytes(sc.trace_id().to_bytes()),
+                u64::from_be_bytes(sc.span_id().to_bytes()),
+                sc.trace_flags().to_u8()
+            );
+            assert_eq!(text, formatted);
+            assert_eq!(parse(&text), Some(sc.clone()));
+            assert_eq!(parse(&text.to_uppercase()), Some(sc));
         }
         assert_eq!(root_of("a;b"), "a");
         assert_eq!(root_of("a"), "a");

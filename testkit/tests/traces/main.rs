@@ -267,5 +267,20 @@ async fn one_trace_holds_a_run_from_request_to_webhook() {
             assert_eq!(j["name"], of, "{call} inside {of}");
         }
     }
+    // A batched statement serving many runs links to each of them: every status check's
+    // read of its row is a share of a `steps.read` span linked to that check.
+    let everything = spans.lock().unwrap().clone();
+    for poll in job("job execution.poll") {
+        let check = id(poll, "spanId");
+        assert!(
+            everything.iter().any(|s| s["name"] == "steps.read"
+                && s["links"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|l| id(l, "spanId") == check && id(l, "traceId") == trace)),
+            "a steps.read span links to the check {check}"
+        );
+    }
     sys.cleanup().await;
 }
