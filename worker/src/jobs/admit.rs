@@ -12,6 +12,7 @@ use common::coalesce::Turn;
 use common::execution::{Admit, account_of_instance, admit_account};
 use common::ids::{AccountId, InstanceId};
 use common::jobs::AdmitJob;
+use common::telemetry::trace;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -82,8 +83,11 @@ async fn admit_passes(
                 continue;
             };
             let (ctx, way) = (ctx.clone(), ctx.sending.hold(step.row.id, lease));
-            sending
-                .spawn(async move { submit::admitted(&ctx, step, &way).await }.in_current_span());
+            // The run's own trace (its request's), not the admitting job's: what its
+            // submission pushes (its first check) carries it on.
+            let root = step.row.trace_context.clone().or_else(trace::current_root);
+            let send = async move { submit::admitted(&ctx, step, &way).await };
+            sending.spawn(trace::scope(root, send).in_current_span());
         }
         if ctx.stopping.is_cancelled() {
             // What is still queued waits for another worker's admission (or the reconciler's).
