@@ -20,6 +20,10 @@ pub struct Ctx {
     pub results: ResultStore,
     /// Admission passes per account in this process (a burst of runs coalesces).
     pub admissions: Arc<common::coalesce::Coalescer<common::ids::AccountId>>,
+    /// Admitted runs on their way to AMC from this process (handed back at a hard stop).
+    pub sending: crate::sending::Sending,
+    /// Cancelled when the process starts to stop: long loops (admission) end early.
+    pub stopping: tokio_util::sync::CancellationToken,
     /// Group commits of status checks and reschedules.
     pub steps: crate::steps::Steps,
     /// The webhook client and per-endpoint gates.

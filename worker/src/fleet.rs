@@ -132,9 +132,10 @@ pub async fn run_dead_drain(
 }
 
 /// Hands back every job the consumers still hold (hard stop), each rewritten by its kind
-/// (step jobs take the row's current lease as `due`). Returns how many were re-queued.
+/// (step jobs take the row's current lease as `due`), and a submit step for each admitted
+/// run still on its way to AMC. Returns how many were re-queued.
 pub async fn hand_back_running(ctx: &Ctx, handles: &[HandBackOf]) -> usize {
-    let mut total = 0;
+    let mut total = ctx.sending.hand_back(&ctx.producer).await;
     for h in handles {
         total += h.hand_back(ctx).await;
     }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod hooks;
 pub mod jobs;
 pub mod registry;
+pub mod sending;
 pub mod steps;
 pub mod testing;
 pub mod token;
@@ -79,6 +80,8 @@ pub async fn build_ctx(config: Arc<Config>) -> anyhow::Result<Ctx> {
         metrics,
         registry: Arc::new(registry),
         admissions: Default::default(),
+        sending: Default::default(),
+        stopping: Default::default(),
         steps,
         config,
         db,
@@ -190,6 +193,7 @@ impl Worker {
         }
         let started = tokio::time::Instant::now();
         let _ = self.stop_tx.send(true);
+        self.ctx.stopping.cancel();
         dispatching.cancel();
         let margin = shutdown_margin(timeout);
         // `&mut all`: on timeout the handlers stay alive (and their jobs held) until handed back.

@@ -2,12 +2,13 @@
 //! the optional per-instance daily quota, all under the account row's lock, so any
 //! number of workers admit correctly and queued runs start oldest first.
 
+use super::steps::{DueStep, due_steps_of};
 use super::store::{Move, transition_many_in};
-use super::{Status, now_micros};
+use super::{ExecutionRow, Status, now_micros};
 use crate::ids::{AccountId, ExecutionId, InstanceId};
-use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// The account an instance belongs to.
@@ -46,12 +47,27 @@ pub(crate) const USED_TODAY_SQL: &str = "CASE WHEN i.daily_execution_quota IS NU
 pub(crate) const RESERVE_SQL: &str =
     "coalesce(i.collection_reserve, least(2, i.max_concurrent_executions - 1))";
 
-/// Moves as many of the account's oldest queued runs to `submitting` as its caps allow.
-/// Returns the admitted runs with the `due` their submit job must carry.
+/// How an admission pass hands its runs to their submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admit {
+    /// The most runs the pass admits (besides the caps).
+    pub limit: usize,
+    /// How long each admitted run is leased to the admitting worker.
+    pub lease: Duration,
+}
+
+/// Moves as many of the account's oldest queued runs to `submitting` as its caps (and
+/// `admit.limit`) allow. Each admitted run is leased to the caller in the same move (its
+/// `next_check_at` is the lease, until now + `admit.lease`) and records that its
+/// submission begins (`submit_started_at`), so the caller sends it to AMC with no further
+/// move of its row. A caller that dies first leaves the lease to run out: the reconciler
+/// then hands the run to a submit step, which finds the submission in doubt and asks AMC
+/// before creating it. Returns the admitted runs, oldest first, ready to submit.
 pub async fn admit_account(
     db: &DatabaseConnection,
     account: AccountId,
-) -> Result<Vec<(ExecutionId, DateTime<Utc>)>, DbErr> {
+    admit: Admit,
+) -> Result<Vec<DueStep>, DbErr> {
     let txn = db.begin().await?;
     let Some(acc) = txn
         .query_one_raw(Statement::from_sql_and_values(
@@ -97,10 +113,10 @@ pub async fn admit_account(
         );
     }
     let mut account_free = i64::from(account_cap) - account_active;
-    let mut admitted = Vec::new();
-    if account_free <= 0 {
+    let mut room = i64::try_from(admit.limit).unwrap_or(i64::MAX);
+    if account_free <= 0 || room <= 0 {
         txn.commit().await?;
-        return Ok(admitted);
+        return Ok(Vec::new());
     }
     // Interactive runs (every run of no collection: `api`, `schedule`, `batch`) first,
     // oldest first; then collection windows round-robin across the collections (each
@@ -122,15 +138,16 @@ pub async fn admit_account(
                  ORDER BY o.windowed, o.turn, o.created_at, o.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
                 running = crate::collection::CollectionStatus::Running
             ),
-            [account.0.into(), (account_free * 4 + 100).into()],
+            [account.0.into(), (account_free.min(room) * 4 + 100).into()],
         ))
         .await?;
     // Which candidates fit is decided here; then they all move with one batched
     // transition (their rows are locked above, so each of them moves).
-    let due = now_micros();
+    let now = now_micros();
+    let until = now + chrono::Duration::from_std(admit.lease).unwrap_or_default();
     let mut chosen = Vec::new();
     for c in candidates {
-        if account_free <= 0 {
+        if account_free <= 0 || room <= 0 {
             break;
         }
         let id: Uuid = c.try_get("", "id")?;
@@ -153,26 +170,24 @@ pub async fn admit_account(
             *q -= 1;
         }
         account_free -= 1;
+        room -= 1;
         chosen.push(Move {
             id: ExecutionId(id),
             due: None,
-            next: due,
+            next: until,
             amc_execution_id: None,
             attempt: None,
+            submit_started: Some(now),
         });
     }
     let moved = transition_many_in(&txn, Status::Queued, Status::Submitting, &chosen, |_| {
         "admitted: a slot is free".to_owned()
     })
     .await?;
-    // In the order chosen (oldest first), as their submit jobs go out.
-    let moved: HashSet<ExecutionId> = moved.into_iter().map(|r| r.id).collect();
-    admitted.extend(
-        chosen
-            .into_iter()
-            .filter(|m| moved.contains(&m.id))
-            .map(|m| (m.id, due)),
-    );
     txn.commit().await?;
-    Ok(admitted)
+    // In the order chosen (oldest first), as their submissions go out.
+    let mut moved: HashMap<ExecutionId, ExecutionRow> =
+        moved.into_iter().map(|r| (r.id, r)).collect();
+    let admitted: Vec<ExecutionRow> = chosen.iter().filter_map(|m| moved.remove(&m.id)).collect();
+    due_steps_of(db, admitted).await
 }

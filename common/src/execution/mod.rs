@@ -22,8 +22,8 @@ mod target;
 mod transitions;
 mod waiting;
 
+pub use admission::{Admit, account_of_instance, admit_account};
 pub(crate) use admission::{RESERVE_SQL, USED_TODAY_SQL};
-pub use admission::{account_of_instance, admit_account};
 pub use backoff::{poll_interval, retry_delay};
 pub use batch::{AfterCommit, BatchLimits, CREATE_LIMITS, CreateBatcher, RunError, RunRequest};
 pub(crate) use batch::{insert_batch, queued_row_of, records_of};

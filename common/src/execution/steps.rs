@@ -11,13 +11,14 @@ use super::store::{Move, transition_many_in};
 use super::target::Target;
 use super::{ExecutionRow, Status};
 use crate::connection::TokenState;
-use crate::ids::{AmcExecutionId, ConnectionId, ExecutionId};
+use crate::ids::{AmcExecutionId, ConnectionId, ExecutionId, InstanceId};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, QueryResult, Statement,
     TransactionTrait,
 };
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// A step's row, ready to act on: the execution, where it runs, and its owner's token.
 #[derive(Debug, Clone)]
@@ -30,23 +31,61 @@ pub struct DueStep {
 
 impl DueStep {
     fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
-        let connection_id: Option<ConnectionId> = r.try_get("", "connection_id")?;
-        let token = match connection_id {
-            Some(_) => Some(TokenState {
-                status: r.try_get("", "connection_status")?,
-                last_error: r.try_get("", "connection_error")?,
-                access_token_enc: r.try_get("", "access_token_enc")?,
-                access_token_expires_at: r.try_get("", "access_token_expires_at")?,
-                updated_at: r.try_get("", "connection_updated_at")?,
-            }),
-            None => None,
-        };
         Ok(Self {
             row: ExecutionRow::from_query_result(r, "")?,
             target: Target::from_query_result(r, "")?,
-            token,
+            token: token_of(r)?,
         })
     }
+}
+
+/// The owner's token state of a row of [`with_targets`] (`None` without a connection).
+fn token_of(r: &QueryResult) -> Result<Option<TokenState>, DbErr> {
+    let connection_id: Option<ConnectionId> = r.try_get("", "connection_id")?;
+    let Some(_) = connection_id else {
+        return Ok(None);
+    };
+    Ok(Some(TokenState {
+        status: r.try_get("", "connection_status")?,
+        last_error: r.try_get("", "connection_error")?,
+        access_token_enc: r.try_get("", "access_token_enc")?,
+        access_token_expires_at: r.try_get("", "access_token_expires_at")?,
+        updated_at: r.try_get("", "connection_updated_at")?,
+    }))
+}
+
+/// These rows as steps ready to act on: where each runs and its owner's token state,
+/// read with one statement for all their instances. A row whose instance is gone is left
+/// out.
+pub(crate) async fn due_steps_of<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<ExecutionRow>,
+) -> Result<Vec<DueStep>, DbErr> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut instances: Vec<uuid::Uuid> = rows.iter().map(|r| r.instance_id.0).collect();
+    instances.sort_unstable();
+    instances.dedup();
+    let found = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            with_targets("SELECT unnest($1::uuid[]) AS instance_id"),
+            [instances.into()],
+        ))
+        .await?;
+    let mut at: HashMap<InstanceId, (Target, Option<TokenState>)> = HashMap::new();
+    for r in &found {
+        let instance: InstanceId = r.try_get("", "instance_id")?;
+        at.insert(instance, (Target::from_query_result(r, "")?, token_of(r)?));
+    }
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let (target, token) = at.get(&row.instance_id)?.clone();
+            Some(DueStep { row, target, token })
+        })
+        .collect())
 }
 
 /// The rows of these steps that are still due: in `status`, with `next_check_at` equal to
@@ -170,6 +209,7 @@ pub async fn mark_running_many(
             next: r.first_check,
             amc_execution_id: Some(r.amc_execution_id.as_str().to_owned()),
             attempt: Some(0),
+            submit_started: None,
         })
         .collect();
     let txn = db.begin().await?;

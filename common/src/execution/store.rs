@@ -155,6 +155,8 @@ pub(crate) struct Move {
     pub amc_execution_id: Option<String>,
     /// The retry attempt to record (`None` keeps the row's).
     pub attempt: Option<i32>,
+    /// When its submission to AMC begins (`None` keeps the row's `submit_started_at`).
+    pub submit_started: Option<DateTime<Utc>>,
 }
 
 /// Moves every row of `moves` still in `from` (and at its `due`) to `to`, a non-terminal
@@ -179,7 +181,7 @@ pub(crate) async fn transition_many_in<C: ConnectionTrait>(
         .iter()
         .map(|m| {
             serde_json::json!({"id": m.id, "due": m.due, "next": m.next,
-                "amc": m.amc_execution_id, "attempt": m.attempt})
+                "amc": m.amc_execution_id, "attempt": m.attempt, "started": m.submit_started})
         })
         .collect();
     // Each entry locks its row by primary key if it is still where its step left it; then
@@ -190,15 +192,18 @@ pub(crate) async fn transition_many_in<C: ConnectionTrait>(
         DbBackend::Postgres,
         format!(
             "WITH m AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
-                 AS m(id uuid, due timestamptz, next timestamptz, amc text, attempt int)), \
+                 AS m(id uuid, due timestamptz, next timestamptz, amc text, attempt int, \
+                   started timestamptz)), \
                t AS (SELECT x.id AS taken, m.next AS new_next, m.amc AS new_amc, \
-                   m.attempt AS new_attempt FROM m CROSS JOIN LATERAL \
+                   m.attempt AS new_attempt, m.started AS new_started FROM m CROSS JOIN LATERAL \
                  (SELECT id FROM executions WHERE id = m.id AND status = $2 \
                     AND (m.due IS NULL OR next_check_at = m.due) LIMIT 1 FOR UPDATE) x) \
              UPDATE executions SET status = $3, {column} = coalesce({column}, clock_timestamp()), \
                amc_execution_id = coalesce(t.new_amc, executions.amc_execution_id), \
                next_check_at = t.new_next, \
-               attempt = coalesce(t.new_attempt, executions.attempt), updated_at = now() \
+               attempt = coalesce(t.new_attempt, executions.attempt), \
+               submit_started_at = coalesce(t.new_started, executions.submit_started_at), \
+               updated_at = now() \
              FROM t WHERE id = t.taken RETURNING {COLUMNS}"
         ),
         [

@@ -1,14 +1,16 @@
 //! The batched step statements against a real row: a check is read only while its row is
 //! still due, twins in one batch move the row once, a moved row is not moved again, and a
-//! cancellation asked for meanwhile comes back with the move.
+//! cancellation asked for meanwhile comes back with the move. An admitted run whose worker
+//! never sent it waits out its lease and reaches AMC once.
 
 use crate::SQL;
 use chrono::DurationRound;
 use chrono::{DateTime, Utc};
 use common::execution::{
-    Reschedule, Status, Submitted, begin_submissions, mark_running_many, read_due, reschedule_many,
+    Admit, Reschedule, Status, Submitted, admit_account, begin_submissions, mark_running_many,
+    read_due, reschedule_many,
 };
-use common::ids::{AmcExecutionId, ExecutionId};
+use common::ids::{AccountId, AmcExecutionId, ExecutionId};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use std::time::Duration;
@@ -327,6 +329,67 @@ async fn submits_begin_and_become_running_together_each_once() {
         first_check,
     };
     assert!(mark_running_many(&db, &[stale]).await.unwrap().is_empty());
+    drop(db);
+    sys.cleanup().await;
+}
+
+/// A run its admission leased (its submission recorded as begun) whose worker died before
+/// sending it: nothing takes it while its lease holds; then a submit step takes it over,
+/// finds the submission in doubt, sees that AMC has no such run, and creates it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admitted_run_never_sent_reaches_amc_once_after_its_lease() {
+    let opts = SystemOptions {
+        workers: 0,
+        ..SystemOptions::default()
+    };
+    let mut sys = System::start(opts).await.expect("system");
+    let mut c = sys.client();
+    c.register_and_login("unsent@example.com").await;
+    let setup = c.first_run_setup("amcunsent", 5, SQL, json!({})).await;
+    let run = c.run(&setup.workflow_id, json!({"n": 1})).await;
+    let db = sys.db.connect().await.unwrap();
+    // The admission of a worker that dies right after its commit: nothing is sent.
+    let account = AccountId(setup.account_id.parse().unwrap());
+    let admit = Admit {
+        limit: 10,
+        lease: Duration::from_secs(3),
+    };
+    let admitted = admit_account(&db, account, admit).await.unwrap();
+    assert_eq!(admitted.len(), 1);
+    let row = &admitted[0].row;
+    assert_eq!(row.id.to_string(), run);
+    assert_eq!(row.status, Status::Submitting);
+    assert!(row.submit_started_at.is_some(), "its submission begins");
+    let lease = row.next_check_at.expect("leased");
+    assert!(lease > Utc::now(), "leased into the future");
+    assert_eq!(admitted[0].target.amc_instance_id.as_str(), "amcunsent");
+    assert!(
+        admitted[0].token.is_some(),
+        "the owner's token state comes along"
+    );
+
+    sys.workers.push(sys.spawn_worker().expect("worker"));
+    let runs = c
+        .wait_terminal(std::slice::from_ref(&run), Duration::from_secs(40))
+        .await;
+    assert_eq!(runs[0]["status"], "succeeded", "{}", runs[0]);
+    let running_at: DateTime<Utc> = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT running_at FROM executions WHERE id = $1",
+            [row.id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "running_at")
+        .unwrap();
+    assert!(
+        running_at > lease,
+        "taken over at {running_at}, before its lease ran out at {lease}"
+    );
+    let stats = sys.sim_stats().await.expect("sim stats");
+    assert_eq!(stats["creates"].as_u64(), Some(1), "one AMC run: {stats}");
     drop(db);
     sys.cleanup().await;
 }

@@ -530,11 +530,16 @@ async fn batch_runs_are_admitted_as_interactive_runs_ahead_of_older_collection_w
     .await;
     let db = sys.db.connect().await.expect("db");
     let account = common::ids::AccountId(setup.account_id.parse().expect("uuid"));
-    let admitted = common::execution::admit_account(&db, account)
+    let admit = common::execution::Admit {
+        limit: 10,
+        lease: std::time::Duration::from_secs(35),
+    };
+    let admitted = common::execution::admit_account(&db, account, admit)
         .await
         .expect("admission");
     assert_eq!(admitted.len(), 1, "the cap is 1");
-    let (_, run) = c.get(&format!("/executions/{}", admitted[0].0)).await;
+    assert!(admitted[0].row.submit_started_at.is_some());
+    let (_, run) = c.get(&format!("/executions/{}", admitted[0].row.id)).await;
     assert_eq!(run["triggered_by"], "batch", "{run}");
     assert_eq!(run["batch_id"], created["id"], "{run}");
     assert_eq!(run["status"], "submitting");

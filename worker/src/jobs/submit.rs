@@ -1,5 +1,9 @@
 //! `execution.submit`: admit a queued run, or create an admitted run at AMC exactly once.
 //!
+//! An admitted run normally reaches AMC from the worker that admitted it
+//! ([`admitted`], called by `admit`); a submit step with a `due` takes over a run whose
+//! lease ran out (its worker died) or that is retried after a failed call.
+//!
 //! Before the AMC call the row records `submit_started_at`. A step that finds it set
 //! without an AMC id (a crash, a lost or held answer) is *in doubt*: it lists the
 //! instance's executions since then and adopts the one with the same SQL (or the same
@@ -12,12 +16,13 @@
 
 use super::{CallError, Handle, JobResult, call_amc, free_slot, on_call_error, schedule};
 use crate::ctx::Ctx;
+use crate::sending::OnItsWay;
 use crate::token::TokenError;
 use chrono::{Duration as ChronoDuration, Utc};
 use common::amc::{CreateExecution, ExecutionQuery, WorkflowExecution};
 use common::connection::TokenState;
 use common::execution::{
-    self, ExecutionRow, Held, Status, Submitted, Target, Unsubmitted, now_micros,
+    self, DueStep, ExecutionRow, Held, Status, Submitted, Target, Unsubmitted, now_micros,
 };
 use common::ids::AmcExecutionId;
 use common::jobs::SubmitJob;
@@ -30,7 +35,8 @@ impl Handle for SubmitJob {
     }
 
     async fn handle(self, ctx: &Ctx) -> JobResult {
-        // Most submits go straight to AMC: they begin with the others due together.
+        // A submit step whose row was admitted without its submission begun (by an earlier
+        // build) goes straight to AMC: it begins with the others due together.
         if let Some(due) = self.due
             && let Some(step) = ctx.steps.begin_submission(self.execution_id, due).await?
             && let Some(at) = step.row.next_check_at
@@ -55,8 +61,38 @@ impl Handle for SubmitJob {
     }
 
     async fn handed_back(self, ctx: &Ctx) -> Self {
+        // A new run's job holds no lease (its admission's runs, on their way to AMC, are
+        // handed back by `Sending`): the run may be another worker's now, so it goes back
+        // as it came.
+        if self.due.is_none() {
+            return self;
+        }
         super::step_handed_back(self, ctx).await
     }
+}
+
+/// Sends a run this worker admitted to AMC: admission leased it to this worker and
+/// recorded its submission as begun, so it goes straight to the create call.
+pub async fn admitted(ctx: &Ctx, step: DueStep, way: &OnItsWay) -> JobResult {
+    let Some(at) = step.row.next_check_at else {
+        return Ok(());
+    };
+    let mut held = Held {
+        id: step.row.id,
+        status: Status::Submitting,
+        at,
+    };
+    // The lease must outlast the AMC call, or the reconciler could hand the run to
+    // another worker while the call is on its way: renew one that is too short.
+    let call = ChronoDuration::from_std(ctx.config.amc_timeout).unwrap_or_default();
+    if at - now_micros() < call + ChronoDuration::seconds(1) {
+        let Some(renewed) = execution::renew_lease(&ctx.db, &held, ctx.step_lease()).await? else {
+            return Ok(());
+        };
+        held = renewed;
+        way.renewed(held.at);
+    }
+    create(ctx, &step.row, &held, &step.target, step.token).await
 }
 
 /// Cancels a held run AMC does not have, and frees its slot.
