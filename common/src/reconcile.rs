@@ -18,9 +18,12 @@ pub struct Look {
     /// Open collections that stand still though they should not (see
     /// [`crate::collection::advance_stalled`]).
     pub stalled_collections: Vec<CollectionId>,
-    /// Pending webhook deliveries overdue by more than the grace (their job or dispatch
-    /// was lost): `(id, due)`.
+    /// Pending webhook deliveries whose lease or due passed by more than the grace (their
+    /// job, or their attempt's worker, was lost): `(id, due)`.
     pub overdue_deliveries: Vec<(DeliveryId, chrono::DateTime<chrono::Utc>)>,
+    /// Some pending delivery never claimed has been due for more than the grace: the
+    /// dispatchers are to be woken.
+    pub deliveries_waiting: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -43,7 +46,7 @@ pub async fn look(
         Probe::columns(),
         Overdue::columns(),
         crate::collection::advance::stalled_column(),
-        crate::webhook::delivery::overdue_column()
+        crate::webhook::delivery::overdue_columns()
     );
     let [id, horizon] = replica.heartbeat_values();
     let row = sea_orm::ConnectionTrait::query_one_raw(
@@ -66,6 +69,7 @@ pub async fn look(
         .map_err(|e| DbErr::Type(format!("overdue_deliveries: {e}")))?;
     Ok(Look {
         overdue_deliveries: deliveries.into_iter().map(|d| (d.id, d.due)).collect(),
+        deliveries_waiting: row.try_get("", "deliveries_waiting")?,
         probe: Probe::from_query_result(&row, "")?,
         overdue: Overdue::from_row(&row)?,
         stalled_collections: serde_json::from_value(stalled)

@@ -213,6 +213,7 @@ async fn reconcile_pass(s: &Scheduler) {
             cancels = r.cancels,
             collections = r.collections,
             deliveries = r.deliveries,
+            woke_dispatchers = r.woke_dispatchers,
             "reconciled overdue work"
         ),
         Ok(_) => {}

@@ -24,13 +24,20 @@ pub struct Reconciled {
     pub cancels: usize,
     /// Collections that stood still and were moved on.
     pub collections: usize,
-    /// Webhook deliveries whose job or dispatch was lost.
+    /// Webhook deliveries whose job, or whose attempt's worker, was lost.
     pub deliveries: usize,
+    /// The dispatchers were woken: deliveries never claimed have waited past the grace.
+    pub woke_dispatchers: bool,
 }
 
 impl Reconciled {
     pub fn total(&self) -> usize {
-        self.steps + self.admissions + self.cancels + self.collections + self.deliveries
+        self.steps
+            + self.admissions
+            + self.cancels
+            + self.collections
+            + self.deliveries
+            + usize::from(self.woke_dispatchers)
     }
 }
 
@@ -121,6 +128,7 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
         overdue,
         stalled_collections,
         overdue_deliveries,
+        deliveries_waiting,
     } = look(&s.db, &replica, grace, BATCH).await?;
     if !probe.alive {
         // Its row was removed (pruned after a very long stall): alive from now.
@@ -186,6 +194,10 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
         out.deliveries = deliveries.len();
         s.producer.enqueue_batch(&deliveries).await?;
     }
+    if deliveries_waiting {
+        common::webhook::delivery::wake_dispatchers(&s.db).await?;
+        out.woke_dispatchers = true;
+    }
     let count = |kind, n: usize| {
         s.metrics
             .reconciled
@@ -197,6 +209,7 @@ pub async fn once(s: &Scheduler) -> anyhow::Result<Reconciled> {
     count("cancel", out.cancels);
     count("collection", out.collections);
     count("delivery", out.deliveries);
+    count("delivery_wake", usize::from(out.woke_dispatchers));
     Ok(out)
 }
 

@@ -3,11 +3,14 @@
 //! deliveries due now (`FOR UPDATE SKIP LOCKED`, so among many workers one takes each)
 //! and attempts them itself, each as a `webhook.deliver` job would, with no trip through
 //! Redis: a fresh delivery costs one shared claim and its record. It claims only as many
-//! as it has free attempt slots (`AMP_WORKER_CONCURRENCY`), so what it cannot start at
-//! once stays in the table for another worker. Retries and deferrals go out as delayed
-//! jobs. A lost notification costs latency, not a delivery, and so does a worker that
-//! dies holding claims: the scheduler's reconciler re-enqueues overdue deliveries once
-//! their lease has passed.
+//! as it has free attempt slots (`AMP_WORKER_CONCURRENCY`; a power of two of them, see
+//! `delivery::claim_size`), so what it cannot start at once stays in the table for
+//! another worker; while a backlog lasts it lets half its slots come back before the next
+//! claim, so a claim takes many deliveries rather than one. Retries and deferrals go out
+//! as delayed jobs. A lost notification costs latency, not a delivery (the scheduler's
+//! reconciler wakes the dispatchers when unclaimed deliveries wait past its grace), and so
+//! does a worker that dies holding claims: the reconciler re-enqueues those once their
+//! lease has passed.
 
 use crate::ctx::Ctx;
 use crate::jobs::deliver;
@@ -21,8 +24,11 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Most deliveries one claim takes.
-const CLAIM: usize = 1_000;
+/// While deliveries wait (the last claim took all it asked for), how long the dispatcher
+/// waits for half its attempt slots to come back before it claims with fewer: a backlog
+/// is claimed a few large statements at a time, not one statement per slot as each comes
+/// back.
+const GATHER: Duration = Duration::from_millis(5);
 
 /// The dispatcher's attempts in flight, which a stopping worker lets finish.
 #[derive(Clone, Default)]
@@ -46,6 +52,7 @@ pub async fn run(ctx: Ctx, stop: CancellationToken, in_flight: InFlight) {
         wake.clone(),
     ));
     let slots = Arc::new(Semaphore::new(ctx.config.worker_concurrency.max(1)));
+    let half = (ctx.config.worker_concurrency / 2).max(1);
     // What was due before this process listened is claimed at once.
     wake.notify_one();
     loop {
@@ -53,15 +60,21 @@ pub async fn run(ctx: Ctx, stop: CancellationToken, in_flight: InFlight) {
             _ = stop.cancelled() => break,
             _ = wake.notified() => {}
         }
+        // On waking, claim at once; while a backlog lasts, gather half the slots first.
+        let mut want = 1;
         loop {
-            // Claim no more than can start now (waiting for one slot at least).
-            let permits = tokio::select! {
+            let mut permits = tokio::select! {
                 _ = stop.cancelled() => break,
-                p = free_slots(&slots) => p,
+                p = free_slots(&slots, want) => p,
             };
-            let asked = permits.len();
+            let asked = delivery::claim_size(permits.len());
+            if asked == 0 {
+                break;
+            }
+            // The slots this claim does not use go back at once.
+            permits.truncate(asked);
             match claim_and_attempt(&ctx, permits, &in_flight).await {
-                Ok(n) if n == asked => continue,
+                Ok(n) if n == asked => want = half,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not dispatch webhook deliveries; the reconciler will");
@@ -74,20 +87,29 @@ pub async fn run(ctx: Ctx, stop: CancellationToken, in_flight: InFlight) {
     listener.abort();
 }
 
-/// One free attempt slot at least (waiting for it), and every other one free now, up to a
-/// claim's worth.
-async fn free_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
+/// One free attempt slot at least (waiting for it), then up to `want` (waiting at most
+/// [`GATHER`] for them), and every other one free now, up to a claim's worth.
+async fn free_slots(slots: &Arc<Semaphore>, want: usize) -> Vec<OwnedSemaphorePermit> {
     let Ok(first) = slots.clone().acquire_owned().await else {
         return Vec::new();
     };
     let mut permits = vec![first];
-    while permits.len() < CLAIM {
-        match slots.clone().try_acquire_owned() {
-            Ok(p) => permits.push(p),
-            Err(_) => break,
+    let until = tokio::time::Instant::now() + GATHER;
+    loop {
+        while permits.len() < delivery::MAX_CLAIM {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        if permits.len() >= want.min(delivery::MAX_CLAIM) {
+            return permits;
+        }
+        match tokio::time::timeout_at(until, slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => permits.push(p),
+            _ => return permits,
         }
     }
-    permits
 }
 
 /// Claims up to one delivery per permit and starts their attempts; returns how many.
@@ -99,7 +121,7 @@ async fn claim_and_attempt(
     // The attempt's own lease (a job's `take` gives the same): its request's timeout and a
     // margin; the reconciler re-pushes a delivery whose lease has passed.
     let lease = ctx.config.webhook_timeout + Duration::from_secs(5);
-    let claimed = delivery::claim_due(&ctx.db, permits.len() as u64, lease).await?;
+    let claimed = delivery::claim_due(&ctx.db, permits.len(), lease).await?;
     let n = claimed.len();
     for ((work, trace), permit) in claimed.into_iter().zip(permits) {
         in_flight.0.spawn(attempt(ctx.clone(), work, trace, permit));

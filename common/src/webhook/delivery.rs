@@ -54,36 +54,48 @@ const WORK_COLUMNS: &str = "d.id, d.event_id, e.event_type, d.endpoint_id, d.use
     d.next_attempt_at AS lease, w.url, w.enabled, w.secret_enc, w.previous_secret_enc, w.rotated_at, \
     e.created_at AS event_created_at, e.payload";
 
-/// Deliveries due now, oldest first, leased for `lease` by the dispatcher that claims them
-/// (`FOR UPDATE SKIP LOCKED`: among many dispatchers one takes each) and attempted by it at
-/// once, so a fresh delivery needs no job: each comes with what its attempt sends and
-/// `trace`, the root of the trace of the run whose event it delivers (when it has one).
-/// A claimed delivery whose dispatcher dies is re-pushed by the reconciler once `lease`
-/// has passed, like any overdue one.
+/// The most deliveries one claim takes.
+pub const MAX_CLAIM: usize = 1024;
+
+/// How many deliveries a claim with `free` attempt slots takes: the largest power of two
+/// not above `free` (at most [`MAX_CLAIM`]), so that there are only eleven claim
+/// statements, each with its limit written in. A claim whose limit (or status) were bound
+/// values would be planned on every call: PostgreSQL's generic plan cannot use the partial
+/// due index for a bound status and assumes a tenth of the table for a bound limit, so it
+/// keeps to custom plans, and planning the claim costs more than running a small one.
+pub fn claim_size(free: usize) -> usize {
+    match free.min(MAX_CLAIM) {
+        0 => 0,
+        n => 1 << n.ilog2(),
+    }
+}
+
+/// Up to [`claim_size`]`(free)` deliveries due now, oldest first, leased for `lease` by
+/// the dispatcher that claims them (`FOR UPDATE SKIP LOCKED`: among many dispatchers one
+/// takes each) and attempted by it at once, so a fresh delivery needs no job: each comes
+/// with what its attempt sends and `trace`, the root of the trace of the run whose event
+/// it delivers (when it has one). A claimed delivery whose dispatcher dies is re-pushed by
+/// the reconciler once `lease` has passed, like any overdue one.
 pub async fn claim_due(
     db: &DatabaseConnection,
-    limit: u64,
+    free: usize,
     lease: Duration,
 ) -> Result<Vec<(Work, Option<String>)>, DbErr> {
+    let size = claim_size(free);
+    if size == 0 {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "UPDATE webhook_deliveries d SET next_attempt_at = $1 FROM events e, webhook_endpoints w \
          WHERE d.id IN ( \
-             SELECT id FROM webhook_deliveries WHERE status = $2 AND next_attempt_at <= now() \
-             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             SELECT id FROM webhook_deliveries WHERE status = '{pending}' AND next_attempt_at <= now() \
+             ORDER BY next_attempt_at LIMIT {size} FOR UPDATE SKIP LOCKED) \
            AND e.id = d.event_id AND w.id = d.endpoint_id \
          RETURNING {WORK_COLUMNS}, \
-           (SELECT x.trace_context FROM executions x WHERE x.id = e.subject_id) AS trace"
+           (SELECT x.trace_context FROM executions x WHERE x.id = e.subject_id) AS trace",
+        pending = DeliveryStatus::Pending
     );
-    let rows = db
-        .query_all_raw(stmt(
-            &sql,
-            [
-                at(lease).into(),
-                DeliveryStatus::Pending.into(),
-                (limit as i64).into(),
-            ],
-        ))
-        .await?;
+    let rows = db.query_all_raw(stmt(&sql, [at(lease).into()])).await?;
     rows.iter()
         .map(|r| Ok((Work::from_query_result(r, "")?, r.try_get("", "trace")?)))
         .collect()
@@ -633,17 +645,41 @@ pub async fn with_attempts(
     Ok(Some((d, attempts)))
 }
 
-/// The reconciler's look at deliveries, as a column of one SELECT: pending deliveries
-/// overdue by more than the grace (`$3` seconds; their job, or their dispatch, was lost),
-/// at most `$4`, with their due.
-pub(crate) fn overdue_column() -> String {
+/// A pending delivery made due by a write that leased nothing and pushed no job (its
+/// event's insert, a recovery, a test send: each sets `next_attempt_at` to the
+/// transaction's `now()`, as `updated_at` is), in SQL over `webhook_deliveries`. Only the
+/// dispatchers' claims attempt it; a claim, a deferral or a retry moves `next_attempt_at`
+/// alone, away from `updated_at`.
+const UNCLAIMED: &str = "next_attempt_at = updated_at";
+
+/// The reconciler's look at deliveries, as two columns of one SELECT, over the pending
+/// deliveries overdue by more than the grace (`$3` seconds):
+/// - `overdue_deliveries`: those whose lease or due passed (a lost job, or an attempt
+///   whose worker died), at most `$4`, with their due, for the reconciler to re-push;
+/// - `deliveries_waiting`: whether any of them is unclaimed ([`UNCLAIMED`]). Those wait
+///   for a dispatcher with a free slot (a backlog, or a missed wake-up), and dispatchers
+///   claim the oldest first, so the reconciler wakes them instead of pushing a job for
+///   each, which under a backlog would only add a statement per delivery to a busy
+///   database.
+pub(crate) fn overdue_columns() -> String {
     format!(
         "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'due', d.next_attempt_at)), '[]'::jsonb) \
            FROM (SELECT id, next_attempt_at FROM webhook_deliveries WHERE status = '{pending}' \
-                   AND next_attempt_at < now() - make_interval(secs => $3) ORDER BY next_attempt_at LIMIT $4) d) \
-         AS overdue_deliveries",
+                   AND next_attempt_at < now() - make_interval(secs => $3) AND NOT ({UNCLAIMED}) \
+                 ORDER BY next_attempt_at LIMIT $4) d) \
+         AS overdue_deliveries, \
+         EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = '{pending}' \
+                   AND next_attempt_at < now() - make_interval(secs => $3) AND {UNCLAIMED}) \
+         AS deliveries_waiting",
         pending = DeliveryStatus::Pending
     )
+}
+
+/// Wakes every worker's dispatcher (`NOTIFY amp_deliveries`).
+pub async fn wake_dispatchers(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_raw(stmt("SELECT pg_notify($1, '')", [CHANNEL.into()]))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -665,6 +701,15 @@ mod tests {
             now,
             five_days
         ));
+    }
+
+    #[test]
+    fn a_claim_takes_a_power_of_two_of_the_free_slots() {
+        let sizes: Vec<usize> = [0, 1, 2, 3, 63, 64, 65, 1000, 5000]
+            .into_iter()
+            .map(claim_size)
+            .collect();
+        assert_eq!(sizes, [0, 1, 2, 2, 32, 64, 64, 512, 1024]);
     }
 
     #[test]

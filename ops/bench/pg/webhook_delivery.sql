@@ -2,9 +2,9 @@
 -- (ops/bench/webhooks.py runs this with pgbench -M prepared on pre-made pending
 -- deliveries; one script run = one delivery, two implicit transactions):
 --   1. claim_due: the dispatcher's claim, which leases the row for its attempt and reads
---      what it sends (event, endpoint, secret, the run's trace root); ours claims up to
---      1,000 per statement, here one per claim, which costs more per delivery, so the
---      comparison is conservative;
+--      what it sends (event, endpoint, secret, the run's trace root); ours claims a power
+--      of two of its free slots per statement (up to 1,024) with the limit written in, so
+--      this is its claim of one (the lease is a bound value in ours);
 --   2. record: the 2xx answer, the delivery's end and the endpoint's streak, one statement.
 -- The lease is now() + 20 s (AMP_WEBHOOK_TIMEOUT 15 s + 5 s), which ours computes in the
 -- client. \gset carries the id and the lease to the record. Builds before the dispatcher

@@ -4,10 +4,12 @@
 //! worker SIGKILLed and Redis restarted empty lose nothing; an endpoint down past the
 //! disable rule is disabled and its messages skipped, then recovered; a rotated secret
 //! and the old one both verify; a slow endpoint does not delay another; private
-//! addresses are refused; the API's answers to bad input and other users.
+//! addresses are refused; the API's answers to bad input and other users; the
+//! dispatcher's claim and the reconciler's look at deliveries.
 //! Run `cargo build --workspace --bins` first (`ops/test` does).
 
 mod api;
+mod claims;
 mod delivery;
 mod disable;
 mod isolation;
