@@ -113,6 +113,11 @@ fn context_of(span: &tracing::Span) -> Option<SpanContext> {
     sc.is_valid().then_some(sc)
 }
 
+/// The root of the current request or job (see [`scope`]).
+pub fn root() -> Option<SpanContext> {
+    ROOT.try_with(Clone::clone).ok().flatten()
+}
+
 /// What a job pushed now carries: `root;link` (the current request's or job's root, and
 /// the current span), or `None` when tracing is off. One allocation per job pushed.
 pub fn outgoing() -> Option<String> {

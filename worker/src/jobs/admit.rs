@@ -85,7 +85,12 @@ async fn admit_passes(
             let (ctx, way) = (ctx.clone(), ctx.sending.hold(step.row.id, lease));
             // The run's own trace (its request's), not the admitting job's: what its
             // submission pushes (its first check) carries it on.
-            let root = step.row.trace_context.clone().or_else(trace::current_root);
+            let root = step
+                .row
+                .trace_context
+                .as_deref()
+                .and_then(trace::parse)
+                .or_else(trace::root);
             let send = async move { submit::admitted(&ctx, step, &way).await };
             sending.spawn(trace::scope(root, send).in_current_span());
         }
