@@ -54,34 +54,22 @@ fn write_traceparent(out: &mut String, sc: &SpanContext) {
     push_hex(out, &[sc.trace_flags().to_u8()]);
 }
 
-/// Lower-case hex, two digits a byte (every job pushed writes two ids: a table is several
-/// times cheaper than formatting a `u128` with `{:032x}`).
+/// Lower-case hex, two digits a byte, written in place (every job pushed writes two ids:
+/// several times cheaper than formatting a `u128` with `{:032x}`). Ids are at most 16 bytes.
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    let mut buf = [0u8; 32];
+    let digits = &mut buf[..2 * bytes.len()];
+    if hex::encode_to_slice(bytes, digits).is_ok()
+        && let Ok(text) = std::str::from_utf8(digits)
+    {
+        out.push_str(text);
     }
 }
 
-/// The bytes `hex` spells (exactly `N` bytes' worth of hex digits, either case).
-fn from_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let hex = hex.as_bytes();
-    if hex.len() != 2 * N {
-        return None;
-    }
+/// The bytes `text` spells (exactly `N` bytes' worth of hex digits, either case).
+fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
