@@ -34,16 +34,6 @@ impl Sending {
         }
     }
 
-    /// How many runs are on their way.
-    pub fn len(&self) -> usize {
-        self.runs().len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.runs().is_empty()
-    }
-
     /// Pushes a submit step for every run still on its way, carrying its lease; returns
     /// how many went out.
     pub async fn hand_back(&self, producer: &Producer) -> usize {
@@ -88,13 +78,13 @@ mod tests {
         let id = ExecutionId(uuid::Uuid::now_v7());
         let t = Utc::now();
         let way = set.hold(id, t);
-        assert_eq!(set.len(), 1);
+        assert_eq!(set.runs().len(), 1);
         way.renewed(t + chrono::Duration::seconds(5));
         assert_eq!(
             set.runs().get(&id),
             Some(&(t + chrono::Duration::seconds(5)))
         );
         drop(way);
-        assert!(set.is_empty());
+        assert!(set.runs().is_empty());
     }
 }
